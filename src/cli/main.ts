@@ -1,0 +1,28 @@
+const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  embed: () => import('./embed.ts'),
+  forge: () => import('./forge.ts'),
+};
+
+const USAGE = `usage: tessera <command> [options]
+
+commands:
+  embed   embed texts and images, print Jina-API-shaped JSON
+  forge   build a model folder of the jina-clip architecture (tiny | full | colour)
+
+Run \`tessera <command> --help\` for a command's options.`;
+
+const [command, ...args] = process.argv.slice(2);
+if (!command || command === '--help' || command === '-h') {
+  console.log(USAGE);
+} else if (!(command in COMMANDS)) {
+  console.error(`tessera: unknown command "${command}"\n\n${USAGE}`);
+  process.exitCode = 2;
+} else {
+  try {
+    const mod = await COMMANDS[command]!();
+    await mod.main(args);
+  } catch (err) {
+    console.error(`tessera ${command}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}

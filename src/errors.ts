@@ -1,0 +1,50 @@
+/**
+ * One registry of every error tessera reports to users: a stable code, the HTTP status the
+ * server answers with, and the message. Library, CLI and server all throw TesseraError.
+ */
+export const ERRORS = {
+  MODEL_NOT_FOUND: { status: 400, summary: 'the model could not be found' },
+  MODEL_FILE_MISSING: { status: 500, summary: 'a file the model needs is missing' },
+  MODEL_FILE_INVALID: { status: 500, summary: 'a model file is unreadable or malformed' },
+  HUB_OFFLINE: { status: 503, summary: 'the model is not in the local cache and the hub is not reachable or offline mode is on' },
+  HUB_DOWNLOAD_FAILED: { status: 502, summary: 'downloading from the model hub failed' },
+  TEXT_TOO_LONG: { status: 422, summary: 'a text is longer than the model accepts and truncate is off' },
+  TEXT_INVALID: { status: 422, summary: 'a text item is not a string' },
+  IMAGE_SOURCE_INVALID: { status: 422, summary: 'an image item is not a path, buffer, base64 string or data URI' },
+  IMAGE_NOT_FOUND: { status: 422, summary: 'an image file does not exist' },
+  IMAGE_UNDECODABLE: { status: 422, summary: 'an image could not be decoded' },
+  IMAGE_TOO_LARGE: { status: 422, summary: 'an image has more pixels than the limit' },
+  IMAGE_FORMAT_UNSUPPORTED: { status: 422, summary: 'an image is in a format that is not accepted' },
+  INVALID_ARGUMENT: { status: 422, summary: 'an argument has the wrong type or value' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class TesseraError extends Error {
+  readonly code: ErrorCode;
+  /** Position of the offending item in the caller's input, when the error is about one item. */
+  readonly item?: number;
+
+  constructor(code: ErrorCode, message: string, options?: { item?: number; cause?: unknown }) {
+    super(options?.item === undefined ? message : `input[${options.item}]: ${message}`, { cause: options?.cause });
+    this.name = 'TesseraError';
+    this.code = code;
+    this.item = options?.item;
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+
+  /** The same error, attributed to item `index` of the caller's input. */
+  forItem(index: number): TesseraError {
+    if (this.item !== undefined) return this;
+    return new TesseraError(this.code, this.message, { item: index, cause: this.cause });
+  }
+}
+
+/** sharp-style argument check: names the parameter, what was expected and what came. */
+export function invalidArgument(name: string, expected: string, actual: unknown): TesseraError {
+  const shown = typeof actual === 'string' ? JSON.stringify(actual) : String(actual);
+  return new TesseraError('INVALID_ARGUMENT', `expected ${expected} for ${name} but received ${shown}`);
+}
