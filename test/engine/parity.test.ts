@@ -1,0 +1,71 @@
+// Parity with transformers.js on the same forged model folder: it is an independent
+// implementation of tokenization and of running the graphs (REFERENCE section 1).
+import assert from 'node:assert/strict';
+import { before, after, describe, test } from 'node:test';
+import { AutoTokenizer, JinaCLIPTextModel, JinaCLIPVisionModel, Tensor, env } from '@huggingface/transformers';
+import { Embedder } from '../../src/engine/embedder.ts';
+import { forged, maxAbsDiff } from '../helpers/models.ts';
+
+env.allowRemoteModels = false;
+
+const TEXTS = [
+  'a photo of a red car',
+  'Hello, World!',
+  'Ça coûte 12,50 € — déjà vu, naïve café.',
+  '日本語のテキスト 中文 한국어',
+  'emoji 🙂 and symbols #$%&* (tabs)\tand\nnewlines',
+  'The quick brown fox jumps over the lazy dog. '.repeat(40),
+  '',
+];
+
+for (const attentionMask of [true, false]) {
+  describe(`parity with transformers.js, text graph ${attentionMask ? 'with' : 'without'} attention_mask`, () => {
+    let dir: string;
+    let embedder: Embedder;
+    before(async () => {
+      dir = await forged('tiny', attentionMask);
+      embedder = await Embedder.load(dir);
+    });
+    after(() => embedder.close());
+
+    test('tokenization gives the same ids', async () => {
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      for (const text of TEXTS) {
+        const theirs = Array.from((tokenizer(text).input_ids as Tensor).data as BigInt64Array, Number);
+        assert.deepEqual(embedder.tokenize(text).ids, theirs, `ids differ for ${JSON.stringify(text)}`);
+      }
+    });
+
+    test('text embeddings agree within 1e-5', async () => {
+      const tokenizer = await AutoTokenizer.from_pretrained(dir);
+      const model = await JinaCLIPTextModel.from_pretrained(dir, { dtype: 'fp32' });
+      const ours = await embedder.embedTexts(TEXTS, { normalize: false });
+      for (const [i, text] of TEXTS.entries()) {
+        const { text_embeds } = await model(tokenizer(text));
+        const diff = maxAbsDiff(ours[i]!.embedding, (text_embeds as Tensor).data as Float32Array);
+        assert.ok(diff <= 1e-5, `text ${i} differs by ${diff}`);
+      }
+      await model.dispose();
+    });
+
+    test('image embeddings agree within 1e-5 on the same pixel tensors', async () => {
+      const model = await JinaCLIPVisionModel.from_pretrained(dir, { dtype: 'fp32' });
+      const count = 3;
+      const pixels = new Float32Array(count * 3 * 224 * 224);
+      let state = 12345;
+      for (let i = 0; i < pixels.length; i++) {
+        state = (state * 1103515245 + 12345) % 2 ** 31;
+        pixels[i] = (state / 2 ** 31) * 4 - 2;
+      }
+      const ours = await embedder.embedPixels(pixels, count, { normalize: false });
+      const { image_embeds } = await model({ pixel_values: new Tensor('float32', pixels, [count, 3, 224, 224]) });
+      const theirs = (image_embeds as Tensor).data as Float32Array;
+      const dim = ours[0]!.length;
+      ours.forEach((v, i) => {
+        const diff = maxAbsDiff(v, theirs.subarray(i * dim, (i + 1) * dim));
+        assert.ok(diff <= 1e-5, `image ${i} differs by ${diff}`);
+      });
+      await model.dispose();
+    });
+  });
+}
