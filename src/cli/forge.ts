@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+import { invalidArgument } from '../errors.ts';
+import { DEFAULT_SEED, forgeModel, PRESET_NAMES, type PresetName } from '../forge/index.ts';
+
+const HELP = `usage: tessera forge --preset tiny|full|colour --out DIR [--no-attention-mask] [--seed N]
+
+Builds a model folder of jina-clip-v1's architecture in the Hugging Face hub layout:
+config.json, preprocessor_config.json, tokenizer files, onnx/text_model.onnx and
+onnx/vision_model.onnx.
+
+  --preset P            tiny (seeded random, small), full (seeded random, jina-clip-v1's
+                        dimensions, about 900 MB), colour (small, hand-set weights that
+                        know colour words and image colours; what --model demo uses)
+  --out DIR             the folder to write (created if missing; files are replaced)
+  --no-attention-mask   build the text graph without an attention_mask input
+  --seed N              seed of the random weights (default ${DEFAULT_SEED})`;
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      preset: { type: 'string' },
+      out: { type: 'string' },
+      'no-attention-mask': { type: 'boolean' },
+      seed: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  if (values.preset === undefined) throw invalidArgument('--preset', PRESET_NAMES.join(' | '), undefined);
+  if (!(PRESET_NAMES as readonly string[]).includes(values.preset)) {
+    throw invalidArgument('--preset', PRESET_NAMES.join(' | '), values.preset);
+  }
+  if (values.out === undefined || values.out === '') throw invalidArgument('--out', 'a directory', values.out);
+  if (values.seed !== undefined && !(/^\d+$/.test(values.seed) && Number(values.seed) <= 0xffffffff)) {
+    throw invalidArgument('--seed', 'an integer from 0 to 4294967295', values.seed);
+  }
+  const seed = values.seed === undefined ? DEFAULT_SEED : Number(values.seed);
+
+  const summary = await forgeModel({
+    preset: values.preset as PresetName,
+    outDir: values.out,
+    attentionMask: !values['no-attention-mask'],
+    seed,
+    onFile: (file) => process.stderr.write(`  ${file.path.padEnd(26)} ${formatBytes(file.bytes).padStart(9)}\n`),
+  });
+  const total = summary.files.reduce((sum, f) => sum + f.bytes, 0);
+  console.log(
+    `forged ${summary.preset} (seed ${summary.seed}, attention mask ${summary.attentionMask ? 'on' : 'off'}) ` +
+      `into ${summary.outDir}: ${formatBytes(total)} in ${summary.seconds.toFixed(1)} s`,
+  );
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}

@@ -1,0 +1,109 @@
+/**
+ * The forge: builds model folders of jina-clip-v1's architecture in the Hugging Face hub
+ * layout (config.json, preprocessor_config.json, tokenizer files, onnx/text_model.onnx,
+ * onnx/vision_model.onnx), for tests and benchmarks on machines that cannot reach the hub.
+ *
+ * @example
+ *   await forgeModel({ preset: 'tiny', outDir: '/tmp/tiny' });
+ *   await forgeModel({ preset: 'colour', outDir: '/tmp/demo', attentionMask: false });
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { invalidArgument } from '../errors.ts';
+import { colourWeights } from './colour.ts';
+import type { WeightSource } from './graph.ts';
+import { modelConfig, PREPROCESSOR_CONFIG } from './hub-files.ts';
+import { PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
+import { randomWeights } from './random-weights.ts';
+import { buildTextGraph } from './text-tower.ts';
+import { tokenizerFiles } from './tokenizer-files.ts';
+import { buildVisionGraph } from './vision-tower.ts';
+import { buildVocab } from './vocab.ts';
+import { writeModel, type ModelInfo } from './writer.ts';
+
+export { COLOURS, normalisePixel, type Colour } from './colour.ts';
+export { IMAGE_MEAN, IMAGE_STD, PREPROCESSOR_CONFIG } from './hub-files.ts';
+export { PRESET_NAMES, PRESETS, type Preset, type PresetName } from './presets.ts';
+export { TEXT_INPUTS, TEXT_OUTPUT } from './text-tower.ts';
+export { VISION_INPUT, VISION_OUTPUT } from './vision-tower.ts';
+
+export const DEFAULT_SEED = 0;
+export const OPSET_VERSION = 17;
+/** IR version 8 is the one that goes with opset 17. */
+const IR_VERSION = 8;
+
+export interface ForgeOptions {
+  preset: PresetName;
+  /** Created if missing; files already there with the same names are replaced. */
+  outDir: string;
+  /** Give the text graph an attention_mask input (default true). */
+  attentionMask?: boolean;
+  /** Seed of the random presets' weights (default 0); recorded but unused by `colour`. */
+  seed?: number;
+  /** Called as each file is written, for progress output. */
+  onFile?: (file: ForgedFile) => void;
+}
+
+export interface ForgedFile {
+  /** Relative to outDir, with forward slashes. */
+  path: string;
+  bytes: number;
+}
+
+export interface ForgeSummary {
+  outDir: string;
+  preset: PresetName;
+  seed: number;
+  attentionMask: boolean;
+  files: ForgedFile[];
+  seconds: number;
+}
+
+export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
+  const started = performance.now();
+  const { preset: presetName, outDir } = options;
+  const attentionMask = options.attentionMask ?? true;
+  const seed = options.seed ?? DEFAULT_SEED;
+  if (!PRESET_NAMES.includes(presetName)) throw invalidArgument('preset', PRESET_NAMES.join(' | '), presetName);
+  if (typeof outDir !== 'string' || outDir === '') throw invalidArgument('outDir', 'a directory path', outDir);
+  if (typeof attentionMask !== 'boolean') throw invalidArgument('attentionMask', 'a boolean', attentionMask);
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument('seed', 'an integer from 0 to 4294967295', seed);
+
+  const preset = PRESETS[presetName];
+  const vocab = buildVocab(preset.text.vocabSize);
+  const weights: WeightSource = preset.weights === 'colour' ? colourWeights(preset, vocab) : randomWeights(seed);
+  const record = { preset: presetName, seed, attention_mask: attentionMask };
+
+  await mkdir(join(outDir, 'onnx'), { recursive: true });
+  const files: ForgedFile[] = [];
+  const done = (path: string, bytes: number): void => {
+    const file = { path, bytes };
+    files.push(file);
+    options.onFile?.(file);
+  };
+  const writeText = async (path: string, content: string): Promise<void> => {
+    await writeFile(join(outDir, path), content);
+    done(path, Buffer.byteLength(content));
+  };
+  const json = (value: unknown): string => `${JSON.stringify(value, null, 2)}\n`;
+
+  await writeText('config.json', json(modelConfig(preset, record)));
+  await writeText('preprocessor_config.json', json(PREPROCESSOR_CONFIG));
+  for (const [path, content] of Object.entries(tokenizerFiles(vocab))) {
+    await writeText(path, typeof content === 'string' ? content : json(content));
+  }
+
+  const info = (tower: string): ModelInfo => ({
+    producerName: 'tessera-forge',
+    producerVersion: '1',
+    docString: `jina-clip-v1 ${tower} tower, forged by tessera (preset ${presetName}); not a trained model`,
+    metadata: { tessera_forge_preset: presetName, tessera_forge_seed: String(seed), tessera_forge_attention_mask: String(attentionMask) },
+    opsetVersion: OPSET_VERSION,
+    irVersion: IR_VERSION,
+  });
+  const textPath = 'onnx/text_model.onnx';
+  done(textPath, await writeModel(join(outDir, textPath), buildTextGraph(preset.text, { attentionMask }), weights, info('text')));
+  const visionPath = 'onnx/vision_model.onnx';
+  done(visionPath, await writeModel(join(outDir, visionPath), buildVisionGraph(preset.vision, preset.projectionDim), weights, info('vision')));
+  return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,84 @@
+/** The model sizes the forge builds. `full` has jina-clip-v1's dimensions. */
+
+export interface TextDims {
+  hidden: number;
+  layers: number;
+  heads: number;
+  intermediate: number;
+  vocabSize: number;
+  /** ALiBi has no position table; this is the context length the config advertises. */
+  maxPositions: number;
+  typeVocabSize: number;
+  layerNormEps: number;
+}
+
+export interface VisionDims {
+  imageSize: number;
+  patchSize: number;
+  width: number;
+  layers: number;
+  headWidth: number;
+  mlpRatio: number;
+  /** Rotary positions are scaled as if trained on this many patches per side (EVA-02's pt_hw_seq_len). */
+  ptHwSeqLen: number;
+  layerNormEps: number;
+}
+
+export type PresetName = 'tiny' | 'full' | 'colour';
+export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'full', 'colour'];
+
+export interface Preset {
+  name: PresetName;
+  text: TextDims;
+  vision: VisionDims;
+  projectionDim: number;
+  /** `random`: seeded normal weights; `colour`: the hand-set colour model (colour.ts). */
+  weights: 'random' | 'colour';
+}
+
+const tinyText: TextDims = {
+  hidden: 32,
+  layers: 2,
+  heads: 4,
+  intermediate: 64,
+  vocabSize: 1000,
+  maxPositions: 8192,
+  typeVocabSize: 2,
+  layerNormEps: 1e-12,
+};
+
+const tinyVision: VisionDims = {
+  imageSize: 224,
+  patchSize: 16,
+  width: 32,
+  layers: 2,
+  headWidth: 8,
+  mlpRatio: 2.6667,
+  ptHwSeqLen: 14,
+  layerNormEps: 1e-6,
+};
+
+export const PRESETS: Record<PresetName, Preset> = {
+  tiny: { name: 'tiny', text: tinyText, vision: tinyVision, projectionDim: 32, weights: 'random' },
+  colour: { name: 'colour', text: tinyText, vision: tinyVision, projectionDim: 32, weights: 'colour' },
+  full: {
+    name: 'full',
+    text: { ...tinyText, hidden: 768, layers: 12, heads: 12, intermediate: 3072, vocabSize: 30528 },
+    vision: { ...tinyVision, width: 768, layers: 12, headWidth: 64 },
+    projectionDim: 768,
+    weights: 'random',
+  },
+};
+
+export function visionHeads(v: VisionDims): number {
+  return v.width / v.headWidth;
+}
+
+/** SwiGLU hidden size: round(width * mlp_ratio), 2048 for width 768. */
+export function visionMlpHidden(v: VisionDims): number {
+  return Math.round(v.width * v.mlpRatio);
+}
+
+export function patchesPerSide(v: VisionDims): number {
+  return v.imageSize / v.patchSize;
+}
