@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Golden tensors for tessera's image preprocessing.
+
+Implements, literally, the eval transform jina-clip-v1 was evaluated with (open_clip's
+image_transform with resize_mode "shortest" on Pillow + torchvision), without needing torch:
+
+  PIL.Image.open                         ICC profile and EXIF orientation NOT applied
+  Resize(224, BICUBIC)                   torchvision's size rule, Pillow's img.resize()
+  CenterCrop(224)                        top = int(round((h - 224) / 2.0)), left likewise
+  convert('RGB')                         open_clip's _convert_to_rgb
+
+For every fixture it writes the 224x224 RGB uint8 result as a lossless PNG to
+test/fixtures/images/golden/<fixture name>.png. ToTensor (/255) and Normalize are exact
+arithmetic and are done by the test. Fixtures with an EXIF orientation also get
+<fixture name>.exif-applied.png, the same pipeline after PIL.ImageOps.exif_transpose.
+
+Needs only Pillow and numpy (Debian: python3-pil, python3-numpy):
+
+  /usr/bin/python3 scripts/golden-images.py
+"""
+import os
+import sys
+
+import numpy as np
+from PIL import Image, ImageOps
+
+SIZE = 224
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, '..', 'test', 'fixtures', 'images')
+GOLDEN = os.path.join(FIXTURES, 'golden')
+
+
+def resized_size(width, height, size=SIZE):
+    """torchvision.transforms.functional._compute_resized_output_size for an int size."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = size, int(size * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def resize(img, size=SIZE):
+    """torchvision.transforms.Resize(size, InterpolationMode.BICUBIC) on a PIL image."""
+    width, height = img.size
+    new_w, new_h = resized_size(width, height, size)
+    if (new_w, new_h) == (width, height):
+        return img
+    # Pillow itself switches "P" and "1" images to NEAREST and resizes RGBA/LA premultiplied.
+    return img.resize((new_w, new_h), Image.BICUBIC)
+
+
+def center_crop(img, size=SIZE):
+    """torchvision.transforms.CenterCrop(size) (the image is never smaller than size here)."""
+    width, height = img.size
+    top = int(round((height - size) / 2.0))
+    left = int(round((width - size) / 2.0))
+    return img.crop((left, top, left + size, top + size))
+
+
+def reference(img):
+    img = center_crop(resize(img))
+    img = img.convert('RGB')
+    arr = np.asarray(img, dtype=np.uint8)
+    assert arr.shape == (SIZE, SIZE, 3), arr.shape
+    return arr
+
+
+def main():
+    os.makedirs(GOLDEN, exist_ok=True)
+    names = sorted(
+        n for n in os.listdir(FIXTURES)
+        if os.path.isfile(os.path.join(FIXTURES, n)) and not n.endswith('.md')
+    )
+    for name in names:
+        path = os.path.join(FIXTURES, name)
+        try:
+            img = Image.open(path)
+            img.load()
+        except Exception as err:  # e.g. AVIF, which Pillow 9 cannot read
+            print(f'skip {name}: {err}', file=sys.stderr)
+            continue
+        outputs = {name: reference(img)}
+        if img.getexif().get(0x0112, 1) != 1:
+            outputs[name + '.exif-applied'] = reference(ImageOps.exif_transpose(Image.open(path)))
+        for out_name, arr in outputs.items():
+            Image.fromarray(arr, 'RGB').save(os.path.join(GOLDEN, out_name + '.png'), optimize=True)
+            print(f'{out_name}: mode {img.mode} size {img.size} -> {resized_size(*img.size)}')
+
+
+if __name__ == '__main__':
+    main()
