@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { TesseraError, invalidArgument } from '../errors.ts';
-import { preprocessImage, type ImageSource, type PreprocessOptions } from '../image/preprocess.ts';
+import { preprocessImageInto, type ImageSource, type PreprocessOptions } from '../image/preprocess.ts';
 import { loadModelDir, releaseModel, type LoadedModel } from '../model/load.ts';
 import { resolveModel, type ResolveOptions } from '../model/source.ts';
 import type { SessionSettings } from '../model/session.ts';
@@ -130,16 +130,15 @@ export class Embedder {
     const perImage = 3 * size * size;
     const results: Embedding[] = [];
     for (const chunk of chunkIndices(images.length, this.options.maxImageBatch ?? 16)) {
-      // Decode the whole chunk concurrently (sharp works on libuv's thread pool).
+      // Decode the whole chunk concurrently (libvips works on libuv's thread pool), straight into the batch tensor.
+      const pixels = new Float32Array(chunk.length * perImage);
       const decoded = await Promise.all(
-        chunk.map((i) =>
-          preprocessImage(images[i]!, this.model.image, this.options).catch((err: unknown) => {
+        chunk.map((i, k) =>
+          preprocessImageInto(images[i]!, this.model.image, pixels, k * perImage, this.options).catch((err: unknown) => {
             throw err instanceof TesseraError ? err.forItem(positions?.[i] ?? i) : err;
           }),
         ),
       );
-      const pixels = new Float32Array(chunk.length * perImage);
-      decoded.forEach((d, k) => pixels.set(d.pixels, k * perImage));
       const vectors = await this.embedPixels(pixels, chunk.length, options);
       decoded.forEach((d, k) => results.push({ embedding: vectors[k]!, width: d.width, height: d.height }));
     }
