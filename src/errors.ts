@@ -16,6 +16,22 @@ export const ERRORS = {
   IMAGE_TOO_LARGE: { status: 422, summary: 'an image has more pixels than the limit' },
   IMAGE_FORMAT_UNSUPPORTED: { status: 422, summary: 'an image is in a format that is not accepted' },
   INVALID_ARGUMENT: { status: 422, summary: 'an argument has the wrong type or value' },
+  IMAGE_URL_INVALID: { status: 422, summary: 'an image URL is malformed or not http(s)' },
+  IMAGE_URL_BLOCKED: { status: 422, summary: 'an image URL points to a loopback, private, link-local or metadata address' },
+  IMAGE_FETCH_FAILED: { status: 422, summary: 'an image URL could not be fetched (unreachable, error status, too many redirects, not an image)' },
+  IMAGE_FETCH_TIMEOUT: { status: 422, summary: 'an image download took longer than the timeout' },
+  REQUEST_INVALID: { status: 422, summary: 'the request body is malformed or a field has the wrong type or value' },
+  MODEL_MISMATCH: { status: 400, summary: 'the request names a model this server does not serve' },
+  PAYLOAD_TOO_LARGE: { status: 413, summary: 'the request body is larger than the limit' },
+  TOO_MANY_ITEMS: { status: 422, summary: 'the request has more input items than the limit' },
+  AUTH_API_KEY_MISSING: { status: 401, summary: 'no API key was sent (Authorization: Bearer <key>)' },
+  AUTH_API_KEY_INVALID: { status: 401, summary: 'the API key is not valid' },
+  RATE_REQUEST_LIMIT_EXCEEDED: { status: 429, summary: 'the key sent more requests per minute than its limit' },
+  RATE_TOKEN_LIMIT_EXCEEDED: { status: 429, summary: 'the key used more tokens per minute than its limit' },
+  RATE_CONCURRENCY_LIMIT_EXCEEDED: { status: 429, summary: 'the key has more requests in flight than its limit' },
+  QUEUE_FULL: { status: 429, summary: 'the server has more work queued than it accepts; retry shortly' },
+  REQUEST_CANCELLED: { status: 499, summary: 'the client disconnected or its deadline passed before the work ran' },
+  NOT_READY: { status: 503, summary: 'the model is still loading or warming up' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
