@@ -41,12 +41,3 @@ export function planTextBatches(lengths: readonly number[], limits: TextBatchLim
   if (current.length > 0) batches.push(current);
   return batches;
 }
-
-/** Splits 0..count-1 into consecutive runs of at most `size`. */
-export function chunkIndices(count: number, size: number): number[][] {
-  const chunks: number[][] = [];
-  for (let start = 0; start < count; start += size) {
-    chunks.push(Array.from({ length: Math.min(size, count - start) }, (_, i) => start + i));
-  }
-  return chunks;
-}

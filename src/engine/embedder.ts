@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { TesseraError, invalidArgument } from '../errors.ts';
 import { preprocessImageInto, type ImageSource, type PreprocessOptions } from '../image/preprocess.ts';
@@ -5,7 +6,9 @@ import { loadModelDir, releaseModel, type LoadedModel } from '../model/load.ts';
 import { resolveModel, type ResolveOptions } from '../model/source.ts';
 import type { SessionSettings } from '../model/session.ts';
 import type { TokenizedText } from '../text/tokenizer.ts';
-import { DEFAULT_ATTENTION_BUDGET_BYTES, chunkIndices, planTextBatches } from './batching.ts';
+import { DEFAULT_ATTENTION_BUDGET_BYTES } from './batching.ts';
+import { Semaphore } from './semaphore.ts';
+import { BatchScheduler, cancelled, type BatchReport, type JobTiming, type Modality } from './scheduler.ts';
 import { l2normalize, readEmbeddings } from './pooling.ts';
 
 export type EmbedItem = { text: string } | { image: ImageSource };
@@ -15,6 +18,8 @@ export interface EmbedOptions {
   normalize?: boolean;
   /** Drop the tail of texts over the model's limit instead of failing (default false). */
   truncate?: boolean;
+  /** Aborting (client gone, deadline passed) drops work not yet run: REQUEST_CANCELLED. */
+  signal?: AbortSignal;
 }
 
 export interface Embedding {
@@ -24,6 +29,7 @@ export interface Embedding {
   /** Image items: size of the image as given (the server bills tiles on it). */
   width?: number;
   height?: number;
+  timing: JobTiming;
 }
 
 export interface EmbedderOptions extends ResolveOptions, SessionSettings, PreprocessOptions {
@@ -33,16 +39,12 @@ export interface EmbedderOptions extends ResolveOptions, SessionSettings, Prepro
   maxImageBatch?: number;
   /** Memory one layer's attention scores may take per text batch (default 1 GiB). */
   attentionBudgetBytes?: number;
-}
-
-/** Runs one task at a time, in call order: one ONNX session run at a time per tower. */
-class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
+  /** When the model is idle, wait this long for concurrent work to join a batch (default 2 ms). */
+  maxWaitMs?: number;
+  /** Items admitted and not yet finished, across all callers; beyond it QUEUE_FULL (default 4096). */
+  maxPendingItems?: number;
+  /** Called after every batch, for metrics. */
+  onBatch?: (report: BatchReport) => void;
 }
 
 /**
@@ -53,12 +55,27 @@ class SerialQueue {
 export class Embedder {
   readonly model: LoadedModel;
   private readonly options: EmbedderOptions;
-  private readonly textQueue = new SerialQueue();
-  private readonly visionQueue = new SerialQueue();
+  private readonly scheduler: BatchScheduler;
+  private pendingItems = 0;
+  /** Images decoded at once across all callers: bounds memory for large photos. */
+  private readonly decoding = new Semaphore(Math.max(2, availableParallelism()));
 
   private constructor(model: LoadedModel, options: EmbedderOptions) {
     this.model = model;
     this.options = options;
+    this.scheduler = new BatchScheduler({
+      maxWaitMs: options.maxWaitMs ?? 2,
+      maxImageBatch: options.maxImageBatch ?? 16,
+      text: {
+        maxBatch: options.maxTextBatch ?? 32,
+        attentionBudgetBytes: options.attentionBudgetBytes ?? DEFAULT_ATTENTION_BUDGET_BYTES,
+      },
+      heads: model.text.heads,
+      equalLengthsOnly: !model.text.takesAttentionMask,
+      runText: (rows) => this.runText(rows),
+      runImages: (pixels) => this.runImages(pixels),
+      onBatch: options.onBatch,
+    });
   }
 
   /** Loads `model`: a hub repository id, a local folder in the hub layout, or `demo`. */
@@ -75,6 +92,11 @@ export class Embedder {
     return this.model.tokenizer.maxTokens;
   }
 
+  /** Items admitted and not yet finished, and jobs waiting for a batch per modality. */
+  get load(): { pendingItems: number; queued: Record<Modality, number> } {
+    return { pendingItems: this.pendingItems, queued: this.scheduler.depth };
+  }
+
   /** Tokenizes without embedding: token counts for billing and limit checks. */
   tokenize(text: string, truncate = false): TokenizedText {
     return this.model.tokenizer.encode(text, truncate);
@@ -89,79 +111,99 @@ export class Embedder {
       else if (item !== null && typeof item === 'object' && 'image' in item) images.push({ index, image: item.image });
       else throw invalidArgument(`input[${index}]`, 'an object with "text" or "image"', JSON.stringify(item));
     });
-    const out = new Array<Embedding>(items.length);
-    const [textResults, imageResults] = await Promise.all([
-      this.embedTexts(texts.map((t) => t.text), options, texts.map((t) => t.index)),
-      this.embedImages(images.map((i) => i.image), options, images.map((i) => i.index)),
-    ]);
-    textResults.forEach((r, k) => (out[texts[k]!.index] = r));
-    imageResults.forEach((r, k) => (out[images[k]!.index] = r));
-    return out;
-  }
-
-  /** `positions` only renames items in errors (input[i]) when called on behalf of embed(). */
-  async embedTexts(texts: readonly string[], options: EmbedOptions = {}, positions?: readonly number[]): Promise<Embedding[]> {
-    if (texts.length === 0) return [];
-    const tokenized = texts.map((text, k) => {
+    return this.admitted(items.length, async () => {
+      // One failing item fails the call; the other's work is dropped rather than run.
+      const failed = new AbortController();
+      const signal = options.signal ? AbortSignal.any([options.signal, failed.signal]) : failed.signal;
+      const inner = { ...options, signal };
+      const out = new Array<Embedding>(items.length);
       try {
-        return this.model.tokenizer.encode(text, options.truncate ?? false);
+        const [textResults, imageResults] = await Promise.all([
+          this.textJobs(texts.map((t) => t.text), inner, texts.map((t) => t.index)),
+          this.imageJobs(images.map((i) => i.image), inner, images.map((i) => i.index)),
+        ]);
+        textResults.forEach((r, k) => (out[texts[k]!.index] = r));
+        imageResults.forEach((r, k) => (out[images[k]!.index] = r));
       } catch (err) {
-        throw err instanceof TesseraError ? err.forItem(positions?.[k] ?? k) : err;
+        failed.abort();
+        throw err;
       }
+      return out;
     });
-    const tower = this.model.text;
-    const batches = planTextBatches(tokenized.map((t) => t.ids.length), {
-      maxBatch: this.options.maxTextBatch ?? 32,
-      attentionBudgetBytes: this.options.attentionBudgetBytes ?? DEFAULT_ATTENTION_BUDGET_BYTES,
-      heads: tower.heads,
-      equalLengthsOnly: !tower.takesAttentionMask,
-    });
-    const vectors = new Array<Float32Array>(texts.length);
-    for (const batch of batches) {
-      const rows = await this.textQueue.run(() => this.runText(batch.map((i) => tokenized[i]!.ids)));
-      batch.forEach((i, k) => (vectors[i] = rows[k]!));
-    }
-    return tokenized.map((t, i) => ({ embedding: this.finish(vectors[i]!, tower.output.normalized, options), tokens: t.tokenCount }));
   }
 
-  async embedImages(images: readonly ImageSource[], options: EmbedOptions = {}, positions?: readonly number[]): Promise<Embedding[]> {
-    if (images.length === 0) return [];
-    const size = this.model.image.size;
-    const perImage = 3 * size * size;
-    const results: Embedding[] = [];
-    for (const chunk of chunkIndices(images.length, this.options.maxImageBatch ?? 16)) {
-      // Decode the whole chunk concurrently (libvips works on libuv's thread pool), straight into the batch tensor.
-      const pixels = new Float32Array(chunk.length * perImage);
-      const decoded = await Promise.all(
-        chunk.map((i, k) =>
-          preprocessImageInto(images[i]!, this.model.image, pixels, k * perImage, this.options).catch((err: unknown) => {
-            throw err instanceof TesseraError ? err.forItem(positions?.[i] ?? i) : err;
-          }),
-        ),
-      );
-      const vectors = await this.embedPixels(pixels, chunk.length, options);
-      decoded.forEach((d, k) => results.push({ embedding: vectors[k]!, width: d.width, height: d.height }));
-    }
-    return results;
+  async embedTexts(texts: readonly string[], options: EmbedOptions = {}): Promise<Embedding[]> {
+    return this.embed(texts.map((text) => ({ text })), options);
+  }
+
+  async embedImages(images: readonly ImageSource[], options: EmbedOptions = {}): Promise<Embedding[]> {
+    return this.embed(images.map((image) => ({ image })), options);
   }
 
   /** Embeds preprocessed images: `pixels` holds `count` CHW float32 tensors back to back. */
   async embedPixels(pixels: Float32Array, count: number, options: EmbedOptions = {}): Promise<Float32Array[]> {
-    const size = this.model.image.size;
-    const perImage = 3 * size * size;
-    if (pixels.length !== count * perImage) throw invalidArgument('pixels', `${count} x 3 x ${size} x ${size} floats`, `${pixels.length} floats`);
-    const tower = this.model.vision;
-    const out: Float32Array[] = [];
-    for (const chunk of chunkIndices(count, this.options.maxImageBatch ?? 16)) {
-      const slice = pixels.subarray(chunk[0]! * perImage, (chunk.at(-1)! + 1) * perImage);
-      const feeds = { pixel_values: new ort.Tensor('float32', slice, [chunk.length, 3, size, size]) };
-      const rows = await this.visionQueue.run(async () => {
-        const result = await tower.session.run(feeds);
-        return readEmbeddings(result[tower.output.name]!, tower.output);
-      });
-      out.push(...rows.map((v) => this.finish(v, tower.output.normalized, options)));
+    const perImage = 3 * this.model.image.size ** 2;
+    if (pixels.length !== count * perImage) throw invalidArgument('pixels', `${count} x ${perImage} floats`, `${pixels.length} floats`);
+    return this.admitted(count, () =>
+      Promise.all(
+        Array.from({ length: count }, async (_, k) => {
+          const { vector } = await this.scheduler.submitImage(pixels.subarray(k * perImage, (k + 1) * perImage), options.signal);
+          return this.finish(vector, this.model.vision.output.normalized, options);
+        }),
+      ),
+    );
+  }
+
+  /** Bounds the work in flight across all callers: beyond the bound, fail fast. */
+  private async admitted<T>(count: number, work: () => Promise<T>): Promise<T> {
+    const limit = this.options.maxPendingItems ?? 4096;
+    if (this.pendingItems > 0 && this.pendingItems + count > limit) {
+      throw new TesseraError('QUEUE_FULL', `the server is busy (${this.pendingItems} items in flight, limit ${limit}); retry shortly`);
     }
-    return out;
+    this.pendingItems += count;
+    try {
+      return await work();
+    } finally {
+      this.pendingItems -= count;
+    }
+  }
+
+  private async textJobs(texts: readonly string[], options: EmbedOptions, positions: readonly number[]): Promise<Embedding[]> {
+    const tokenized = texts.map((text, k) => {
+      try {
+        return this.model.tokenizer.encode(text, options.truncate ?? false);
+      } catch (err) {
+        throw err instanceof TesseraError ? err.forItem(positions[k]!) : err;
+      }
+    });
+    return Promise.all(
+      tokenized.map(async (t) => {
+        const { vector, timing } = await this.scheduler.submitText(t.ids, options.signal);
+        return { embedding: this.finish(vector, this.model.text.output.normalized, options), tokens: t.tokenCount, timing };
+      }),
+    );
+  }
+
+  private async imageJobs(images: readonly ImageSource[], options: EmbedOptions, positions: readonly number[]): Promise<Embedding[]> {
+    const perImage = 3 * this.model.image.size ** 2;
+    // Each image is decoded (libvips, on libuv's thread pool) and queued as soon as it is
+    // ready, so preprocessing overlaps with inference of earlier batches.
+    return Promise.all(
+      images.map(async (image, k) => {
+        const pixels = new Float32Array(perImage);
+        let size: { width: number; height: number };
+        try {
+          size = await this.decoding.run(async () => {
+            if (options.signal?.aborted) throw cancelled(options.signal);
+            return preprocessImageInto(image, this.model.image, pixels, 0, this.options);
+          });
+        } catch (err) {
+          throw err instanceof TesseraError ? err.forItem(positions[k]!) : err;
+        }
+        const { vector, timing } = await this.scheduler.submitImage(pixels, options.signal);
+        return { embedding: this.finish(vector, this.model.vision.output.normalized, options), ...size, timing };
+      }),
+    );
   }
 
   async close(): Promise<void> {
@@ -185,6 +227,16 @@ export class Embedder {
     if (tower.takesTokenTypeIds) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(ids.length), dims);
     const result = await tower.session.run(feeds);
     return readEmbeddings(result[tower.output.name]!, tower.output, mask);
+  }
+
+  private async runImages(images: Float32Array[]): Promise<Float32Array[]> {
+    const tower = this.model.vision;
+    const size = this.model.image.size;
+    const perImage = 3 * size * size;
+    const batch = new Float32Array(images.length * perImage);
+    images.forEach((pixels, k) => batch.set(pixels, k * perImage));
+    const result = await tower.session.run({ pixel_values: new ort.Tensor('float32', batch, [images.length, 3, size, size]) });
+    return readEmbeddings(result[tower.output.name]!, tower.output);
   }
 
   private finish(vector: Float32Array, graphNormalized: boolean, options: EmbedOptions): Float32Array {

@@ -1,0 +1,158 @@
+import { TesseraError } from '../errors.ts';
+import { planTextBatches, type TextBatchLimits } from './batching.ts';
+
+export type Modality = 'text' | 'image';
+
+export interface BatchReport {
+  modality: Modality;
+  size: number;
+  /** Padded tokens (texts) or images in the batch. */
+  units: number;
+  queueMs: number;
+  inferenceMs: number;
+}
+
+export interface JobTiming {
+  /** From submission until its batch started. */
+  queueMs: number;
+  /** Duration of the batch it ran in. */
+  inferenceMs: number;
+}
+
+export interface SchedulerOptions {
+  /** When the model is idle, wait this long for more work to join a batch (default 2 ms). */
+  maxWaitMs: number;
+  maxImageBatch: number;
+  text: Omit<TextBatchLimits, 'heads' | 'equalLengthsOnly'>;
+  heads: number;
+  equalLengthsOnly: boolean;
+  runText(rows: number[][]): Promise<Float32Array[]>;
+  runImages(pixels: Float32Array[]): Promise<Float32Array[]>;
+  onBatch?(report: BatchReport): void;
+}
+
+interface Job {
+  modality: Modality;
+  ids?: number[];
+  pixels?: Float32Array;
+  signal?: AbortSignal;
+  submitted: number;
+  resolve(result: { vector: Float32Array; timing: JobTiming }): void;
+  reject(err: unknown): void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Batches work from all callers per modality and runs one batch at a time across both
+ * towers, so the text and vision sessions never compete for the cores. Texts are grouped
+ * by length within an attention-memory budget around the oldest waiting text; images by
+ * count, oldest first. Jobs whose signal aborted are dropped before they reach the model.
+ */
+export class BatchScheduler {
+  private readonly options: SchedulerOptions;
+  private readonly pending: Record<Modality, Job[]> = { text: [], image: [] };
+  private running = false;
+
+  constructor(options: SchedulerOptions) {
+    this.options = options;
+  }
+
+  /** Jobs waiting for a batch, per modality. */
+  get depth(): Record<Modality, number> {
+    return { text: this.pending.text.length, image: this.pending.image.length };
+  }
+
+  submitText(ids: number[], signal?: AbortSignal) {
+    return this.submit({ modality: 'text', ids, signal });
+  }
+
+  submitImage(pixels: Float32Array, signal?: AbortSignal) {
+    return this.submit({ modality: 'image', pixels, signal });
+  }
+
+  private submit(job: Pick<Job, 'modality' | 'ids' | 'pixels' | 'signal'>): Promise<{ vector: Float32Array; timing: JobTiming }> {
+    if (job.signal?.aborted) return Promise.reject(cancelled(job.signal));
+    return new Promise((resolve, reject) => {
+      this.pending[job.modality].push({ ...job, submitted: performance.now(), resolve, reject });
+      void this.pump();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      // Idle: give concurrent callers a moment to join the first batch.
+      if (this.options.maxWaitMs > 0 && !this.full()) await sleep(this.options.maxWaitMs);
+      for (;;) {
+        this.dropCancelled();
+        const modality = this.nextModality();
+        if (!modality) break;
+        const batch = modality === 'text' ? this.takeTextBatch() : this.pending.image.splice(0, this.options.maxImageBatch);
+        await this.run(modality, batch);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private full(): boolean {
+    return this.pending.text.length >= this.options.text.maxBatch || this.pending.image.length >= this.options.maxImageBatch;
+  }
+
+  private dropCancelled(): void {
+    for (const modality of ['text', 'image'] as const) {
+      this.pending[modality] = this.pending[modality].filter((job) => {
+        if (!job.signal?.aborted) return true;
+        job.reject(cancelled(job.signal));
+        return false;
+      });
+    }
+  }
+
+  /** The modality whose oldest job has waited longest. */
+  private nextModality(): Modality | undefined {
+    const text = this.pending.text[0];
+    const image = this.pending.image[0];
+    if (!text) return image ? 'image' : undefined;
+    if (!image) return 'text';
+    return text.submitted <= image.submitted ? 'text' : 'image';
+  }
+
+  private takeTextBatch(): Job[] {
+    const window = this.pending.text.slice(0, this.options.text.maxBatch * 4);
+    const batches = planTextBatches(
+      window.map((job) => job.ids!.length),
+      { ...this.options.text, heads: this.options.heads, equalLengthsOnly: this.options.equalLengthsOnly },
+    );
+    const chosen = new Set(batches.find((b) => b.includes(0))!.map((i) => window[i]!));
+    this.pending.text = this.pending.text.filter((job) => !chosen.has(job));
+    return [...chosen];
+  }
+
+  private async run(modality: Modality, batch: Job[]): Promise<void> {
+    const started = performance.now();
+    try {
+      const vectors = modality === 'text'
+        ? await this.options.runText(batch.map((job) => job.ids!))
+        : await this.options.runImages(batch.map((job) => job.pixels!));
+      const inferenceMs = performance.now() - started;
+      batch.forEach((job, k) => job.resolve({ vector: vectors[k]!, timing: { queueMs: started - job.submitted, inferenceMs } }));
+      this.options.onBatch?.({
+        modality,
+        size: batch.length,
+        units: modality === 'text' ? batch.length * Math.max(...batch.map((j) => j.ids!.length)) : batch.length,
+        queueMs: Math.max(...batch.map((j) => started - j.submitted)),
+        inferenceMs,
+      });
+    } catch (err) {
+      for (const job of batch) job.reject(err);
+    }
+  }
+}
+
+export function cancelled(signal: AbortSignal): TesseraError {
+  const reason = signal.reason instanceof Error && signal.reason.name === 'TimeoutError' ? 'its deadline passed' : 'the request was cancelled';
+  return new TesseraError('REQUEST_CANCELLED', `dropped before inference: ${reason}`);
+}
