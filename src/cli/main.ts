@@ -1,13 +1,17 @@
 const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  serve: () => import('./serve.ts'),
   embed: () => import('./embed.ts'),
+  classify: () => import('./classify.ts'),
   forge: () => import('./forge.ts'),
 };
 
 const USAGE = `usage: tessera <command> [options]
 
 commands:
-  embed   embed texts and images, print Jina-API-shaped JSON
-  forge   build a model folder of the jina-clip architecture (tiny | full | colour)
+  serve     serve the Jina Embeddings API (and OpenAI's embeddings shape) over HTTP
+  embed     embed texts and images, print Jina-API-shaped JSON
+  classify  zero-shot classification of texts and images against labels
+  forge     build a model folder of the jina-clip architecture (tiny | full | colour)
 
 Run \`tessera <command> --help\` for a command's options.`;
 

@@ -1,0 +1,72 @@
+import { parseArgs } from 'node:util';
+import { TesseraError } from '../errors.ts';
+
+/**
+ * Every server setting, declared once: its flag, its environment variable, its default and
+ * what it means. Flags win over environment variables, which win over defaults.
+ */
+export const SERVER_OPTIONS = {
+  model: { type: 'string', env: 'TESSERA_MODEL', default: 'jinaai/jina-clip-v1', help: 'hub repository id, local folder in the hub layout, or "demo"' },
+  dtype: { type: 'string', env: 'TESSERA_DTYPE', default: 'fp32', help: 'fp32 | fp16 | q8' },
+  host: { type: 'string', env: 'TESSERA_HOST', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all interfaces)' },
+  port: { type: 'integer', env: 'TESSERA_PORT', default: 8080, help: 'port to listen on (0: any free port)' },
+  'served-model-name': { type: 'string', env: 'TESSERA_SERVED_MODEL_NAME', default: '', help: 'the name clients put in "model" (default: the model\'s name, e.g. jina-clip-v1)' },
+  'api-keys': { type: 'string', env: 'TESSERA_API_KEYS_FILE', default: '', help: 'file of API keys, one per line; TESSERA_API_KEYS may also hold comma-separated keys. No keys: no auth' },
+  'rate-limit-rpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_RPM', default: 0, help: 'requests per minute per key (0: unlimited)' },
+  'rate-limit-tpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_TPM', default: 0, help: 'tokens per minute per key (0: unlimited)' },
+  'rate-limit-concurrency': { type: 'integer', env: 'TESSERA_RATE_LIMIT_CONCURRENCY', default: 0, help: 'requests in flight per key (0: unlimited)' },
+  'max-items': { type: 'integer', env: 'TESSERA_MAX_ITEMS', default: 2048, help: 'input items per request' },
+  'max-body-bytes': { type: 'integer', env: 'TESSERA_MAX_BODY_BYTES', default: 64 * 1024 * 1024, help: 'request body size (413 beyond)' },
+  'max-image-bytes': { type: 'integer', env: 'TESSERA_MAX_IMAGE_BYTES', default: 8 * 1024 * 1024, help: 'size of one downloaded image' },
+  'max-image-pixels': { type: 'integer', env: 'TESSERA_MAX_IMAGE_PIXELS', default: 100_000_000, help: 'pixels of one image, checked before decoding' },
+  'fetch-timeout-ms': { type: 'integer', env: 'TESSERA_FETCH_TIMEOUT_MS', default: 10_000, help: 'time to download one image URL' },
+  'max-redirects': { type: 'integer', env: 'TESSERA_MAX_REDIRECTS', default: 5, help: 'redirects followed per image URL' },
+  'fetch-concurrency': { type: 'integer', env: 'TESSERA_FETCH_CONCURRENCY', default: 8, help: 'image URLs fetched at once per request' },
+  'allow-private-urls': { type: 'boolean', env: 'TESSERA_ALLOW_PRIVATE_URLS', default: false, help: 'UNSAFE on shared networks: let image URLs reach loopback, private and link-local addresses' },
+  'max-pending-items': { type: 'integer', env: 'TESSERA_MAX_PENDING_ITEMS', default: 4096, help: 'items in flight across all requests (429 beyond)' },
+  'batch-wait-ms': { type: 'integer', env: 'TESSERA_BATCH_WAIT_MS', default: 2, help: 'how long an idle model waits for concurrent requests to join a batch' },
+  'max-text-batch': { type: 'integer', env: 'TESSERA_MAX_TEXT_BATCH', default: 32, help: 'texts per batch' },
+  'max-image-batch': { type: 'integer', env: 'TESSERA_MAX_IMAGE_BATCH', default: 16, help: 'images per batch' },
+  'request-timeout-ms': { type: 'integer', env: 'TESSERA_REQUEST_TIMEOUT_MS', default: 120_000, help: 'deadline of a request; work not started by then is dropped' },
+  threads: { type: 'integer', env: 'TESSERA_THREADS', default: 0, help: 'ONNX Runtime threads per session (0: all cores)' },
+} as const;
+
+type Spec = typeof SERVER_OPTIONS;
+type ValueOf<S> = S extends { type: 'integer' } ? number : S extends { type: 'boolean' } ? boolean : string;
+export type ServerConfig = { readonly [K in keyof Spec]: ValueOf<Spec[K]> };
+
+/** Reads flags and environment into one frozen, validated configuration. */
+export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const options = Object.fromEntries(
+    Object.entries(SERVER_OPTIONS).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? 'boolean' : 'string' }]),
+  ) as Record<string, { type: 'string' | 'boolean' }>;
+  const { values } = parseArgs({ args, options, strict: true });
+  const config: Record<string, string | number | boolean> = {};
+  for (const [name, spec] of Object.entries(SERVER_OPTIONS)) {
+    const raw = values[name] ?? env[spec.env];
+    config[name] = raw === undefined ? spec.default : coerce(name, spec.type, raw);
+  }
+  return Object.freeze(config) as ServerConfig;
+}
+
+function coerce(name: string, type: string, raw: string | boolean): string | number | boolean {
+  if (type === 'boolean') {
+    if (typeof raw === 'boolean') return raw;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off|)$/i.test(raw)) return false;
+  } else if (type === 'integer') {
+    const n = Number(raw);
+    if (Number.isInteger(n) && n >= 0) return n;
+  } else {
+    return String(raw);
+  }
+  throw new TesseraError('INVALID_ARGUMENT', `--${name} expects ${type === 'integer' ? 'a non-negative integer' : 'true or false'}, got ${JSON.stringify(raw)}`);
+}
+
+export function serverHelp(): string {
+  const rows = Object.entries(SERVER_OPTIONS).map(([name, spec]) => {
+    const flag = `--${name}${spec.type === 'boolean' ? '' : ' V'}`;
+    return `  ${flag.padEnd(28)} ${spec.help} [${spec.env}; default ${JSON.stringify(spec.default)}]`;
+  });
+  return `usage: tessera serve [options]\n\n${rows.join('\n')}`;
+}

@@ -1,0 +1,42 @@
+import { loadApiKeys, API_KEYS_ENV } from '../api/auth.ts';
+import { parseServerConfig, serverHelp } from '../api/config.ts';
+import { createServer } from '../api/server.ts';
+import { Embedder } from '../engine/embedder.ts';
+import { parseDtype } from '../model/dtype.ts';
+import { servedName } from './options.ts';
+
+export async function main(args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) return console.log(serverHelp());
+  const config = parseServerConfig(args);
+  const apiKeys = await loadApiKeys({ file: config['api-keys'] || undefined, env: process.env[API_KEYS_ENV] });
+  const name = config['served-model-name'] || servedName(config.model);
+  const server = createServer({ config, servedName: name, aliases: [config.model], apiKeys });
+
+  // Load before listening: offline with nothing cached, this fails fast with advice.
+  const embedder = await Embedder.load(config.model, {
+    dtype: parseDtype(config.dtype),
+    progress: true,
+    intraOpThreads: config.threads || undefined,
+    maxPixels: config['max-image-pixels'],
+    allowPaths: false,
+    maxWaitMs: config['batch-wait-ms'],
+    maxTextBatch: config['max-text-batch'],
+    maxImageBatch: config['max-image-batch'],
+    maxPendingItems: config['max-pending-items'],
+  });
+  await server.attach(embedder);
+  const address = await server.app.listen({ host: config.host, port: config.port });
+  console.error(`tessera: serving ${name} (${config.model}, ${config.dtype}) on ${address}${apiKeys ? ` with ${apiKeys.size} API key(s)` : ''}`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`tessera: ${signal}: finishing requests in flight, then exiting`);
+    await server.app.close(); // stops accepting, waits for in-flight requests
+    await embedder.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
+}
