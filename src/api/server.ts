@@ -77,8 +77,8 @@ export function createServer(options: ServerOptions): TesseraServer {
 
   const app = Fastify({
     bodyLimit: config['max-body-bytes'],
-    logger: { level: process.env.TESSERA_LOG_LEVEL ?? 'info', redact: ['req.headers.authorization'] },
-    disableRequestLogging: true,
+    // Per-request lines are Fastify's at 'info'; by default only warnings and errors are logged.
+    logger: { level: process.env.TESSERA_LOG_LEVEL ?? 'warn', redact: ['req.headers.authorization'] },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
   });

@@ -43,8 +43,6 @@ export interface EmbedderOptions extends ResolveOptions, SessionSettings, Prepro
   maxWaitMs?: number;
   /** Items admitted and not yet finished, across all callers; beyond it QUEUE_FULL (default 4096). */
   maxPendingItems?: number;
-  /** Called after every batch, for metrics. */
-  onBatch?: (report: BatchReport) => void;
 }
 
 /**
@@ -74,7 +72,6 @@ export class Embedder {
       equalLengthsOnly: !model.text.takesAttentionMask,
       runText: (rows) => this.runText(rows),
       runImages: (pixels) => this.runImages(pixels),
-      onBatch: options.onBatch,
     });
   }
 
@@ -90,6 +87,12 @@ export class Embedder {
 
   get maxTokens(): number {
     return this.model.tokenizer.maxTokens;
+  }
+
+  /** Calls `listener` after every batch the model runs (sizes and timings, for metrics). */
+  onBatch(listener: (report: BatchReport) => void): () => void {
+    this.scheduler.listeners.add(listener);
+    return () => this.scheduler.listeners.delete(listener);
   }
 
   /** Items admitted and not yet finished, and jobs waiting for a batch per modality. */

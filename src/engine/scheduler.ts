@@ -28,7 +28,6 @@ export interface SchedulerOptions {
   equalLengthsOnly: boolean;
   runText(rows: number[][]): Promise<Float32Array[]>;
   runImages(pixels: Float32Array[]): Promise<Float32Array[]>;
-  onBatch?(report: BatchReport): void;
 }
 
 interface Job {
@@ -53,6 +52,8 @@ export class BatchScheduler {
   private readonly options: SchedulerOptions;
   private readonly pending: Record<Modality, Job[]> = { text: [], image: [] };
   private running = false;
+  /** Called after every batch (metrics). */
+  readonly listeners = new Set<(report: BatchReport) => void>();
 
   constructor(options: SchedulerOptions) {
     this.options = options;
@@ -139,13 +140,14 @@ export class BatchScheduler {
         : await this.options.runImages(batch.map((job) => job.pixels!));
       const inferenceMs = performance.now() - started;
       batch.forEach((job, k) => job.resolve({ vector: vectors[k]!, timing: { queueMs: started - job.submitted, inferenceMs } }));
-      this.options.onBatch?.({
+      const report: BatchReport = {
         modality,
         size: batch.length,
         units: modality === 'text' ? batch.length * Math.max(...batch.map((j) => j.ids!.length)) : batch.length,
         queueMs: Math.max(...batch.map((j) => started - j.submitted)),
         inferenceMs,
-      });
+      };
+      for (const listener of this.listeners) listener(report);
     } catch (err) {
       for (const job of batch) job.reject(err);
     }

@@ -25,9 +25,9 @@ function backend(overrides: Partial<SchedulerOptions> = {}) {
     // Each "embedding" encodes what it was given, so results can be matched to inputs.
     runText: (rows) => slow(rows.map((r) => Float32Array.of(r.length, r[0]!))),
     runImages: (images) => slow(images.map((p) => Float32Array.of(p[0]!))),
-    onBatch: (r) => reports.push(r),
     ...overrides,
   });
+  scheduler.listeners.add((r) => reports.push(r));
   return { scheduler, reports, overlapped: () => overlapped };
 }
 
