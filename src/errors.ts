@@ -40,12 +40,19 @@ export class TesseraError extends Error {
   readonly code: ErrorCode;
   /** Position of the offending item in the caller's input, when the error is about one item. */
   readonly item?: number;
+  /** HTTP headers the server's answer carries (e.g. `Retry-After` and the rate-limit counters on 429). */
+  readonly headers?: Record<string, string>;
 
-  constructor(code: ErrorCode, message: string, options?: { item?: number; cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { item?: number; cause?: unknown; headers?: Record<string, string> },
+  ) {
     super(options?.item === undefined ? message : `input[${options.item}]: ${message}`, { cause: options?.cause });
     this.name = 'TesseraError';
     this.code = code;
     this.item = options?.item;
+    this.headers = options?.headers;
   }
 
   get status(): number {
@@ -55,7 +62,7 @@ export class TesseraError extends Error {
   /** The same error, attributed to item `index` of the caller's input. */
   forItem(index: number): TesseraError {
     if (this.item !== undefined) return this;
-    return new TesseraError(this.code, this.message, { item: index, cause: this.cause });
+    return new TesseraError(this.code, this.message, { item: index, cause: this.cause, headers: this.headers });
   }
 }
 

@@ -103,7 +103,9 @@ export function createServer(options: ServerOptions): TesseraServer {
   });
 
   app.addHook('onResponse', async (request, reply) => {
-    request.tessera?.admission?.release();
+    const admission = request.tessera?.admission;
+    if (admission && reply.statusCode >= 400) admission.commitTokens(0); // failed requests are not billed
+    admission?.release();
     const route = request.routeOptions.url ?? 'unknown';
     metrics.request(route, reply.statusCode, (performance.now() - request.tessera.started) / 1000);
   });

@@ -1,0 +1,284 @@
+// Per-key limits on a fake clock: each limit trips at the right count, buckets refill as
+// time passes, concurrency frees on release, headers and messages are right, idle keys go.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { RateLimiter, type Admission, type LimitSettings } from '../../src/api/limits.ts';
+import { TesseraError, type ErrorCode } from '../../src/errors.ts';
+
+function clock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => void (t += ms) };
+}
+
+function limiter(settings: LimitSettings) {
+  const c = clock();
+  return { limiter: new RateLimiter(settings, c.now), advance: c.advance };
+}
+
+/** Asserts admit() refuses with `code`, and returns the error for further checks. */
+function refused(l: RateLimiter, key: string, tokens: number, code: ErrorCode): TesseraError {
+  let caught: unknown;
+  try {
+    l.admit(key, tokens);
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof TesseraError, `expected ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.status, 429);
+  assert.ok(caught.headers, 'a refusal carries headers');
+  return caught;
+}
+
+describe('requests per minute', () => {
+  test('the limit+1-th request in a minute is refused, with Retry-After', () => {
+    const { limiter: l } = limiter({ requestsPerMinute: 3 });
+    const seen = [1, 2, 3].map(() => l.admit('k', 0).headers);
+    assert.deepEqual(seen, [
+      { 'X-RateLimit-Remaining-Requests': '2' },
+      { 'X-RateLimit-Remaining-Requests': '1' },
+      { 'X-RateLimit-Remaining-Requests': '0' },
+    ]);
+    const error = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+    assert.equal(error.message, 'this API key is over its limit of 3 requests per minute; retry in 20 s');
+    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Requests': '0', 'Retry-After': '20' });
+  });
+
+  test('the window slides: one request back every 60/limit seconds, the full limit after a minute', () => {
+    const { limiter: l, advance } = limiter({ requestsPerMinute: 3 });
+    for (let i = 0; i < 3; i++) l.admit('k', 0);
+    advance(19_999);
+    const error = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+    assert.equal(error.headers!['Retry-After'], '1'); // 1 ms left, rounded up to a whole second
+    advance(1);
+    assert.deepEqual(l.remaining('k'), { requests: 1 });
+    l.admit('k', 0);
+    refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+    advance(60_000);
+    assert.deepEqual(l.remaining('k'), { requests: 3 });
+    advance(600_000); // never more than one minute's allowance
+    assert.deepEqual(l.remaining('k'), { requests: 3 });
+    for (let i = 0; i < 3; i++) l.admit('k', 0);
+    refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+  });
+
+  test('keys are independent', () => {
+    const { limiter: l } = limiter({ requestsPerMinute: 1 });
+    l.admit('alice', 0);
+    refused(l, 'alice', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+    l.admit('bob', 0);
+    assert.deepEqual(l.remaining('carol'), { requests: 1 });
+  });
+
+  test('a refused request consumes nothing', () => {
+    const { limiter: l } = limiter({ requestsPerMinute: 2, tokensPerMinute: 100 });
+    refused(l, 'k', 150, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    refused(l, 'k', 101, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.deepEqual(l.remaining('k'), { requests: 2, tokens: 100 });
+  });
+});
+
+describe('tokens per minute', () => {
+  test('the estimate must fit in what remains', () => {
+    const { limiter: l } = limiter({ tokensPerMinute: 1000 });
+    assert.deepEqual(l.admit('k', 600).headers, { 'X-RateLimit-Remaining-Tokens': '400' });
+    assert.deepEqual(l.admit('k', 400).headers, { 'X-RateLimit-Remaining-Tokens': '0' });
+    const error = refused(l, 'k', 1, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.equal(
+      error.message,
+      'this request needs about 1 token and this API key has 0 left of its limit of 1000 tokens per minute; retry in 1 s',
+    );
+    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Tokens': '0', 'Retry-After': '1' });
+  });
+
+  test('Retry-After is when the estimate will fit; the bucket refills continuously', () => {
+    const { limiter: l, advance } = limiter({ tokensPerMinute: 6000 }); // 100 a second
+    l.admit('k', 6000);
+    const error = refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.equal(error.headers!['Retry-After'], '25');
+    assert.match(error.message, /retry in 25 s$/);
+    advance(24_000);
+    assert.deepEqual(l.remaining('k'), { tokens: 2400 });
+    refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    advance(1_000);
+    assert.deepEqual(l.admit('k', 2500).headers, { 'X-RateLimit-Remaining-Tokens': '0' });
+  });
+
+  test('commitTokens refunds an overestimate and bills an underestimate as debt', () => {
+    const { limiter: l, advance } = limiter({ tokensPerMinute: 6000 });
+    const a = l.admit('k', 3000);
+    assert.deepEqual(a.headers, { 'X-RateLimit-Remaining-Tokens': '3000' });
+    a.commitTokens(1000);
+    assert.deepEqual(a.headers, { 'X-RateLimit-Remaining-Tokens': '5000' }); // headers are read live
+    a.commitTokens(1000); // the last commit counts, not their sum
+    assert.deepEqual(l.remaining('k'), { tokens: 5000 });
+
+    const b = l.admit('k', 100);
+    b.commitTokens(7000); // far more than estimated: 5000 - 7000, the bucket is 2000 in debt
+    assert.deepEqual(b.headers, { 'X-RateLimit-Remaining-Tokens': '0' });
+    const error = refused(l, 'k', 1000, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.equal(error.headers!['Retry-After'], '30'); // 2000 of debt + 1000 at 100/s
+    advance(30_000);
+    l.admit('k', 1000);
+  });
+
+  test('a refund never lifts the bucket above one minute of allowance', () => {
+    const { limiter: l } = limiter({ tokensPerMinute: 1000 });
+    const a = l.admit('k', 500);
+    l.admit('other', 0);
+    a.commitTokens(0);
+    assert.deepEqual(l.remaining('k'), { tokens: 1000 });
+  });
+
+  test('a request larger than the whole limit is refused without Retry-After (waiting cannot help)', () => {
+    const { limiter: l } = limiter({ tokensPerMinute: 1000 });
+    const error = refused(l, 'k', 1500, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.equal(
+      error.message,
+      "this request needs about 1500 tokens, more than this API key's whole limit of 1000 tokens per minute; split it into smaller requests",
+    );
+    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Tokens': '1000' });
+  });
+
+  test('tokens are ignored when no token limit is set', () => {
+    const { limiter: l } = limiter({ requestsPerMinute: 10 });
+    const a = l.admit('k', 1e9);
+    a.commitTokens(2e9);
+    assert.deepEqual(a.headers, { 'X-RateLimit-Remaining-Requests': '9' });
+  });
+});
+
+describe('concurrent requests', () => {
+  test('the limit+1-th request in flight is refused; release frees a slot', () => {
+    const { limiter: l } = limiter({ concurrentRequests: 2 });
+    const a = l.admit('k', 0);
+    const b = l.admit('k', 0);
+    const error = refused(l, 'k', 0, 'RATE_CONCURRENCY_LIMIT_EXCEEDED');
+    assert.equal(
+      error.message,
+      'this API key already has 2 requests in flight, its limit is 2; retry when one of them has finished',
+    );
+    assert.deepEqual(error.headers, { 'Retry-After': '1' });
+    assert.deepEqual(a.headers, {}); // no per-minute limits set: no remaining headers
+    l.admit('other', 0); // another key has its own slots
+    a.release();
+    const c = l.admit('k', 0);
+    refused(l, 'k', 0, 'RATE_CONCURRENCY_LIMIT_EXCEEDED');
+    b.release();
+    c.release();
+    l.admit('k', 0);
+    l.admit('k', 0);
+  });
+
+  test('release is idempotent', () => {
+    const { limiter: l } = limiter({ concurrentRequests: 2 });
+    const a = l.admit('k', 0);
+    l.admit('k', 0);
+    a.release();
+    a.release();
+    a.release();
+    l.admit('k', 0);
+    refused(l, 'k', 0, 'RATE_CONCURRENCY_LIMIT_EXCEEDED');
+  });
+
+  test('concurrency is checked first, and a refusal there spends no request or tokens', () => {
+    const { limiter: l } = limiter({ concurrentRequests: 1, requestsPerMinute: 5, tokensPerMinute: 100 });
+    const a = l.admit('k', 10);
+    const error = refused(l, 'k', 10, 'RATE_CONCURRENCY_LIMIT_EXCEEDED');
+    assert.deepEqual(error.headers, {
+      'X-RateLimit-Remaining-Requests': '4',
+      'X-RateLimit-Remaining-Tokens': '90',
+      'Retry-After': '1',
+    });
+    a.release();
+    assert.deepEqual(l.admit('k', 10).headers, {
+      'X-RateLimit-Remaining-Requests': '3',
+      'X-RateLimit-Remaining-Tokens': '80',
+    });
+  });
+});
+
+describe('headers and state', () => {
+  test('all limits set: both remaining headers on success and on each kind of refusal', () => {
+    const { limiter: l } = limiter({ requestsPerMinute: 2, tokensPerMinute: 100 });
+    assert.deepEqual(l.admit('k', 70).headers, {
+      'X-RateLimit-Remaining-Requests': '1',
+      'X-RateLimit-Remaining-Tokens': '30',
+    });
+    const tokenError = refused(l, 'k', 31, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.deepEqual(tokenError.headers, {
+      'X-RateLimit-Remaining-Requests': '1',
+      'X-RateLimit-Remaining-Tokens': '30',
+      'Retry-After': '1',
+    });
+    l.admit('k', 30);
+    const requestError = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+    assert.deepEqual(requestError.headers, {
+      'X-RateLimit-Remaining-Requests': '0',
+      'X-RateLimit-Remaining-Tokens': '0',
+      'Retry-After': '30',
+    });
+  });
+
+  test('remaining() of an unseen key is the full limit and creates no state', () => {
+    const { limiter: l } = limiter({ requestsPerMinute: 5, tokensPerMinute: 50 });
+    assert.deepEqual(l.remaining('nobody'), { requests: 5, tokens: 50 });
+    assert.equal(l.trackedKeys, 0);
+    assert.deepEqual(new RateLimiter({}).remaining('nobody'), {});
+  });
+
+  test('no limits set: everything is admitted and there are no headers', () => {
+    const l = new RateLimiter({});
+    assert.equal(l.enabled, false);
+    const admissions: Admission[] = [];
+    for (let i = 0; i < 1000; i++) admissions.push(l.admit('k', 1e6));
+    assert.deepEqual(admissions[999]!.headers, {});
+    assert.equal(new RateLimiter({ concurrentRequests: 1 }).enabled, true);
+  });
+
+  test('idle keys are dropped once their buckets are full again; keys in flight are kept', () => {
+    const { limiter: l, advance } = limiter({ requestsPerMinute: 60, tokensPerMinute: 600, concurrentRequests: 5 });
+    for (let i = 0; i < 1000; i++) l.admit(`key-${i}`, 10).release();
+    const busy = l.admit('busy', 10);
+    const owing = l.admit('owing', 10);
+    owing.commitTokens(1200); // 600 in debt: full again only after two minutes
+    owing.release();
+    assert.equal(l.trackedKeys, 1002);
+    advance(61_000);
+    l.admit('trigger', 0).release();
+    assert.equal(l.trackedKeys, 3); // busy (in flight), owing (not yet refilled), trigger
+    advance(61_000);
+    l.admit('trigger', 0).release();
+    assert.equal(l.trackedKeys, 2); // owing has refilled; trigger was admitted again after the sweep
+    // a dropped key starts afresh, exactly as if it had been kept
+    assert.deepEqual(l.remaining('key-1'), { requests: 60, tokens: 600 });
+    // a slot held across the sweep is still released correctly
+    busy.release();
+    for (let i = 0; i < 5; i++) l.admit('busy', 0);
+    refused(l, 'busy', 0, 'RATE_CONCURRENCY_LIMIT_EXCEEDED');
+  });
+
+  test('invalid settings and arguments are refused', () => {
+    for (const settings of [{ requestsPerMinute: 0 }, { tokensPerMinute: -1 }, { concurrentRequests: 1.5 }, { requestsPerMinute: NaN }]) {
+      assert.throws(() => new RateLimiter(settings), (e: unknown) => e instanceof TesseraError && e.code === 'INVALID_ARGUMENT');
+    }
+    const l = new RateLimiter({ tokensPerMinute: 10 });
+    assert.throws(() => l.admit('k', -1), (e: unknown) => e instanceof TesseraError && e.code === 'INVALID_ARGUMENT');
+    assert.throws(() => l.admit('k', 1).commitTokens(NaN), (e: unknown) => e instanceof TesseraError && e.code === 'INVALID_ARGUMENT');
+  });
+
+  test('fractional limits work (e.g. 0.5 requests per minute = one every two minutes)', () => {
+    const { limiter: l, advance } = limiter({ requestsPerMinute: 1.5 });
+    l.admit('k', 0);
+    const error = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+    assert.equal(error.headers!['Retry-After'], '20'); // 0.5 left, 0.5 more at 1.5/min
+    advance(20_000);
+    l.admit('k', 0);
+  });
+});
+
+test('forItem keeps the headers of a refusal', () => {
+  const error = new TesseraError('RATE_TOKEN_LIMIT_EXCEEDED', 'over', { headers: { 'Retry-After': '3' } });
+  assert.deepEqual(error.forItem(2).headers, { 'Retry-After': '3' });
+  assert.equal(new TesseraError('REQUEST_INVALID', 'x').headers, undefined);
+});
