@@ -83,6 +83,7 @@ export function createServer(options: ServerOptions): TesseraServer {
     genReqId: () => randomUUID(),
   });
   app.decorateRequest('tessera', null as unknown as RequestState);
+  app.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is 415
 
   app.addHook('onRequest', async (request, reply) => {
     request.tessera = { started: performance.now(), keyId: '', queueMs: 0, inferenceMs: 0 };
@@ -117,7 +118,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number; headers?: Record<string, string> }, request, reply) => {
     if (error instanceof TesseraError) {
       if (error.headers) void reply.headers(error.headers);
-      if (error.status >= 500) request.log.error({ err: error }, 'request failed');
+      if (error.status >= 500 && error.code !== 'NOT_READY') request.log.error({ err: error }, 'request failed');
       return reply.code(error.status).send(errorBody(request, error.code, error.message));
     }
     // Fastify's own request errors, mapped onto the registry.
