@@ -13,7 +13,7 @@ export const ERRORS = {
   IMAGE_SOURCE_INVALID: { status: 422, summary: 'an image item is not a path, buffer, base64 string or data URI' },
   IMAGE_NOT_FOUND: { status: 422, summary: 'an image file does not exist' },
   IMAGE_UNDECODABLE: { status: 422, summary: 'an image could not be decoded' },
-  IMAGE_TOO_LARGE: { status: 422, summary: 'an image has more pixels than the limit' },
+  IMAGE_TOO_LARGE: { status: 422, summary: 'an image has more pixels, or a download more bytes, than the limit' },
   IMAGE_FORMAT_UNSUPPORTED: { status: 422, summary: 'an image is in a format that is not accepted' },
   INVALID_ARGUMENT: { status: 422, summary: 'an argument has the wrong type or value' },
   IMAGE_URL_INVALID: { status: 422, summary: 'an image URL is malformed or not http(s)' },
