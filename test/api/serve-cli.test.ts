@@ -1,0 +1,55 @@
+// `tessera serve` as a user runs it: a real process, signals and all.
+import assert from 'node:assert/strict';
+import { spawn, execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { test } from 'node:test';
+import { tempDir } from '../helpers/models.ts';
+
+function startServe(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn('./bin/tessera', ['serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const address = new Promise<string>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+      const match = /serving .* on (http:\/\/\S+)/.exec(stderr);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${stderr}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, address, exited, stderr: () => stderr };
+}
+
+test('serve prints its address; SIGTERM finishes the request in flight and exits 0', async () => {
+  const serve = startServe(['--model', 'demo', '--port', '0', '--batch-wait-ms', '400']);
+  const url = await serve.address;
+  assert.equal((await fetch(`${url}/ready`)).status, 200);
+  const inFlight = fetch(`${url}/v1/embeddings`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'demo', input: ['a red car'] }),
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  serve.child.kill('SIGTERM');
+  const response = await inFlight;
+  assert.equal(response.status, 200);
+  assert.equal(((await response.json()) as { data: unknown[] }).data.length, 1);
+  assert.equal(await serve.exited, 0);
+});
+
+test('offline with nothing cached, serve fails fast and says how to continue', async () => {
+  const serve = startServe([], { HF_HUB_OFFLINE: '1', HF_HUB_CACHE: await tempDir(), HF_HOME: await tempDir() });
+  serve.address.catch(() => undefined);
+  assert.equal(await serve.exited, 1);
+  assert.match(serve.stderr(), /jinaai\/jina-clip-v1/);
+  assert.match(serve.stderr(), /--model demo/);
+});
+
+test('serve --help lists every option with its environment variable', async () => {
+  const { stdout } = await promisify(execFile)('./bin/tessera', ['serve', '--help']);
+  const { SERVER_OPTIONS } = await import('../../src/api/config.ts');
+  for (const [name, spec] of Object.entries(SERVER_OPTIONS)) {
+    assert.ok(stdout.includes(`--${name}`), name);
+    assert.ok(stdout.includes(spec.env), spec.env);
+  }
+});
