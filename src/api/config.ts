@@ -16,6 +16,7 @@ export const SERVER_OPTIONS = {
   'rate-limit-tpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_TPM', default: 0, help: 'tokens per minute per key (0: unlimited)' },
   'rate-limit-concurrency': { type: 'integer', env: 'TESSERA_RATE_LIMIT_CONCURRENCY', default: 0, help: 'requests in flight per key (0: unlimited)' },
   'max-items': { type: 'integer', env: 'TESSERA_MAX_ITEMS', default: 2048, help: 'input items per request' },
+  'max-text-chars': { type: 'integer', env: 'TESSERA_MAX_TEXT_CHARS', default: 200_000, help: 'characters of one text, checked before tokenizing, truncate or not (8,192 tokens are about 40,000 characters of English)' },
   'max-body-bytes': { type: 'integer', env: 'TESSERA_MAX_BODY_BYTES', default: 64 * 1024 * 1024, help: 'request body size (413 beyond)' },
   'max-image-bytes': { type: 'integer', env: 'TESSERA_MAX_IMAGE_BYTES', default: 8 * 1024 * 1024, help: 'size of one downloaded image' },
   'max-image-pixels': { type: 'integer', env: 'TESSERA_MAX_IMAGE_PIXELS', default: 100_000_000, help: 'pixels of one image, checked before decoding' },

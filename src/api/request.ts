@@ -27,6 +27,7 @@ export interface ClassifyRequest {
 
 export interface RequestLimits {
   maxItems: number;
+  maxTextChars: number;
 }
 
 function invalid(message: string): TesseraError {
@@ -56,6 +57,14 @@ function requireModel(body: Record<string, unknown>): string {
   return body.model;
 }
 
+/** Very long texts are refused before tokenizing, which would hold up the server. */
+function textItem(text: string, where: string, limits: RequestLimits): RequestItem {
+  if (text.length > limits.maxTextChars) {
+    throw new TesseraError('TEXT_TOO_LONG', `${where}: text has ${text.length} characters but this server accepts at most ${limits.maxTextChars}; split it`);
+  }
+  return { kind: 'text', text };
+}
+
 const URL_PREFIX = /^https?:\/\//i;
 
 function imageItem(value: unknown, where: string, field: string): RequestItem {
@@ -69,8 +78,8 @@ function imageItem(value: unknown, where: string, field: string): RequestItem {
 }
 
 /** One item of `input`: a string (text), {text}, {image}, or the older {url} / {bytes}. */
-function parseItem(value: unknown, where: string): RequestItem {
-  if (typeof value === 'string') return { kind: 'text', text: value };
+function parseItem(value: unknown, where: string, limits: RequestLimits): RequestItem {
+  if (typeof value === 'string') return textItem(value, where, limits);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid(`${where} must be a string or an object with "text", "image", "url" or "bytes", got ${describe(value)}`);
   }
@@ -82,7 +91,7 @@ function parseItem(value: unknown, where: string): RequestItem {
   const key = keys[0]!;
   if (key === 'text') {
     if (typeof item.text !== 'string') throw invalid(`${where}.text must be a string, got ${describe(item.text)}`);
-    return { kind: 'text', text: item.text };
+    return textItem(item.text, where, limits);
   }
   return imageItem(item[key], where, key);
 }
@@ -95,7 +104,7 @@ function parseInput(body: Record<string, unknown>, limits: RequestLimits): Reque
   if (list.length > limits.maxItems) {
     throw new TesseraError('TOO_MANY_ITEMS', `input has ${list.length} items but this server accepts at most ${limits.maxItems} per request; split it`);
   }
-  return list.map((value, i) => parseItem(value, `input[${i}]`));
+  return list.map((value, i) => parseItem(value, `input[${i}]`, limits));
 }
 
 /** Validates a /v1/embeddings body (Jina's fields, and OpenAI's encoding_format). */

@@ -71,7 +71,7 @@ export function createServer(options: ServerOptions): TesseraServer {
     maxRedirects: config['max-redirects'],
     allowPrivate: config['allow-private-urls'],
   };
-  const limits = { maxItems: config['max-items'] };
+  const limits = { maxItems: config['max-items'], maxTextChars: config['max-text-chars'] };
   let embedder: Embedder | undefined;
   let ready = false;
 

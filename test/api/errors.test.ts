@@ -11,7 +11,7 @@ const png = image.toString('base64');
 const truncatedPng = image.subarray(0, 120).toString('base64');
 
 before(async () => {
-  api = await startServer({ args: ['--max-items', '4', '--max-body-bytes', '200000'] });
+  api = await startServer({ args: ['--max-items', '4', '--max-body-bytes', '200000', '--max-text-chars', '60000'] });
 });
 
 const CASES: [string, string | Record<string, unknown>, number, string, RegExp][] = [
@@ -29,6 +29,7 @@ const CASES: [string, string | Record<string, unknown>, number, string, RegExp][
   ['normalized not boolean', { model: 'jina-clip-v1', input: ['x'], normalized: 'yes' }, 422, 'REQUEST_INVALID', /normalized must be true or false/],
   ['bad dimensions', { model: 'jina-clip-v1', input: ['x'], dimensions: -3 }, 422, 'REQUEST_INVALID', /dimensions must be a positive integer/],
   ['over-long text', { model: 'jina-clip-v1', input: ['ok', 'word '.repeat(9000)] }, 422, 'TEXT_TOO_LONG', /input\[1\]: text has \d+ tokens but the model accepts at most 8192/],
+  ['text over the character limit', { model: 'jina-clip-v1', input: ['ok', { text: 'x'.repeat(60_001) }], truncate: true }, 422, 'TEXT_TOO_LONG', /^input\[1\]: text has 60001 characters but this server accepts at most 60000/],
   ['undecodable image', { model: 'jina-clip-v1', input: ['ok', { image: truncatedPng }] }, 422, 'IMAGE_UNDECODABLE', /^input\[1\]: /],
   ['SVG image', { model: 'jina-clip-v1', input: [{ image: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><image href="file:///etc/passwd"/></svg>').toString('base64') }] }, 422, 'IMAGE_FORMAT_UNSUPPORTED', /^input\[0\]: /],
   ['local file path', { model: 'jina-clip-v1', input: [{ image: '/etc/passwd' }] }, 422, 'IMAGE_SOURCE_INVALID', /^input\[0\]: /],
