@@ -32,6 +32,9 @@ export const ERRORS = {
   QUEUE_FULL: { status: 429, summary: 'the server has more work queued than it accepts; retry shortly' },
   REQUEST_CANCELLED: { status: 499, summary: 'the client disconnected or its deadline passed before the work ran' },
   NOT_READY: { status: 503, summary: 'the model is still loading or warming up' },
+  NOT_FOUND: { status: 404, summary: 'no such route' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the body is not sent as application/json' },
+  INTERNAL_ERROR: { status: 500, summary: 'an unexpected failure; the request id finds it in the server log' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

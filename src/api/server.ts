@@ -44,7 +44,7 @@ declare module 'fastify' {
   }
 }
 
-function errorBody(request: FastifyRequest, code: ErrorCode | string, detail: string) {
+function errorBody(request: FastifyRequest, code: ErrorCode, detail: string) {
   return { detail, code, request_id: request.id };
 }
 
@@ -112,7 +112,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(errorBody(request, 'NOT_FOUND', `no route ${request.method} ${request.url}; see GET /v1/models, POST /v1/embeddings, POST /v1/classify`));
+    void reply.code(ERRORS.NOT_FOUND.status).send(errorBody(request, 'NOT_FOUND', `no route ${request.method} ${request.url}; see GET /v1/models, POST /v1/embeddings, POST /v1/classify`));
   });
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number; headers?: Record<string, string> }, request, reply) => {
@@ -126,13 +126,13 @@ export function createServer(options: ServerOptions): TesseraServer {
       return reply.code(ERRORS.PAYLOAD_TOO_LARGE.status).send(errorBody(request, 'PAYLOAD_TOO_LARGE', `the request body is larger than ${config['max-body-bytes']} bytes; send fewer or smaller items`));
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply.code(415).send(errorBody(request, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with Content-Type: application/json'));
+      return reply.code(ERRORS.UNSUPPORTED_MEDIA_TYPE.status).send(errorBody(request, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with Content-Type: application/json'));
     }
     if (error.statusCode === 400 || error.code?.startsWith('FST_ERR_CTP')) {
       return reply.code(ERRORS.REQUEST_INVALID.status).send(errorBody(request, 'REQUEST_INVALID', `the body is not valid JSON: ${error.message}`));
     }
     request.log.error({ err: error }, 'unexpected error');
-    return reply.code(500).send(errorBody(request, 'INTERNAL_ERROR', 'internal error; the request id identifies it in the server log'));
+    return reply.code(ERRORS.INTERNAL_ERROR.status).send(errorBody(request, 'INTERNAL_ERROR', 'internal error; the request id identifies it in the server log'));
   });
 
   /** Per-key rate limits, once the request's size is known. */
