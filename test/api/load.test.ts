@@ -10,7 +10,7 @@ type Body = { data: { embedding: number[] }[]; code?: string; detail?: string };
 test('32 concurrent clients: batches form, and each client gets exactly its own vectors', async () => {
   // The tiny model runs a batch in a millisecond or two, faster than images decode, so give
   // concurrent requests a longer moment to meet than a real model would need.
-  const api = await startServer({ args: ['--batch-wait-ms', '50'] });
+  const api = await startServer({ args: ['--batch-wait-ms', '200'] });
   const images = await Promise.all(Array.from({ length: 8 }, (_, i) => noiseImage(160 + i * 10, 120, 100 + i)));
   const inputs = Array.from({ length: 32 }, (_, i) =>
     i % 4 === 3 ? { image: images[i % 8]!.toString('base64') } : `client ${i} says ${'hello '.repeat(i % 7)}`,

@@ -1,0 +1,142 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
+import { EmbeddingCache } from './cache.ts';
+import { loadBeir, loadKarpathy, loadLabelled } from './datasets.ts';
+import type { Encoder } from './embed.ts';
+import { summarize, type ModelResult, type Summary } from './report.ts';
+import { runImageImage, runRetrieval, runText, runZeroshot, ZEROSHOT_TEMPLATE, type TaskFigures, type TaskName } from './tasks.ts';
+
+/** One task on one dataset folder. */
+export interface EvalJob {
+  task: TaskName;
+  data: string;
+}
+
+export interface EvalOptions {
+  models: readonly string[];
+  jobs: readonly EvalJob[];
+  dtype: EmbedderOptions['dtype'];
+  cacheDir: string;
+  /** Model whose row the others are compared with (default: the last model). */
+  baseline?: string;
+  /** Use only the first N images / queries / labelled images of each dataset. */
+  limit?: number;
+  /** Items per engine call (default 64). */
+  chunk?: number;
+  progress?: boolean;
+  intraOpThreads?: number;
+  /** Test hook: wrap the loaded model (to count its calls). */
+  wrap?: (encoder: Encoder) => Encoder;
+  /** Called after each task (for a line of progress on stderr). */
+  onResult?: (result: ModelResult) => void;
+}
+
+export interface EvalReport {
+  tool: 'tessera eval';
+  settings: Record<string, unknown>;
+  results: ModelResult[];
+  summary: Summary;
+  /** Per model: embeddings found in the cache and computed. */
+  cache: { model: string; model_type: string; file: string; hits: number; computed: number }[];
+}
+
+/** What changes the vectors besides model and dtype; part of the cache key. */
+const VECTOR_SETTINGS = { normalize: true, truncate: true };
+
+export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
+  if (options.models.length === 0) throw new Error('give at least one --model');
+  if (options.jobs.length === 0) throw new Error('no dataset to evaluate');
+  const dtype = options.dtype ?? 'fp32';
+  const results: ModelResult[] = [];
+  const cacheStats: EvalReport['cache'] = [];
+  for (const model of options.models) {
+    const embedder = await Embedder.load(model, { dtype, progress: options.progress, intraOpThreads: options.intraOpThreads });
+    const modelType = embedder.model.modelType;
+    const cache = new EmbeddingCache(options.cacheDir, { model, dtype, settings: { ...VECTOR_SETTINGS, modelType } });
+    try {
+      const encoder = options.wrap ? options.wrap(embedder) : embedder;
+      const ctx = { encoder, cache, embed: { progress: options.progress, chunk: options.chunk } };
+      for (const job of options.jobs) {
+        const figures = await runJob(ctx, job, options.limit);
+        const result = { model, dtype, ...figures } as ModelResult;
+        results.push(result);
+        options.onResult?.(result);
+      }
+    } finally {
+      cache.close();
+      await embedder.close();
+    }
+    cacheStats.push({ model, model_type: modelType, file: cache.path, hits: cache.stats.hits, computed: cache.stats.stored });
+  }
+  const baseline = options.baseline ?? options.models.at(-1)!;
+  if (!options.models.includes(baseline)) throw new Error(`--baseline ${baseline} is not one of the --model values`);
+  return {
+    tool: 'tessera eval',
+    settings: {
+      models: options.models,
+      dtype,
+      baseline,
+      jobs: options.jobs,
+      limit: options.limit ?? null,
+      chunk: options.chunk ?? 64,
+      split: 'test',
+      similarity: 'cosine (unit vectors, dot product)',
+      ...VECTOR_SETTINGS,
+      zeroshot_template: ZEROSHOT_TEMPLATE,
+      cache_dir: options.cacheDir,
+    },
+    results,
+    summary: summarize(results, options.models, baseline),
+    cache: cacheStats,
+  };
+}
+
+async function runJob(ctx: Parameters<typeof runRetrieval>[0], job: EvalJob, limit?: number): Promise<TaskFigures> {
+  switch (job.task) {
+    case 'retrieval':
+      return runRetrieval(ctx, loadKarpathy(job.data, 'test', limit));
+    case 'text':
+      return runText(ctx, loadBeir(job.data, 'test', limit));
+    case 'image-image':
+      return runImageImage(ctx, loadLabelled(job.data, limit));
+    case 'zeroshot':
+      return runZeroshot(ctx, loadLabelled(job.data, limit));
+  }
+}
+
+function isDir(p: string): boolean {
+  return existsSync(p) && statSync(p).isDirectory();
+}
+
+function subdirs(dir: string): string[] {
+  return readdirSync(dir).sort().filter((d) => isDir(join(dir, d)));
+}
+
+/**
+ * The "seed" suite: every dataset found under `root`, one folder each:
+ * - a folder with a Karpathy dataset_*.json (flickr8k/, flickr30k/, mscoco/): retrieval;
+ * - beir/<name>/ with corpus.jsonl (MTEB retrieval tasks): text;
+ * - a folder with CIFAR's test.bin (cifar100/), or labelled/<name>/ with one folder per
+ *   class: image-image and zeroshot.
+ */
+export function discoverSuite(root: string): EvalJob[] {
+  if (!isDir(root)) throw new Error(`--data-root ${root} is not a folder`);
+  const jobs: EvalJob[] = [];
+  for (const name of subdirs(root)) {
+    const dir = join(root, name);
+    if (name === 'beir') {
+      for (const sub of subdirs(dir)) if (existsSync(join(dir, sub, 'corpus.jsonl'))) jobs.push({ task: 'text', data: join(dir, sub) });
+    } else if (name === 'labelled') {
+      for (const sub of subdirs(dir)) jobs.push({ task: 'image-image', data: join(dir, sub) }, { task: 'zeroshot', data: join(dir, sub) });
+    } else if (readdirSync(dir).some((f) => /^dataset_.*\.json$/.test(f))) {
+      jobs.push({ task: 'retrieval', data: dir });
+    } else if (existsSync(join(dir, 'test.bin'))) {
+      jobs.push({ task: 'image-image', data: dir }, { task: 'zeroshot', data: dir });
+    } else if (existsSync(join(dir, 'corpus.jsonl'))) {
+      jobs.push({ task: 'text', data: dir });
+    }
+  }
+  if (jobs.length === 0) throw new Error(`no dataset found under ${root}: expected flickr8k/, flickr30k/, mscoco/ (Karpathy JSON + images/), beir/<name>/ (BEIR), cifar100/ (test.bin) or labelled/<name>/ (a folder per class); see docs/evaluation.md`);
+  return jobs;
+}
