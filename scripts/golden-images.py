@@ -14,6 +14,12 @@ test/fixtures/images/golden/<fixture name>.png. ToTensor (/255) and Normalize ar
 arithmetic and are done by the test. Fixtures with an EXIF orientation also get
 <fixture name>.exif-applied.png, the same pipeline after PIL.ImageOps.exif_transpose.
 
+It also writes test/fixtures/images/golden-clip/<fixture name>.png: the 224x224 RGB uint8
+image Hugging Face transformers' CLIPImageProcessor (OpenAI CLIP, e.g.
+Xenova/clip-vit-base-patch16: size {shortest_edge: 224}, resample 3, crop_size 224x224) holds
+before its rescale and normalize, reimplemented step by step below (transformers is not
+needed; see clip_reference).
+
 Needs only Pillow and numpy (Debian: python3-pil, python3-numpy):
 
   /usr/bin/python3 scripts/golden-images.py
@@ -28,6 +34,7 @@ SIZE = 224
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, '..', 'test', 'fixtures', 'images')
 GOLDEN = os.path.join(FIXTURES, 'golden')
+GOLDEN_CLIP = os.path.join(FIXTURES, 'golden-clip')
 
 
 def resized_size(width, height, size=SIZE):
@@ -63,8 +70,46 @@ def reference(img):
     return arr
 
 
+def clip_resize_output_size(width, height, size=SIZE):
+    """transformers.image_transforms.get_resize_output_image_size(image, size, default_to_square=False)
+    for an int size: short side -> size, long side -> int(size * long / short); unchanged when
+    the short side already equals size. Returns (width, height)."""
+    short, long = (width, height) if width <= height else (height, width)
+    if short == size:
+        return width, height
+    new_short, new_long = size, int(size * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def clip_reference(img):
+    """CLIPImageProcessor.preprocess (transformers, PIL backend) up to do_rescale:
+
+    convert_to_rgb                 image_transforms.convert_to_rgb: img.convert('RGB') unless
+                                   already RGB (alpha dropped, palette looked up, no compositing)
+    to_numpy_array                 uint8 HWC
+    resize                         CLIPImageProcessor.resize -> get_resize_output_image_size
+                                   (default_to_square=False) -> image_transforms.resize, which for
+                                   a uint8 array makes a PIL image (no rescale) and calls
+                                   PIL.Image.resize(size, resample=BICUBIC), back to numpy
+    center_crop                    image_transforms.center_crop: top = (h - crop_h) // 2,
+                                   left = (w - crop_w) // 2, array slicing
+    """
+    if img.mode != 'RGB':
+        img = img.convert('RGB')
+    arr = np.array(img)
+    height, width = arr.shape[:2]
+    new_w, new_h = clip_resize_output_size(width, height)
+    arr = np.array(Image.fromarray(arr).resize((new_w, new_h), resample=Image.BICUBIC))
+    top = (new_h - SIZE) // 2
+    left = (new_w - SIZE) // 2
+    arr = arr[top:top + SIZE, left:left + SIZE]
+    assert arr.shape == (SIZE, SIZE, 3) and arr.dtype == np.uint8, (arr.shape, arr.dtype)
+    return arr
+
+
 def main():
     os.makedirs(GOLDEN, exist_ok=True)
+    os.makedirs(GOLDEN_CLIP, exist_ok=True)
     names = sorted(
         n for n in os.listdir(FIXTURES)
         if os.path.isfile(os.path.join(FIXTURES, n)) and not n.endswith('.md')
@@ -83,6 +128,9 @@ def main():
         for out_name, arr in outputs.items():
             Image.fromarray(arr, 'RGB').save(os.path.join(GOLDEN, out_name + '.png'), optimize=True)
             print(f'{out_name}: mode {img.mode} size {img.size} -> {resized_size(*img.size)}')
+        clip = clip_reference(Image.open(path))
+        Image.fromarray(clip, 'RGB').save(os.path.join(GOLDEN_CLIP, name + '.png'), optimize=True)
+        print(f'golden-clip/{name}: mode {img.mode} size {img.size} -> {clip_resize_output_size(*img.size)}')
 
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { invalidArgument } from '../errors.ts';
 import { DEFAULT_SEED, forgeModel, PRESET_NAMES, type PresetName } from '../forge/index.ts';
 
-const HELP = `usage: tessera forge --preset tiny|full|colour --out DIR [--no-attention-mask] [--seed N]
+const HELP = `usage: tessera forge --preset tiny|full|colour|clip-tiny --out DIR [--no-attention-mask] [--seed N]
 
 Builds a model folder of jina-clip-v1's architecture in the Hugging Face hub layout:
 config.json, preprocessor_config.json, tokenizer files, onnx/text_model.onnx and
@@ -10,10 +10,14 @@ onnx/vision_model.onnx.
 
   --preset P            tiny (seeded random, small), full (seeded random, jina-clip-v1's
                         dimensions, about 900 MB), colour (small, hand-set weights that
-                        know colour words and image colours; what --model demo uses)
+                        know colour words and image colours; what --model demo uses),
+                        clip-tiny (seeded random, small, OpenAI CLIP's architecture and
+                        byte-level BPE tokenizer, as Xenova/clip-vit-base-patch16)
   --out DIR             the folder to write (created if missing; files are replaced)
-  --no-attention-mask   build the text graph without an attention_mask input
-  --seed N              seed of the random weights (default ${DEFAULT_SEED})`;
+  --no-attention-mask   build the text graph without an attention_mask input (clip-tiny
+                        is built without one anyway, as the hub's CLIP exports)
+  --seed N              seed of the random weights (default ${DEFAULT_SEED})
+  --q8                  also write the int8 variant (onnx/*_quantized.onnx, --dtype q8)`;
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -23,6 +27,7 @@ export async function main(args: string[]): Promise<void> {
       out: { type: 'string' },
       'no-attention-mask': { type: 'boolean' },
       seed: { type: 'string' },
+      q8: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -40,8 +45,10 @@ export async function main(args: string[]): Promise<void> {
   const summary = await forgeModel({
     preset: values.preset as PresetName,
     outDir: values.out,
-    attentionMask: !values['no-attention-mask'],
+    // Unset: each preset's default (jina presets with attention_mask, clip-tiny without).
+    attentionMask: values['no-attention-mask'] ? false : undefined,
     seed,
+    quantized: values.q8 === true,
     onFile: (file) => process.stderr.write(`  ${file.path.padEnd(26)} ${formatBytes(file.bytes).padStart(9)}\n`),
   });
   const total = summary.files.reduce((sum, f) => sum + f.bytes, 0);

@@ -3,6 +3,8 @@ const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<voi
   embed: () => import('./embed.ts'),
   classify: () => import('./classify.ts'),
   forge: () => import('./forge.ts'),
+  bench: () => import('./bench.ts'),
+  eval: () => import('./eval.ts'),
 };
 
 const USAGE = `usage: tessera <command> [options]
@@ -11,7 +13,9 @@ commands:
   serve     serve the Jina Embeddings API (and OpenAI's embeddings shape) over HTTP
   embed     embed texts and images, print Jina-API-shaped JSON
   classify  zero-shot classification of texts and images against labels
-  forge     build a model folder of the jina-clip architecture (tiny | full | colour)
+  forge     build a model folder of the jina-clip or CLIP architecture (tiny | full | colour | clip-tiny)
+  bench     benchmarks against transformers.js and the hardware's ceiling (table + JSON)
+  eval      evaluate models on retrieval / classification benchmarks (the published table)
 
 Run \`tessera <command> --help\` for a command's options.`;
 

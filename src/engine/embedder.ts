@@ -69,7 +69,8 @@ export class Embedder {
         attentionBudgetBytes: options.attentionBudgetBytes ?? DEFAULT_ATTENTION_BUDGET_BYTES,
       },
       heads: model.text.heads,
-      equalLengthsOnly: !model.text.takesAttentionMask,
+      // Padding changes results only when the graph can neither mask it nor ignore it (CLIP pools at the end token).
+      equalLengthsOnly: !(model.text.takesAttentionMask || model.text.paddingInvariant),
       runText: (rows) => this.runText(rows),
       runImages: (pixels) => this.runImages(pixels),
     });

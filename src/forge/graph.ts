@@ -22,10 +22,15 @@ export interface ParamSpec {
   readonly name: string;
   readonly dims: readonly number[];
   readonly init: ParamInit;
+  /** Element type when not float32 (the q8 variant's int8 weights, see quantize.ts). */
+  readonly dataType?: DataTypeValue;
 }
 
 /** Produces the values of one param, row-major, `product(dims)` long. */
 export type WeightSource = (param: ParamSpec) => Float32Array;
+
+/** A weight source that may also produce int8 params (those declared with `dataType` INT8). */
+export type TypedWeightSource = (param: ParamSpec) => Float32Array | Int8Array;
 
 /** A constant whose values are known when the graph is built (shapes, axes, tables). */
 export interface Constant {
@@ -84,9 +89,9 @@ export class GraphBuilder {
     this.outputs.push(valueInfo(name, elemType, dims));
   }
 
-  param(name: string, dims: readonly number[], init: ParamInit): string {
+  param(name: string, dims: readonly number[], init: ParamInit, dataType?: DataTypeValue): string {
     this.claim(name);
-    this.params.push({ name, dims: [...dims], init });
+    this.params.push(dataType === undefined ? { name, dims: [...dims], init } : { name, dims: [...dims], init, dataType });
     return name;
   }
 

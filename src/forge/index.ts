@@ -10,10 +10,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalidArgument } from '../errors.ts';
+import { forgeClipModel } from './clip-forge.ts';
+import { isClipPreset } from './clip-presets.ts';
 import { colourWeights } from './colour.ts';
 import type { WeightSource } from './graph.ts';
 import { modelConfig, PREPROCESSOR_CONFIG } from './hub-files.ts';
 import { PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
+import { quantizeGraph } from './quantize.ts';
 import { randomWeights } from './random-weights.ts';
 import { buildTextGraph } from './text-tower.ts';
 import { tokenizerFiles } from './tokenizer-files.ts';
@@ -21,6 +24,8 @@ import { buildVisionGraph } from './vision-tower.ts';
 import { buildVocab } from './vocab.ts';
 import { writeModel, type ModelInfo } from './writer.ts';
 
+export { CLIP_PREPROCESSOR_CONFIG } from './clip-forge.ts';
+export { CLIP_PRESETS, type ClipPreset, type ClipPresetName } from './clip-presets.ts';
 export { COLOURS, normalisePixel, type Colour } from './colour.ts';
 export { IMAGE_MEAN, IMAGE_STD, PREPROCESSOR_CONFIG } from './hub-files.ts';
 export { PRESET_NAMES, PRESETS, type Preset, type PresetName } from './presets.ts';
@@ -36,10 +41,12 @@ export interface ForgeOptions {
   preset: PresetName;
   /** Created if missing; files already there with the same names are replaced. */
   outDir: string;
-  /** Give the text graph an attention_mask input (default true). */
+  /** Give the text graph an attention_mask input (default true; false for clip-* presets, as the hub's CLIP exports). */
   attentionMask?: boolean;
   /** Seed of the random presets' weights (default 0); recorded but unused by `colour`. */
   seed?: number;
+  /** Also write the q8 variant (onnx/*_quantized.onnx, dynamic int8 MatMuls; see quantize.ts). */
+  quantized?: boolean;
   /** Called as each file is written, for progress output. */
   onFile?: (file: ForgedFile) => void;
 }
@@ -62,20 +69,29 @@ export interface ForgeSummary {
 export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   const started = performance.now();
   const { preset: presetName, outDir } = options;
-  const attentionMask = options.attentionMask ?? true;
+  const attentionMask = options.attentionMask ?? !isClipPreset(presetName);
   const seed = options.seed ?? DEFAULT_SEED;
   if (!PRESET_NAMES.includes(presetName)) throw invalidArgument('preset', PRESET_NAMES.join(' | '), presetName);
   if (typeof outDir !== 'string' || outDir === '') throw invalidArgument('outDir', 'a directory path', outDir);
   if (typeof attentionMask !== 'boolean') throw invalidArgument('attentionMask', 'a boolean', attentionMask);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument('seed', 'an integer from 0 to 4294967295', seed);
 
+  const files: ForgedFile[] = [];
+  if (isClipPreset(presetName)) {
+    if (options.quantized) throw invalidArgument('quantized', 'false for the CLIP presets (no q8 variant yet)', true);
+    const onFile = (path: string, bytes: number): void => {
+      files.push({ path, bytes });
+      options.onFile?.({ path, bytes });
+    };
+    await forgeClipModel({ preset: presetName, outDir, attentionMask, seed, onFile });
+    return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
+  }
   const preset = PRESETS[presetName];
   const vocab = buildVocab(preset.text.vocabSize);
   const weights: WeightSource = preset.weights === 'colour' ? colourWeights(preset, vocab) : randomWeights(seed);
   const record = { preset: presetName, seed, attention_mask: attentionMask };
 
   await mkdir(join(outDir, 'onnx'), { recursive: true });
-  const files: ForgedFile[] = [];
   const done = (path: string, bytes: number): void => {
     const file = { path, bytes };
     files.push(file);
@@ -105,5 +121,11 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   done(textPath, await writeModel(join(outDir, textPath), buildTextGraph(preset.text, { attentionMask }), weights, info('text')));
   const visionPath = 'onnx/vision_model.onnx';
   done(visionPath, await writeModel(join(outDir, visionPath), buildVisionGraph(preset.vision, preset.projectionDim), weights, info('vision')));
+  if (options.quantized) {
+    const text = quantizeGraph(buildTextGraph(preset.text, { attentionMask }), weights);
+    done('onnx/text_model_quantized.onnx', await writeModel(join(outDir, 'onnx/text_model_quantized.onnx'), text.graph, text.weights, info('text (q8)')));
+    const vision = quantizeGraph(buildVisionGraph(preset.vision, preset.projectionDim), weights);
+    done('onnx/vision_model_quantized.onnx', await writeModel(join(outDir, 'onnx/vision_model_quantized.onnx'), vision.graph, vision.weights, info('vision (q8)')));
+  }
   return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
 }

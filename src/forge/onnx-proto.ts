@@ -6,7 +6,7 @@
 import protobuf from 'protobufjs';
 
 /** TensorProto.DataType values the forge uses. */
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7 } as const;
 export type DataTypeValue = (typeof DataType)[keyof typeof DataType];
 
 /** AttributeProto.AttributeType values. */

@@ -1,4 +1,5 @@
-/** The model sizes the forge builds. `full` has jina-clip-v1's dimensions. */
+/** The model sizes the forge builds. `full` has jina-clip-v1's dimensions; clip-* are OpenAI CLIP (clip-presets.ts). */
+import type { ClipPresetName } from './clip-presets.ts';
 
 export interface TextDims {
   hidden: number;
@@ -24,11 +25,13 @@ export interface VisionDims {
   layerNormEps: number;
 }
 
-export type PresetName = 'tiny' | 'full' | 'colour';
-export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'full', 'colour'];
+/** The jina-clip-v1 presets (this file); PresetName adds the OpenAI CLIP ones. */
+export type JinaPresetName = 'tiny' | 'full' | 'colour';
+export type PresetName = JinaPresetName | ClipPresetName;
+export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'full', 'colour', 'clip-tiny'];
 
 export interface Preset {
-  name: PresetName;
+  name: JinaPresetName;
   text: TextDims;
   vision: VisionDims;
   projectionDim: number;
@@ -58,7 +61,7 @@ const tinyVision: VisionDims = {
   layerNormEps: 1e-6,
 };
 
-export const PRESETS: Record<PresetName, Preset> = {
+export const PRESETS: Record<JinaPresetName, Preset> = {
   tiny: { name: 'tiny', text: tinyText, vision: tinyVision, projectionDim: 32, weights: 'random' },
   colour: { name: 'colour', text: tinyText, vision: tinyVision, projectionDim: 32, weights: 'colour' },
   full: {

@@ -8,7 +8,7 @@
  */
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { elementCount, type GraphBuilder, type WeightSource } from './graph.ts';
+import { elementCount, type GraphBuilder, type TypedWeightSource } from './graph.ts';
 import { DataType, FIELD, GraphProto, ModelProto, TensorProto } from './onnx-proto.ts';
 
 export interface ModelInfo {
@@ -22,7 +22,7 @@ export interface ModelInfo {
 }
 
 /** Writes `graph` to `path` and returns the file's size in bytes. */
-export async function writeModel(path: string, graph: GraphBuilder, weights: WeightSource, info: ModelInfo): Promise<number> {
+export async function writeModel(path: string, graph: GraphBuilder, weights: TypedWeightSource, info: ModelInfo): Promise<number> {
   if (endianness() !== 'LE') throw new Error('the forge writes raw_data straight from typed arrays and needs a little-endian machine');
   graph.validate();
 
@@ -43,8 +43,9 @@ export async function writeModel(path: string, graph: GraphBuilder, weights: Wei
   );
 
   const paramHeaders = graph.params.map((p) => {
-    const header = TensorProto.encode({ name: p.name, dims: p.dims, dataType: DataType.FLOAT }).finish();
-    const rawBytes = elementCount(p.dims) * 4;
+    const dataType = p.dataType ?? DataType.FLOAT;
+    const header = TensorProto.encode({ name: p.name, dims: p.dims, dataType }).finish();
+    const rawBytes = elementCount(p.dims) * (dataType === DataType.FLOAT ? 4 : dataType === DataType.INT64 ? 8 : 1);
     const rawPrefix = concat([fieldTag(FIELD.tensorRawData), varint(rawBytes)]);
     return { header, rawPrefix, rawBytes, tensorBytes: header.length + rawPrefix.length + rawBytes };
   });

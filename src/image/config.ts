@@ -5,12 +5,22 @@ import { TesseraError } from '../errors.ts';
  * centre-crop `size` x `size`, scale to [0, 1], normalise with `mean` / `std` per channel.
  */
 export interface ImagePreprocessConfig {
+  /**
+   * Which reference pipeline to reproduce. `open_clip`: open_clip's eval transform
+   * (jina-clip-v1): resize in the image's own mode (palette NEAREST, alpha premultiplied),
+   * crop with `round((h - size) / 2)`, then convert to RGB. `clip_image_processor`: Hugging
+   * Face transformers' CLIPImageProcessor (OpenAI CLIP): convert to RGB first, resize, crop
+   * with `(h - size) // 2`.
+   */
+  pipeline: ImagePipeline;
   size: number;
   mean: [number, number, number];
   std: [number, number, number];
   resizeMode: 'shortest';
   interpolation: 'bicubic' | 'bilinear';
 }
+
+export type ImagePipeline = 'open_clip' | 'clip_image_processor';
 
 // PIL.Image.Resampling values as written in Hugging Face processor configs.
 const PIL_RESAMPLE: Record<number, ImagePreprocessConfig['interpolation']> = { 2: 'bilinear', 3: 'bicubic' };
@@ -56,7 +66,19 @@ export function parsePreprocessorConfig(json: unknown, file: string): ImagePrepr
     if (!mapped) fail('resample', '2 (bilinear) or 3 (bicubic)', obj.resample);
     interpolation = mapped!;
   }
-  return { size, mean, std, resizeMode: 'shortest', interpolation };
+  return { pipeline: pipelineOf(obj), size, mean, std, resizeMode: 'shortest', interpolation };
+}
+
+/**
+ * The processor class named in the file decides (`JinaCLIPImageProcessor` -> open_clip, any
+ * other `*ImageProcessor` / `*FeatureExtractor` of transformers -> clip_image_processor); a file
+ * naming none is judged by its keys: transformers' `crop_size` / `do_center_crop` mean its
+ * image processor, anything else open_clip.
+ */
+function pipelineOf(obj: Record<string, unknown>): ImagePipeline {
+  const named = [obj.image_processor_type, obj.feature_extractor_type].find((v): v is string => typeof v === 'string');
+  if (named !== undefined) return /^JinaCLIP/i.test(named) ? 'open_clip' : 'clip_image_processor';
+  return 'crop_size' in obj || 'do_center_crop' in obj ? 'clip_image_processor' : 'open_clip';
 }
 
 type Fail = (key: string, expected: string, actual: unknown) => never;

@@ -2,6 +2,7 @@ import { invalidArgument } from '../errors.ts';
 import type { ImagePreprocessConfig } from './config.ts';
 import { isOpaque, probeImage, readPixels, type PixelRequest, type ProbedImage } from './decode.ts';
 import type { PillowMode } from './format.ts';
+import { clipCenterCropOffsets, clipRgbMode } from './clip-processor.ts';
 import { centerCropOffsets, resizedSize } from './geometry.ts';
 import { normalizeInto } from './normalize.ts';
 import { premultiply, resampleWindow, sourceRectFor, unpremultiplyInPlace, type RawImage, type ResampleFilter, type ResizeWindow, type SourceRegion } from './resample.ts';
@@ -123,10 +124,11 @@ export async function preprocessImageRgb(source: ImageSource, config: ImagePrepr
   const plan = await planResize(image, config, options.exactResize ?? false);
   let region = await readPixels(image, plan.request);
   if (plan.gifFill) region = fillTransparent(region, plan.gifFill, BANDS[plan.mode]);
+  if (plan.rgbFirst) region = { ...region, data: toRgb(region, plan.mode), channels: 3 };
   if (plan.premultiplied) region = premultiply(region);
   const out = await resampleWindow(region, plan.window, plan.filter);
   if (plan.premultiplied) unpremultiplyInPlace(out);
-  return { rgb: toRgb(out, plan.mode), width: image.width, height: image.height };
+  return { rgb: toRgb(out, plan.rgbFirst ? 'RGB' : plan.mode), width: image.width, height: image.height };
 }
 
 interface ResizePlan {
@@ -139,9 +141,12 @@ interface ResizePlan {
   request: PixelRequest;
   /** GIF: libvips delivers RGB(A); paint alpha-0 pixels this colour, keep the mode's bands. */
   gifFill?: [number, number, number];
+  /** Convert the region read (in `mode`) to RGB before resampling (CLIPImageProcessor). */
+  rgbFirst?: boolean;
 }
 
 async function planResize(image: ProbedImage, config: ImagePreprocessConfig, exact: boolean): Promise<ResizePlan> {
+  if (config.pipeline === 'clip_image_processor') return planClipResize(image, config, exact);
   const { size } = config;
   const resized = resizedSize(image.width, image.height, size);
   const { left, top } = centerCropOffsets(resized.width, resized.height, size);
@@ -173,6 +178,42 @@ async function planResize(image: ProbedImage, config: ImagePreprocessConfig, exa
   }
   const space = mode === 'CMYK' ? 'cmyk' : mode === 'L' || mode === 'LA' || mode === '1' ? 'b-w' : 'srgb';
   return { ...plan, request: { reduceSteps, interpolation, rect, space, bands: BANDS[mode], dropAlpha } };
+}
+
+/**
+ * transformers' CLIPImageProcessor: convert('RGB') first, then resize the RGB image with the
+ * asked filter (so no NEAREST for palettes, no premultiplied alpha), then crop with floor
+ * division. The region is read in the mode convert('RGB') starts from once alpha is dropped
+ * (RGB, grey or CMYK) and converted in JS with Pillow's formulas before the resample; images
+ * with a real alpha band are never reduced natively, since libvips would resize them
+ * premultiplied.
+ */
+function planClipResize(image: ProbedImage, config: ImagePreprocessConfig, exact: boolean): ResizePlan {
+  const { size } = config;
+  // get_resize_output_image_size(default_to_square=False) has torchvision's rule.
+  const resized = resizedSize(image.width, image.height, size);
+  const { left, top } = clipCenterCropOffsets(resized.width, resized.height, size);
+  const window: ResizeWindow = { ...resized, left, top, size };
+  const filter: ResampleFilter = config.interpolation;
+  const interpolation = config.interpolation;
+  const short = Math.min(image.width, image.height);
+  const alphaFree = !image.hasAlpha || image.ignoreAlpha;
+  const wantsReduce = !exact && short > EXACT_FACTOR * size && image.format !== 'gif' && alphaFree;
+
+  if (image.format === 'gif') {
+    // As in planResize: libvips' RGB(A) is turned back into Pillow's P / L view, then to RGB.
+    const rect = sourceRectFor(image.width, image.height, window, filter);
+    const request: PixelRequest = { reduceSteps: [], interpolation, rect, space: 'srgb', bands: image.hasAlpha ? 4 : 3, dropAlpha: false };
+    const rebuild = image.hasAlpha || image.mode === 'L';
+    return { mode: image.mode, filter, premultiplied: false, window, request, gifFill: rebuild ? image.gifFill ?? [0, 0, 0] : undefined, rgbFirst: true };
+  }
+  const mode = clipRgbMode(image.mode);
+  const reduceSteps = wantsReduce ? reductionSteps(image.width, image.height, (EXACT_FACTOR * size) / short, mode === 'CMYK') : [];
+  const last = reduceSteps.at(-1) ?? { width: image.width, height: image.height };
+  const rect = sourceRectFor(last.width, last.height, window, filter);
+  const space = mode === 'CMYK' ? 'cmyk' : mode === 'L' ? 'b-w' : 'srgb';
+  const request: PixelRequest = { reduceSteps, interpolation, rect, space, bands: BANDS[mode], dropAlpha: true };
+  return { mode, filter, premultiplied: false, window, request, rgbFirst: true };
 }
 
 const BANDS: Record<PillowMode, 1 | 2 | 3 | 4> = { '1': 1, L: 1, LA: 2, P: 3, RGB: 3, RGBA: 4, CMYK: 4 };

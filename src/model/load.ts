@@ -8,7 +8,8 @@ import { onnxFiles, type Dtype } from './dtype.ts';
 import { readJsonFile } from './files.ts';
 import { createSession, planOutput, requireInputs, type OutputPlan, type SessionSettings } from './session.ts';
 
-export const SUPPORTED_MODEL_TYPES = ['jina_clip'] as const;
+/** jina-clip-v1 and OpenAI CLIP (the hub's ONNX exports, e.g. Xenova/clip-vit-base-patch16). */
+export const SUPPORTED_MODEL_TYPES = ['jina_clip', 'clip'] as const;
 
 export const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
 export const VISION_INPUTS = ['pixel_values'] as const;
@@ -19,6 +20,13 @@ export interface TextTower {
   output: OutputPlan;
   takesAttentionMask: boolean;
   takesTokenTypeIds: boolean;
+  /**
+   * Padding after a text's last token cannot change its embedding even without an
+   * attention_mask input: true for CLIP (causal attention, pooled at the first end token),
+   * false for jina-clip (bidirectional attention, mean pooling). Such graphs may batch texts
+   * of different lengths.
+   */
+  paddingInvariant: boolean;
   /** Attention heads, for sizing batches by attention memory. */
   heads: number;
 }
@@ -89,6 +97,7 @@ export async function loadModelDir(dir: string, dtype: Dtype, settings: SessionS
       output: planOutput(textSession, 'text', textFile),
       takesAttentionMask: textSession.inputNames.includes('attention_mask'),
       takesTokenTypeIds: textSession.inputNames.includes('token_type_ids'),
+      paddingInvariant: modelType === 'clip',
       heads: Number.isFinite(heads) && heads > 0 ? heads : 12,
     },
     vision: {

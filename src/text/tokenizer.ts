@@ -47,8 +47,11 @@ export class TextTokenizer {
     const configured = Number(config.model_max_length);
     // Tokenizer configs without a limit carry a huge sentinel (1e30); the model's own limit wins then.
     const maxTokens = Number.isFinite(configured) && configured > 0 && configured < 1e9 ? configured : (modelMaxTokens ?? 512);
-    const padToken = typeof config.pad_token === 'string' ? config.pad_token : '[PAD]';
-    const padId = tokenizer.token_to_id(padToken) ?? 0;
+    // pad_token is a string or, as newer transformers save it, an AddedToken object. CLIP's is
+    // <|endoftext|> (49407); with its causal mask and pooling at the first EOS, what follows
+    // the EOS cannot change a result, but the id must at least exist.
+    const padToken = tokenContent(config.pad_token) ?? '[PAD]';
+    const padId = tokenizer.token_to_id(padToken) ?? tokenizer.token_to_id('[PAD]') ?? 0;
     return new TextTokenizer(tokenizer, Math.min(maxTokens, modelMaxTokens ?? maxTokens), padId);
   }
 
@@ -69,3 +72,11 @@ export class TextTokenizer {
   }
 }
 
+/** A special token as tokenizer_config.json writes it: "tok" or {"content": "tok", ...}. */
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value !== null && typeof value === 'object' && typeof (value as { content?: unknown }).content === 'string') {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}

@@ -52,9 +52,10 @@ test('a text batch groups the oldest text with texts of similar length', async (
   const lengths = [3, 300, 4, 290, 5, 310, 3, 305, 2, 299, 4, 301];
   await Promise.all(lengths.map((n, i) => scheduler.submitText(Array.from({ length: n }, () => i))));
   // With maxBatch 8 the 12 texts take two batches. In arrival order they would pad to
-  // 8 x 310 + 4 x 301 = 3684 tokens; sorted by length around the oldest text (3 tokens), the
-  // short ones go first together (4 x 4) and the long ones after (8 x 310): 2496.
-  assert.deepEqual(reports.map((r) => r.units), [16, 2480]);
+  // 8 x 310 + 4 x 301 = 3684 tokens; sorted by length around the oldest text (3 tokens), and
+  // never padding a short text to a long one's width, the six short ones go first together
+  // (6 x 5) and the six long ones after (6 x 310): 1890.
+  assert.deepEqual(reports.map((r) => r.units), [30, 1860]);
 });
 
 test('jobs whose signal aborted are dropped before they reach the model', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TesseraError } from '../../src/errors.ts';
 import { parsePreprocessorConfig } from '../../src/image/config.ts';
-import { JINA } from './helpers.ts';
+import { JINA, OPENAI_CLIP } from './helpers.ts';
 
 const FILE = '/models/jina-clip-v1/preprocessor_config.json';
 
@@ -31,7 +31,10 @@ test("reads Hugging Face CLIPImageProcessor's keys", () => {
     resample: 3,
     size: { shortest_edge: 224 },
   };
-  assert.deepEqual(parsePreprocessorConfig(json, FILE), JINA);
+  assert.deepEqual(parsePreprocessorConfig(json, FILE), OPENAI_CLIP);
+  assert.equal(parsePreprocessorConfig({ ...json, image_processor_type: 'CLIPImageProcessor' }, FILE).pipeline, 'clip_image_processor');
+  assert.equal(parsePreprocessorConfig({ ...json, feature_extractor_type: 'CLIPFeatureExtractor' }, FILE).pipeline, 'clip_image_processor');
+  assert.equal(parsePreprocessorConfig({ ...json, image_processor_type: 'JinaCLIPImageProcessor' }, FILE).pipeline, 'open_clip');
   assert.equal(parsePreprocessorConfig({ ...json, resample: 2, size: 224, crop_size: 224 }, FILE).interpolation, 'bilinear');
 });
 

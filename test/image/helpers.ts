@@ -7,12 +7,16 @@ export const GOLDEN = `${FIXTURES}golden/`;
 
 /** jina-clip-v1's preprocessor_config.json, parsed. */
 export const JINA: ImagePreprocessConfig = {
+  pipeline: 'open_clip',
   size: 224,
   mean: [0.48145466, 0.4578275, 0.40821073],
   std: [0.26862954, 0.26130258, 0.27577711],
   resizeMode: 'shortest',
   interpolation: 'bicubic',
 };
+
+/** Xenova/clip-vit-base-patch16's preprocessor_config.json (CLIPImageProcessor), parsed. */
+export const OPENAI_CLIP: ImagePreprocessConfig = { ...JINA, pipeline: 'clip_image_processor' };
 
 /** The tolerance the preprocessing promises against the Python reference (normalised units). */
 export const TOLERANCE = { mean: 0.005, max: 0.1 };

@@ -1,0 +1,52 @@
+/** The report as a table: one row per target, with tessera's figure, the peer's, the ratio and the target. */
+type Obj = Record<string, unknown>;
+
+const get = (report: Obj, path: string): unknown => path.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Obj)[k] : undefined), report);
+const fmt = (v: unknown): string => (typeof v === 'number' ? (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3).replace(/\.?0+$/, '')) : v === undefined ? '-' : String(v));
+
+interface Row { what: string; ours: string; theirs: string; value: string; target: string; op: '>=' | '<=' | ''; limit: number }
+
+const ROWS: Row[] = [
+  { what: 'images/s, fp32 (vs transformers.js)', ours: 'images.tessera.images_per_s', theirs: 'images.peer.images_per_s', value: 'images.ratio', target: '>= 1.5x', op: '>=', limit: 1.5 },
+  { what: 'images: fraction of ceiling in inference', ours: 'images.tessera.ceiling_fraction', theirs: 'images.peer.ceiling_fraction', value: 'images.ceiling_fraction', target: '>= 0.70', op: '>=', limit: 0.7 },
+  { what: 'texts/s, fp32 (vs transformers.js)', ours: 'texts.tessera.texts_per_s', theirs: 'texts.peer.texts_per_s', value: 'texts.ratio', target: '>= 2x', op: '>=', limit: 2 },
+  { what: 'tokens/s, fp32 (vs transformers.js)', ours: 'texts.tessera.tokens_per_s', theirs: 'texts.peer.tokens_per_s', value: 'texts.ratio', target: '', op: '', limit: 0 },
+  { what: 'texts: fraction of ceiling in inference', ours: 'texts.tessera.ceiling_fraction', theirs: 'texts.peer.ceiling_fraction', value: 'texts.ceiling_fraction', target: '>= 0.60', op: '>=', limit: 0.6 },
+  { what: 'server, text items/s (vs offline engine)', ours: 'server.tessera.text_items_per_s', theirs: 'server.peer.text_items_per_s', value: 'server.offline_fraction_text', target: '>= 0.90', op: '>=', limit: 0.9 },
+  { what: 'server, image items/s (vs offline engine)', ours: 'server.tessera.image_items_per_s', theirs: 'server.peer.image_items_per_s', value: 'server.offline_fraction_image', target: '>= 0.90', op: '>=', limit: 0.9 },
+  { what: 'server, text p99 ms (vs one full batch)', ours: 'server.tessera.text_p99_ms', theirs: 'server.peer.text_full_batch_ms', value: 'server.p99_over_full_batch_text', target: '< 3x', op: '<=', limit: 3 },
+  { what: 'server, image p99 ms (vs one full batch)', ours: 'server.tessera.image_p99_ms', theirs: 'server.peer.image_full_batch_ms', value: 'server.p99_over_full_batch_image', target: '< 3x', op: '<=', limit: 3 },
+  { what: 'q8 images/s (vs fp32)', ours: 'q8.tessera.images_per_s', theirs: 'q8.peer.images_per_s', value: 'q8.speedup_images', target: '>= 2x', op: '>=', limit: 2 },
+  { what: 'q8 texts/s (vs fp32)', ours: 'q8.tessera.texts_per_s', theirs: 'q8.peer.texts_per_s', value: 'q8.speedup_texts', target: '>= 2x', op: '>=', limit: 2 },
+  { what: 'q8 min cosine to fp32 (every item)', ours: 'q8.min_cosine', theirs: '', value: 'q8.min_cosine', target: '>= 0.99', op: '>=', limit: 0.99 },
+  { what: 'RSS after load MB, fp32 (vs model files)', ours: 'startup.fp32.rss_after_load_mb', theirs: 'startup.fp32.model_files_mb', value: 'startup.fp32.rss_ratio', target: '<= 1.5x', op: '<=', limit: 1.5 },
+  { what: 'RSS after load MB, q8 (vs model files)', ours: 'startup.q8.rss_after_load_mb', theirs: 'startup.q8.model_files_mb', value: 'startup.q8.rss_ratio', target: '<= 1.5x', op: '<=', limit: 1.5 },
+  { what: 'time to ready s, fp32 / q8', ours: 'startup.fp32.ready_s', theirs: 'startup.q8.ready_s', value: '', target: '', op: '', limit: 0 },
+];
+
+export function formatTable(report: Obj): string {
+  const lines = [`| scenario | tessera | peer / baseline | ratio | target | met |`, `|---|---|---|---|---|---|`];
+  for (const row of ROWS) {
+    const value = row.value ? get(report, row.value) : undefined;
+    if (get(report, row.ours) === undefined) continue;
+    const met = typeof value === 'number' && row.op ? ((row.op === '>=' ? value >= row.limit : value <= row.limit) ? 'yes' : 'no') : '';
+    lines.push(`| ${row.what} | ${fmt(get(report, row.ours))} | ${row.theirs ? fmt(get(report, row.theirs)) : ''} | ${row.value ? fmt(value) : ''} | ${row.target} | ${met} |`);
+  }
+  const ceiling = get(report, 'ceiling.gflops');
+  if (ceiling !== undefined) lines.push('', `ceiling: ${fmt(ceiling)} GFLOP/s (best MatMul, ${fmt(get(report, 'ceiling.best_shape'))}); ${fmt(Number(get(report, 'flops.per_image')) / 1e9)} GFLOP per image, ${fmt(Number(get(report, 'flops.per_512_token_text')) / 1e9)} GFLOP per 512-token text`);
+  const long = get(report, 'startup.long_doc') as Obj | undefined;
+  if (long) lines.push(`long document: ${fmt(long.tokens)} tokens in ${fmt(long.seconds)} s, peak RSS ${fmt(long.peak_rss_mb)} MB${long.note ? ` (${String(long.note)})` : ''}`);
+  const levels = get(report, 'server.levels') as Obj[] | undefined;
+  if (levels) {
+    lines.push('', '| server workload | clients | items/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|');
+    for (const l of levels) lines.push(`| ${String(l.workload)} | ${fmt(l.clients)} | ${fmt(l.items_per_s)} | ${fmt(l.p50_ms)} | ${fmt(l.p99_ms)} | ${fmt(l.errors)} |`);
+  }
+  for (const [scenario, name] of [['images', 'images'], ['texts', 'texts']] as const) {
+    const s = get(report, scenario) as Obj | undefined;
+    if (!s) continue;
+    const a = s.tessera as Obj, b = s.peer as Obj;
+    lines.push(`${name}: tessera batch ${fmt(a.batch)}, wall ${fmt(a.wall_s)} s, inference ${fmt(a.inference_s)} s${a.preprocess_s !== undefined ? `, preprocessing ${fmt(a.preprocess_s)} s (overlapped)` : ''}; ` +
+      `transformers.js batch ${fmt(b.batch)}, wall ${fmt(b.wall_s)} s, inference ${fmt(b.inference_s)} s${b.preprocess_s !== undefined ? `, preprocessing ${fmt(b.preprocess_s)} s` : ''}`);
+  }
+  return lines.join('\n');
+}
