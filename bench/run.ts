@@ -7,6 +7,7 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { cosine } from '../src/engine/vectors.ts';
 import { preprocessImage } from '../src/image/preprocess.ts';
 import type { GraphOptimizationLevel } from '../src/model/session.ts';
 import { measureCeiling, type CeilingResult } from './ceiling.ts';
@@ -45,15 +46,6 @@ const PLAN = {
 const round = (x: number, digits = 3): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0, na = 0, nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
-}
 const minCosine = (a: readonly Float32Array[], b: readonly Float32Array[]): number => Math.min(...a.map((v, k) => cosine(v, b[k]!)));
 
 /** The best (highest rate) of several runs. */

@@ -7,16 +7,16 @@ import type { TextDims, VisionDims } from '../src/forge/presets.ts';
 
 export type Weights = Map<string, Float32Array>;
 
-type Matrix = Float64Array[]; // rows
+export type Matrix = Float64Array[]; // rows
 
-function w(weights: Weights, name: string): Float32Array {
+export function w(weights: Weights, name: string): Float32Array {
   const t = weights.get(name);
   if (!t) throw new Error(`reference: no weight ${name}`);
   return t;
 }
 
 /** x [n, in] times W stored [in, out], plus bias. */
-function linear(x: Matrix, weight: Float32Array, bias: Float32Array | undefined, outDim: number): Matrix {
+export function linear(x: Matrix, weight: Float32Array, bias: Float32Array | undefined, outDim: number): Matrix {
   const inDim = weight.length / outDim;
   return x.map((row) => {
     const out = new Float64Array(outDim);

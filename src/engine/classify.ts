@@ -1,3 +1,5 @@
+import { dot } from './vectors.ts';
+
 /**
  * Zero-shot classification as CLIP does it: softmax over the cosine similarities between an
  * item and each label's text embedding, scaled by CLIP's logit scale (100).
@@ -8,12 +10,6 @@ export interface Classification {
   prediction: string;
   score: number;
   predictions: { label: string; score: number }[];
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
-  return sum;
 }
 
 /** `item` and `labelVectors` must be L2-normalised. Scores sum to 1. */

@@ -1,7 +1,8 @@
 import type { EmbeddingCache } from './cache.ts';
 import type { BeirSet, CaptionedSet, LabelledSet } from './datasets.ts';
 import { embedImagesCached, embedTextsCached, type EmbedRunOptions, type Encoder } from './embed.ts';
-import { crossModalRecall, dot, mean, mrrAt, ndcgAt, nearestNeighbours, neighbourFigures, recallAtK, topK, topKCorrect, trecOrder, type Scored } from './metrics.ts';
+import { dot } from '../engine/vectors.ts';
+import { crossModalRecall, mean, mrrAt, ndcgAt, nearestNeighbours, neighbourFigures, recallAtK, topK, topKCorrect, trecOrder, type Scored } from './metrics.ts';
 
 export type TaskName = 'retrieval' | 'text' | 'image-image' | 'zeroshot';
 export const TASKS: readonly TaskName[] = ['retrieval', 'text', 'image-image', 'zeroshot'];

@@ -5,25 +5,9 @@
  * and simple: for tiny models only. Linear weights are stored [in, out] as the forge writes them.
  */
 import type { ClipTextDims, ClipVisionDims } from '../../src/forge/clip-presets.ts';
+import { linear, w, type Matrix } from '../forge-reference.ts';
 
 export type Weights = Map<string, Float32Array>;
-type Matrix = Float64Array[];
-
-function w(weights: Weights, name: string): Float32Array {
-  const t = weights.get(name);
-  if (!t) throw new Error(`reference: no weight ${name}`);
-  return t;
-}
-
-function linear(x: Matrix, weight: Float32Array, bias: Float32Array | undefined, outDim: number): Matrix {
-  const inDim = weight.length / outDim;
-  return x.map((row) => {
-    const out = new Float64Array(outDim);
-    for (let i = 0; i < inDim; i++) for (let o = 0; o < outDim; o++) out[o] += row[i]! * weight[i * outDim + o]!;
-    if (bias) for (let o = 0; o < outDim; o++) out[o] += bias[o]!;
-    return out;
-  });
-}
 
 function layerNorm(x: Matrix, weights: Weights, name: string, eps: number): Matrix {
   const gamma = w(weights, `${name}.weight`);
