@@ -17,6 +17,7 @@ export async function main(args: string[]): Promise<void> {
     dtype: parseDtype(config.dtype),
     progress: true,
     intraOpThreads: config.threads || undefined,
+    executionProviders: config['execution-providers'].split(',').map((p) => p.trim()).filter(Boolean),
     maxPixels: config['max-image-pixels'],
     allowPaths: false,
     maxWaitMs: config['batch-wait-ms'],
