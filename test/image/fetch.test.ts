@@ -16,6 +16,7 @@ import { TesseraError } from '../../src/errors.ts';
 import { blockedAddress, blockedHostName } from '../../src/image/address.ts';
 import { DEFAULT_FETCH_POLICY, fetchImage, mapConcurrent } from '../../src/image/fetch.ts';
 import { noiseImage } from '../helpers/images.ts';
+import { rejectsWith } from '../helpers/errors.ts';
 
 const PNG = await noiseImage(48, 32, 7, 'png');
 const SVG = Buffer.from('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
@@ -91,14 +92,6 @@ const image = (body: Buffer = PNG, type: string | undefined = 'image/png'): Hand
 /** Policy for servers on 127.0.0.1 in tests that are not about address checks. */
 const LOCAL = { allowAddresses: ['127.0.0.1'] } as const;
 
-function rejectsWith(code: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof TesseraError, `expected a TesseraError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
 async function freePort(): Promise<number> {

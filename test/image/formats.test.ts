@@ -2,18 +2,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { TesseraError } from '../../src/errors.ts';
 import { preprocessImage } from '../../src/image/preprocess.ts';
 import { FIXTURES, JINA, TOLERANCE, formatResidual, goldenRgb, normalizeReference, normalizeValue, residual } from './helpers.ts';
+import { rejectsWith } from '../helpers/errors.ts';
 
-function rejectsWith(code: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof TesseraError, `expected a TesseraError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 // coffee.tif holds lossless RGB pixels with a golden; re-encode them losslessly in every format.
 const SOURCE = `${FIXTURES}coffee.tif`;

@@ -5,23 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { test } from 'node:test';
-import { TesseraError } from '../../src/errors.ts';
 import { preprocessImage } from '../../src/image/preprocess.ts';
 import { decodeBase64, readImageSource } from '../../src/image/source.ts';
 import { FIXTURES, JINA } from './helpers.ts';
+import { rejectsWith } from '../helpers/errors.ts';
 
 const PATH = `${FIXTURES}rocket-410x400.jpg`;
 const BYTES = readFileSync(PATH);
 const BASE64 = BYTES.toString('base64');
 
-function rejectsWith(code: string, pattern?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof TesseraError, `expected a TesseraError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 test('path, Buffer, Uint8Array, base64, wrapped and URL-safe base64, data URI and file URL give identical pixels', async () => {
   const sources: Array<[string, string | Uint8Array]> = [
