@@ -1,10 +1,9 @@
 import { availableParallelism } from 'node:os';
-import * as ort from 'onnxruntime-node';
 import { TesseraError, invalidArgument } from '../errors.ts';
 import { preprocessImageInto, type ImageSource, type PreprocessOptions } from '../image/preprocess.ts';
 import { loadModelDir, releaseModel, type LoadedModel } from '../model/load.ts';
 import { resolveModel, type ResolveOptions } from '../model/source.ts';
-import type { SessionSettings } from '../model/session.ts';
+import type { SessionSettings, TensorData } from '../model/session.ts';
 import type { TokenizedText } from '../text/tokenizer.ts';
 import { DEFAULT_ATTENTION_BUDGET_BYTES } from './batching.ts';
 import { Semaphore } from './semaphore.ts';
@@ -226,9 +225,9 @@ export class Embedder {
       });
     });
     const dims = [rows.length, width];
-    const feeds: Record<string, ort.Tensor> = { input_ids: new ort.Tensor('int64', ids, dims) };
-    if (tower.takesAttentionMask) feeds.attention_mask = new ort.Tensor('int64', mask, dims);
-    if (tower.takesTokenTypeIds) feeds.token_type_ids = new ort.Tensor('int64', new BigInt64Array(ids.length), dims);
+    const feeds: Record<string, TensorData> = { input_ids: { type: 'int64', data: ids, dims } };
+    if (tower.takesAttentionMask) feeds.attention_mask = { type: 'int64', data: mask, dims };
+    if (tower.takesTokenTypeIds) feeds.token_type_ids = { type: 'int64', data: new BigInt64Array(ids.length), dims };
     const result = await tower.session.run(feeds);
     return readEmbeddings(result[tower.output.name]!, tower.output, mask);
   }
@@ -239,7 +238,7 @@ export class Embedder {
     const perImage = 3 * size * size;
     const batch = new Float32Array(images.length * perImage);
     images.forEach((pixels, k) => batch.set(pixels, k * perImage));
-    const result = await tower.session.run({ pixel_values: new ort.Tensor('float32', batch, [images.length, 3, size, size]) });
+    const result = await tower.session.run({ pixel_values: { type: 'float32', data: batch, dims: [images.length, 3, size, size] } });
     return readEmbeddings(result[tower.output.name]!, tower.output);
   }
 

@@ -1,12 +1,11 @@
-import type * as ort from 'onnxruntime-node';
-import type { OutputPlan } from '../model/session.ts';
+import type { OutputPlan, TensorData } from '../model/session.ts';
 
 /**
  * Reads one embedding per batch row off a session output, pooling a
  * [batch, seq, dim] hidden state when the graph does not pool itself.
  * `mask` (row-major [batch, seq], 1 = real token) restricts mean pooling to real tokens.
  */
-export function readEmbeddings(output: ort.Tensor, plan: OutputPlan, mask?: ArrayLike<bigint | number>): Float32Array[] {
+export function readEmbeddings(output: TensorData, plan: OutputPlan, mask?: ArrayLike<bigint | number>): Float32Array[] {
   const data = output.data as Float32Array;
   const [batch, second, third] = output.dims as number[];
   if (plan.pooling === 'pooled') {

@@ -1,12 +1,11 @@
 import { join } from 'node:path';
 import { stat } from 'node:fs/promises';
-import type * as ort from 'onnxruntime-node';
 import { TesseraError } from '../errors.ts';
 import { parsePreprocessorConfig, type ImagePreprocessConfig } from '../image/preprocess.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { onnxFiles, type Dtype } from './dtype.ts';
 import { readJsonFile } from './files.ts';
-import { createSession, planOutput, requireInputs, type OutputPlan, type SessionSettings } from './session.ts';
+import { createSession, planOutput, requireInputs, type OutputPlan, type Session, type SessionSettings } from './session.ts';
 
 /** jina-clip-v1 and OpenAI CLIP (the hub's ONNX exports, e.g. Xenova/clip-vit-base-patch16). */
 export const SUPPORTED_MODEL_TYPES = ['jina_clip', 'clip'] as const;
@@ -15,7 +14,7 @@ export const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as 
 export const VISION_INPUTS = ['pixel_values'] as const;
 
 export interface TextTower {
-  session: ort.InferenceSession;
+  session: Session;
   file: string;
   output: OutputPlan;
   takesAttentionMask: boolean;
@@ -32,7 +31,7 @@ export interface TextTower {
 }
 
 export interface VisionTower {
-  session: ort.InferenceSession;
+  session: Session;
   file: string;
   output: OutputPlan;
   imageSize: number;

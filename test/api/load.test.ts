@@ -71,3 +71,19 @@ test('a request whose deadline passed is dropped with 499', async () => {
   assert.equal(response.status, 499);
   assert.match(((await response.json()) as Body).detail!, /deadline passed/);
 });
+
+test('the server answers other requests while a batch is running (inference is off the main thread)', async () => {
+  const api = await startServer();
+  const long = 'many words make a long text '.repeat(500); // ~3,000 tokens: a batch of a second or so on the tiny model
+  let embeddedAt = 0;
+  const embedding = api.post('/v1/embeddings', { model: 'jina-clip-v1', input: [long] }).then((r) => {
+    embeddedAt = performance.now();
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 150));
+  const health = await fetch(`${api.url}/health`);
+  const healthAt = performance.now();
+  assert.equal(health.status, 200);
+  assert.equal((await embedding).status, 200);
+  assert.ok(healthAt < embeddedAt, '/health was answered while the batch ran, not after it');
+});
