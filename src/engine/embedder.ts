@@ -46,8 +46,8 @@ export interface EmbedderOptions extends ResolveOptions, SessionSettings, Prepro
 
 /**
  * The embedding engine: one loaded model, embedding texts and images in any mix. Safe to
- * call concurrently; each tower runs one batch at a time. Results do not depend on how
- * items are batched.
+ * call concurrently: callers' items share batches, one batch at a time across both towers,
+ * run on the inference thread. Results do not depend on how items are batched.
  */
 export class Embedder {
   readonly model: LoadedModel;
