@@ -2,37 +2,29 @@
 // downloads from the hub (here a stand-in serving the forged clip-tiny under that name), then
 // the server answers the Jina API with it, limits included.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { parseServerConfig } from '../../src/api/config.ts';
 import { createServer, type TesseraServer } from '../../src/api/server.ts';
 import { servedName } from '../../src/cli/options.ts';
 import { Embedder } from '../../src/engine/embedder.ts';
 import { forgeModel } from '../../src/forge/index.ts';
-import { startHubServer, type HubServer } from '../helpers/hub-server.ts';
+import { useStandInHub } from '../helpers/hub-server.ts';
 import { noiseImage } from '../helpers/images.ts';
 import { maxAbsDiff, tempDir } from '../helpers/models.ts';
 
 const REPO = 'Xenova/clip-vit-base-patch16';
-const saved = { ...process.env };
-let hub: HubServer;
 let dir: string;
 let embedder: Embedder | undefined;
 let server: TesseraServer | undefined;
 
-before(async () => {
+useStandInHub(async () => {
   dir = await tempDir('tessera-clip-hub-model-');
   await forgeModel({ preset: 'clip-tiny', outDir: dir });
-  hub = await startHubServer({ repos: [{ id: REPO, dir }] });
-  process.env.HF_ENDPOINT = hub.url;
-  process.env.HF_HUB_CACHE = await tempDir('tessera-hf-cache-');
-  delete process.env.HF_HUB_OFFLINE;
-  delete process.env.HF_TOKEN;
-});
+  return [{ id: REPO, dir }];
+}, () => tempDir('tessera-hf-cache-'));
 after(async () => {
-  process.env = saved;
   await server?.app.close();
   await embedder?.close();
-  await hub.close();
 });
 
 test(`${REPO} downloads, embeds as the local folder does, and is served over HTTP`, async () => {

@@ -1,26 +1,13 @@
 // The whole path a user takes: Embedder.load('owner/name') downloads a forged model from a
 // stand-in hub (HF_ENDPOINT), embeds, and loads again offline from the cache.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Embedder } from '../../src/engine/embedder.ts';
 import { TesseraError } from '../../src/errors.ts';
-import { startHubServer, type HubServer } from '../helpers/hub-server.ts';
+import { useStandInHub } from '../helpers/hub-server.ts';
 import { forged, maxAbsDiff, tempDir } from '../helpers/models.ts';
 
-const saved = { ...process.env };
-let hub: HubServer;
-
-before(async () => {
-  hub = await startHubServer({ repos: [{ id: 'forge/tiny-clip', dir: await forged('tiny') }] });
-  process.env.HF_ENDPOINT = hub.url;
-  process.env.HF_HUB_CACHE = await tempDir('tessera-hf-cache-');
-  delete process.env.HF_HUB_OFFLINE;
-  delete process.env.HF_TOKEN;
-});
-after(async () => {
-  process.env = saved;
-  await hub.close().catch(() => undefined); // the test closes it to prove offline loading
-});
+const stub = useStandInHub(async () => [{ id: 'forge/tiny-clip', dir: await forged('tiny') }], () => tempDir('tessera-hf-cache-'));
 
 test('a hub model downloads once, embeds, and loads again offline', async () => {
   const local = await Embedder.load(await forged('tiny'));
@@ -31,9 +18,9 @@ test('a hub model downloads once, embeds, and loads again offline', async () => 
   const [first] = await online.embedTexts(['a photo of a cat']);
   await online.close();
   assert.ok(maxAbsDiff(first!.embedding, expected!.embedding) <= 1e-6);
-  assert.ok(hub.fileRequests('onnx/text_model.onnx').length > 0);
+  assert.ok(stub().fileRequests('onnx/text_model.onnx').length > 0);
 
-  await hub.close();
+  await stub().close();
   process.env.HF_HUB_OFFLINE = '1';
   const offline = await Embedder.load('forge/tiny-clip');
   const [again] = await offline.embedTexts(['a photo of a cat']);

@@ -5,6 +5,7 @@ import { before, after, describe, test } from 'node:test';
 import { AutoTokenizer, JinaCLIPTextModel, JinaCLIPVisionModel, Tensor, env } from '@huggingface/transformers';
 import { Embedder } from '../../src/engine/embedder.ts';
 import { forged, maxAbsDiff } from '../helpers/models.ts';
+import { assertPixelParity } from '../helpers/parity.ts';
 
 env.allowRemoteModels = false;
 
@@ -50,21 +51,7 @@ for (const attentionMask of [true, false]) {
 
     test('image embeddings agree within 1e-5 on the same pixel tensors', async () => {
       const model = await JinaCLIPVisionModel.from_pretrained(dir, { dtype: 'fp32' });
-      const count = 3;
-      const pixels = new Float32Array(count * 3 * 224 * 224);
-      let state = 12345;
-      for (let i = 0; i < pixels.length; i++) {
-        state = (state * 1103515245 + 12345) % 2 ** 31;
-        pixels[i] = (state / 2 ** 31) * 4 - 2;
-      }
-      const ours = await embedder.embedPixels(pixels, count, { normalize: false });
-      const { image_embeds } = await model({ pixel_values: new Tensor('float32', pixels, [count, 3, 224, 224]) });
-      const theirs = (image_embeds as Tensor).data as Float32Array;
-      const dim = ours[0]!.length;
-      ours.forEach((v, i) => {
-        const diff = maxAbsDiff(v, theirs.subarray(i * dim, (i + 1) * dim));
-        assert.ok(diff <= 1e-5, `image ${i} differs by ${diff}`);
-      });
+      await assertPixelParity(embedder, (inputs) => model(inputs));
       await model.dispose();
     });
   });

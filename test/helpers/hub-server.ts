@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { after, before } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { join, relative, sep } from 'node:path';
 
@@ -343,4 +344,26 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+/**
+ * For a test file: a stand-in hub serving `repos` (started before the tests), with
+ * HF_ENDPOINT pointing at it and a fresh HF_HUB_CACHE; the environment is restored after.
+ * Returns a getter, since the server exists only once `before` has run.
+ */
+export function useStandInHub(repos: () => Promise<StandInRepo[]>, cacheDir: () => Promise<string>): () => HubServer {
+  const saved = { ...process.env };
+  let hub: HubServer | undefined;
+  before(async () => {
+    hub = await startHubServer({ repos: await repos() });
+    process.env.HF_ENDPOINT = hub.url;
+    process.env.HF_HUB_CACHE = await cacheDir();
+    delete process.env.HF_HUB_OFFLINE;
+    delete process.env.HF_TOKEN;
+  });
+  after(async () => {
+    process.env = saved;
+    await hub?.close().catch(() => undefined); // a test may have closed it to prove offline loading
+  });
+  return () => hub!;
 }
