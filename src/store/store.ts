@@ -1,0 +1,133 @@
+/**
+ * The vector store interface: what indexing, search, the server and classifiers need of a
+ * database. Every backend (the embedded LanceDB one; PostgreSQL + pgvector next) implements
+ * it and passes the one contract suite in test/store/contract.ts.
+ */
+
+export type Modality = 'text' | 'image';
+export type MetadataValue = string | number | boolean;
+/** Flat: keys match METADATA_KEY, values are strings, finite numbers or booleans. */
+export type Metadata = Record<string, MetadataValue>;
+
+/** Collection names: safe as table names and URL path segments in every backend. */
+export const COLLECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+/** Metadata keys and filter fields: safe as column or JSON keys in every backend. */
+export const METADATA_KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** Document ids are non-empty strings of at most this many UTF-8 bytes. */
+export const MAX_ID_BYTES = 512;
+
+/** Which model wrote a collection's vectors. */
+export interface ModelRef {
+  /** As given to --model: a hub id, an absolute folder path, or "demo". */
+  model: string;
+  dtype: string;
+}
+
+export interface CollectionSpec extends ModelRef {
+  name: string;
+  dimensions: number;
+}
+
+export interface CollectionInfo extends CollectionSpec {
+  count: number;
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+export interface StoredDocument {
+  id: string;
+  modality: Modality;
+  /** Text documents: the text. */
+  text?: string;
+  /** Image documents: where the image is (an absolute path, an http(s) URL, or a data URI). */
+  image?: string;
+  /**
+   * Image documents from a folder: the indexed root (absolute, real path). Thumbnails are
+   * served only from files that still resolve inside it.
+   */
+  root?: string;
+  metadata: Metadata;
+  /** sha256 (hex) of the document's content: the text's UTF-8 bytes or the image's bytes. */
+  hash: string;
+}
+
+export interface DocumentRecord extends StoredDocument {
+  /** Unit length, `dimensions` long. */
+  vector: Float32Array;
+}
+
+/** A condition on one metadata field. A bare value means equality. */
+export type FieldCondition =
+  | MetadataValue
+  | {
+      $eq?: MetadataValue;
+      $ne?: MetadataValue;
+      $gt?: number | string;
+      $gte?: number | string;
+      $lt?: number | string;
+      $lte?: number | string;
+      $in?: MetadataValue[];
+    };
+
+/** Metadata filter: every field's condition must hold (AND). Built by parseFilter only. */
+export type Filter = Record<string, FieldCondition>;
+
+export interface SearchOptions {
+  /** Results wanted after `offset` (1..1000). */
+  k: number;
+  offset?: number;
+  filter?: Filter;
+  modality?: Modality;
+  /** Ids never returned (e.g. the example document of "more like this"). */
+  excludeIds?: readonly string[];
+}
+
+export interface VectorSearch extends SearchOptions {
+  vector: Float32Array;
+  /** Only hits scoring at least this cosine similarity. */
+  minScore?: number;
+}
+
+export interface TextSearch extends SearchOptions {
+  /** Full-text (BM25) query over text documents. */
+  text: string;
+}
+
+export interface SearchHit extends Omit<StoredDocument, 'hash' | 'root'> {
+  /** Vector search: cosine similarity. Full text: the backend's BM25 score. Best first. */
+  score: number;
+}
+
+export interface VectorStore {
+  /** Where the store lives, for messages (a folder, or a URL without its password). */
+  readonly location: string;
+
+  listCollections(): Promise<CollectionInfo[]>;
+  getCollection(name: string): Promise<CollectionInfo | undefined>;
+  /** COLLECTION_NAME_INVALID, COLLECTION_EXISTS. */
+  createCollection(spec: CollectionSpec): Promise<CollectionInfo>;
+  /** False when there was no such collection. */
+  dropCollection(name: string): Promise<boolean>;
+
+  /**
+   * Inserts or replaces documents by id, all or nothing: after a crash at any moment the
+   * collection holds either every document of the call or none, never a duplicate id.
+   * COLLECTION_NOT_FOUND, COLLECTION_MODEL_MISMATCH (`writer` is not the collection's model),
+   * VECTOR_DIMENSIONS_MISMATCH, DOCUMENT_ID_INVALID, DOCUMENT_ID_DUPLICATE, METADATA_INVALID.
+   */
+  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void>;
+  /** Number of documents removed. */
+  delete(collection: string, ids: readonly string[]): Promise<number>;
+  /** The documents found, in the order of `ids`; missing ids are left out. */
+  get(collection: string, ids: readonly string[], options?: { vectors?: boolean }): Promise<(StoredDocument & { vector?: Float32Array })[]>;
+  /** id -> hash of every document: what incremental indexing compares against. */
+  hashes(collection: string): Promise<Map<string, string>>;
+  /** Every document's id and vector, in pages (duplicate finding, exports). */
+  scan(collection: string, pageSize?: number): AsyncIterable<{ id: string; modality: Modality; vector: Float32Array }[]>;
+
+  search(collection: string, query: VectorSearch): Promise<SearchHit[]>;
+  fullTextSearch(collection: string, query: TextSearch): Promise<SearchHit[]>;
+  count(collection: string, filter?: Filter): Promise<number>;
+
+  close(): Promise<void>;
+}
