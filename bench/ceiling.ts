@@ -5,6 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import '../src/model/ort-telemetry.ts';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../src/forge/graph.ts';
 import { DataType } from '../src/forge/onnx-proto.ts';

@@ -46,6 +46,7 @@ export const ERRORS = {
   QUERY_DOCUMENT_NOT_FOUND: { status: 422, summary: 'a query refers to a document id the collection does not hold' },
   SEARCH_PARAMETER_INVALID: { status: 422, summary: 'k, offset, min_score, modality or mode is out of range' },
   STORE_INVALID: { status: 500, summary: 'the store folder cannot be opened or is damaged' },
+  INFERENCE_THREAD_DIED: { status: 503, summary: 'the inference thread (ONNX Runtime) died; the process must be restarted' },
   NOT_READY: { status: 503, summary: 'the model is still loading or warming up' },
   NOT_FOUND: { status: 404, summary: 'no such route' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, summary: 'the body is not sent as application/json' },

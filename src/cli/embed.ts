@@ -1,15 +1,14 @@
 import { parseArgs } from 'node:util';
-import { Embedder, type EmbedItem } from '../engine/embedder.ts';
+import { Embedder } from '../engine/embedder.ts';
 import { usageOf } from '../engine/usage.ts';
-import { MODEL_HELP, MODEL_OPTIONS, modelSettings, servedName } from './options.ts';
+import { ITEM_HELP, ITEM_OPTIONS, MODEL_HELP, MODEL_OPTIONS, itemsFromTokens, modelSettings, servedName } from './options.ts';
 
-const HELP = `usage: tessera embed [--model M] [--text T]... [--image PATH]... [options]
+const HELP = `usage: tessera embed [--model M] [--text T]... [--text-file P]... [--image PATH]... [options]
 
 Prints the embeddings as JSON in the shape of a Jina API response, in input order.
 
 ${MODEL_HELP}
-  --text T         a text to embed (repeatable)
-  --image PATH     an image file, base64 string or data URI (repeatable)
+${ITEM_HELP}
   --no-normalize   return raw vectors instead of L2-normalised ones
   --truncate       drop the tail of texts over the model's limit instead of failing
   --exif M         apply | ignore the EXIF orientation of photos (default apply)`;
@@ -20,22 +19,15 @@ export async function main(args: string[]): Promise<void> {
     tokens: true,
     options: {
       ...MODEL_OPTIONS,
-      text: { type: 'string', multiple: true },
-      image: { type: 'string', multiple: true },
+      ...ITEM_OPTIONS,
       'no-normalize': { type: 'boolean' },
       truncate: { type: 'boolean' },
       exif: { type: 'string', default: 'apply' },
     },
   });
   if (values.help) return console.log(HELP);
-  // Keep texts and images in the order they were given on the command line.
-  const items: EmbedItem[] = [];
-  for (const token of tokens) {
-    if (token.kind !== 'option' || token.value === undefined) continue;
-    if (token.name === 'text') items.push({ text: token.value });
-    if (token.name === 'image') items.push({ image: token.value });
-  }
-  if (items.length === 0) throw new Error('nothing to embed: give at least one --text or --image');
+  const items = await itemsFromTokens(tokens);
+  if (items.length === 0) throw new Error('nothing to embed: give at least one --text, --text-file or --image');
   if (values.exif !== 'apply' && values.exif !== 'ignore') throw new Error(`--exif expects apply or ignore, got ${values.exif}`);
 
   const embedder = await Embedder.load(values.model, {

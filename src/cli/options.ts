@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import { text as readStream } from 'node:stream/consumers';
+import type { EmbedItem } from '../engine/embedder.ts';
 import { parseDtype, type Dtype } from '../model/dtype.ts';
 import { DEFAULT_MODEL } from '../model/source.ts';
 
@@ -24,4 +27,42 @@ export function modelSettings(values: { dtype?: string; threads?: string }): { d
 /** The name responses carry for a model: the hub repository's name, or the folder's. */
 export function servedName(model: string): string {
   return model.replace(/[\\/]+$/, '').split(/[\\/]/).at(-1) ?? model;
+}
+
+/** Options naming what to embed or classify, as parseArgs declarations. */
+export const ITEM_OPTIONS = {
+  text: { type: 'string', multiple: true },
+  'text-file': { type: 'string', multiple: true },
+  image: { type: 'string', multiple: true },
+} as const;
+
+export const ITEM_HELP = `  --text T         a text (repeatable); "-" reads one text from standard input
+  --text-file P    a file whose whole content (UTF-8) is one text (repeatable); command
+                   lines have OS limits (about 128 KiB per argument), files do not
+  --image PATH     an image file, base64 string or data URI (repeatable)`;
+
+type OptionToken = { kind: string; name?: string; value?: string };
+
+/** The items in the order they were given on the command line, texts read from files and stdin. */
+export async function itemsFromTokens(tokens: readonly OptionToken[], stdin: NodeJS.ReadableStream = process.stdin): Promise<EmbedItem[]> {
+  const items: EmbedItem[] = [];
+  let stdinRead = false;
+  for (const token of tokens) {
+    if (token.kind !== 'option' || token.value === undefined) continue;
+    if (token.name === 'text' && token.value === '-') {
+      if (stdinRead) throw new Error('--text - may be given once: standard input holds one text');
+      stdinRead = true;
+      items.push({ text: await readStream(stdin) });
+    } else if (token.name === 'text') {
+      items.push({ text: token.value });
+    } else if (token.name === 'text-file') {
+      const text = await readFile(token.value, 'utf8').catch((err: NodeJS.ErrnoException) => {
+        throw new Error(`--text-file ${token.value}: cannot read it (${err.code ?? err.message})`);
+      });
+      items.push({ text });
+    } else if (token.name === 'image') {
+      items.push({ image: token.value });
+    }
+  }
+  return items;
 }

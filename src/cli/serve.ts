@@ -3,6 +3,7 @@ import { parseServerConfig, serverHelp } from '../api/config.ts';
 import { createServer } from '../api/server.ts';
 import { Embedder } from '../engine/embedder.ts';
 import { parseDtype } from '../model/dtype.ts';
+import { onInferenceThreadDeath } from '../model/session.ts';
 import { servedName } from './options.ts';
 
 export async function main(args: string[]): Promise<void> {
@@ -29,6 +30,15 @@ export async function main(args: string[]): Promise<void> {
   const address = await server.app.listen({ host: config.host, port: config.port });
   console.error(`tessera: serving ${name} (${config.model}, ${config.dtype}) on ${address}${apiKeys ? ` with ${apiKeys.size} API key(s)` : ''}`);
 
+  // Without its inference thread the server cannot answer: say so and exit non-zero, so a
+  // supervisor (systemd, Kubernetes, Docker) restarts it. Requests in flight have already
+  // been answered 503 INFERENCE_THREAD_DIED; close() lets those answers go out.
+  onInferenceThreadDeath((err) => {
+    console.error(`tessera: ${err.message}; exiting`);
+    setTimeout(() => process.exit(1), 5000).unref();
+    void server.app.close().finally(() => process.exit(1));
+  });
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -38,6 +48,8 @@ export async function main(args: string[]): Promise<void> {
     await embedder.close();
     process.exit(0);
   };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
+  // `on`, not `once`: Ctrl-C reaches this process from the terminal and again through
+  // ./bin/tessera's watcher; a repeat must not kill it mid-drain.
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
 }

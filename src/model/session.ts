@@ -1,3 +1,4 @@
+import './ort-telemetry.ts';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
@@ -35,17 +36,34 @@ export interface Session {
 type Reply = { id: number; result?: unknown; error?: string };
 
 /**
+ * The inference thread's stack. Measured with scripts/measure-inference-stack.mjs
+ * (docs/measurements/inference-stack.json): creating and running the sessions of the tiny,
+ * clip-tiny and full forged models needs at most 0.31 MB of worker stack (the bisection's
+ * floor, mostly Node's own reserve) with ONNX Runtime's telemetry off, whatever the command
+ * line; with it on, 18 MB for a 64 KiB command line (see ort-telemetry.ts). 8 MB, the usual
+ * main-thread stack on Linux, is a 25x margin for graphs, execution providers and ONNX
+ * Runtime versions not measured here. Unused stack is only reserved address space.
+ */
+export const INFERENCE_STACK_MB = 8;
+
+/**
  * One worker thread per process runs every session: onnxruntime-node executes run() on the
  * calling thread, which would freeze the event loop (HTTP, image decoding) for the length of
  * each batch. The worker is referenced only while calls are pending, so an idle one never
- * keeps the process alive.
+ * keeps the process alive. If it dies (an uncaught error, terminated, out of memory), its
+ * sessions die with it: every call from then on fails with INFERENCE_THREAD_DIED and the
+ * death listeners hear why, so nothing waits forever and nobody is silently served by a
+ * thread that has lost its model.
  */
 class InferenceThread {
   private worker: Worker | undefined;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
+  private death: TesseraError | undefined;
+  readonly deathListeners = new Set<(err: TesseraError) => void>();
 
   call(message: Record<string, unknown>): Promise<unknown> {
+    if (this.death) return Promise.reject(this.death);
     const worker = this.start();
     const id = this.nextId++;
     if (this.pending.size === 0) worker.ref();
@@ -55,9 +73,14 @@ class InferenceThread {
     });
   }
 
+  /** Stops the thread as a crash would (tests, and operators who want it gone). */
+  async terminate(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url));
+    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), { resourceLimits: { stackSizeMb: INFERENCE_STACK_MB } });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const waiting = this.pending.get(reply.id);
@@ -67,13 +90,15 @@ class InferenceThread {
       if (reply.error !== undefined) waiting.reject(new Error(reply.error));
       else waiting.resolve(reply.result);
     });
-    const fail = (err: Error) => {
-      this.worker = undefined;
-      for (const waiting of this.pending.values()) waiting.reject(err);
+    const die = (reason: string, cause?: unknown) => {
+      if (this.death) return;
+      this.death = new TesseraError('INFERENCE_THREAD_DIED', `the inference thread (ONNX Runtime) died: ${reason}; the model is gone until the process restarts`, { cause });
+      for (const waiting of this.pending.values()) waiting.reject(this.death);
       this.pending.clear();
+      for (const listener of this.deathListeners) listener(this.death);
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the inference thread exited (code ${code})`)));
+    worker.on('error', (err) => die(err.message, err));
+    worker.on('exit', (code) => die(`it exited with code ${code}`));
     this.worker = worker;
     return worker;
   }
@@ -81,6 +106,17 @@ class InferenceThread {
 
 const thread = new InferenceThread();
 let nextSession = 1;
+
+/** Calls `listener` once if the inference thread dies; returns the unsubscribe function. */
+export function onInferenceThreadDeath(listener: (err: TesseraError) => void): () => void {
+  thread.deathListeners.add(listener);
+  return () => thread.deathListeners.delete(listener);
+}
+
+/** Terminates the inference thread as a crash would: every session with it. */
+export function terminateInferenceThread(): Promise<void> {
+  return thread.terminate();
+}
 
 export async function createSession(path: string, settings: SessionSettings): Promise<Session> {
   const id = nextSession++;
@@ -94,6 +130,7 @@ export async function createSession(path: string, settings: SessionSettings): Pr
   try {
     names = (await thread.call({ op: 'create', path, options, session: id })) as typeof names;
   } catch (err) {
+    if (err instanceof TesseraError) throw err;
     const message = (err as Error).message;
     const code = /no such file|not exist|ENOENT|Load model from .* failed:.*(open|exist)/i.test(message) ? 'MODEL_FILE_MISSING' : 'MODEL_FILE_INVALID';
     throw new TesseraError(code, `${path}: ONNX Runtime cannot load it (${message.split('\n')[0]})`, { cause: err });
