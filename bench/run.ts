@@ -14,11 +14,13 @@ import { measureCeiling, type CeilingResult } from './ceiling.ts';
 import { benchImages, textCorpus, type SetSize } from './corpus.ts';
 import { engineImages, enginePixels, engineTexts, loadEngine, type EngineRun } from './engine-driver.ts';
 import { imageFlops, textFlops } from './flops.ts';
+import { indexScenario } from './index.ts';
 import { cacheRoot, forgedModelDir, modelFileBytes, readDims } from './model.ts';
 import { TransformersPeer, type PeerRun } from './peers/transformers.ts';
+import { searchScenario } from './search.ts';
 import { runLoad, startServe, type LoadResult } from './server.ts';
 
-export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server'] as const;
+export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -236,6 +238,8 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
   }
 
   if (scenarios.has('server')) report.server = await serverScenario(dir, threads, plan, corpus.texts, paths[0]!, log);
+  if (scenarios.has('index')) report.index = await indexScenario(dir, threads, options.size, log);
+  if (scenarios.has('search')) report.search = await searchScenario(options.size, log);
   return report;
 }
 

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { defaultCacheDir } from '../eval/cache.ts';
 import { markdownReport, svgChart } from '../eval/report.ts';
 import { discoverSuite, runEvaluation, type EvalJob } from '../eval/run.ts';
-import { TASKS, type TaskName } from '../eval/tasks.ts';
+import { TASKS, TEXT_MODES, type TaskName, type TextMode } from '../eval/tasks.ts';
 import { parseDtype } from '../model/dtype.ts';
 import { DEFAULT_MODEL } from '../model/source.ts';
 
@@ -31,6 +31,8 @@ Datasets and their layouts: docs/evaluation.md.
   --cache DIR     embedding cache (default ${defaultCacheDir()})
   --limit N       only the first N images / queries / labelled images of each dataset
   --chunk N       items per engine call (default 64)
+  --mode M        the text task's search: vector (default) or hybrid (BM25 and vector rankings
+                  fused by reciprocal rank fusion, as search's mode "hybrid")
   --threads N     ONNX Runtime intra-op threads per session (default: all cores)
   --no-progress   no progress bars on stderr`;
 
@@ -57,6 +59,7 @@ export async function main(args: string[]): Promise<void> {
       cache: { type: 'string' },
       limit: { type: 'string' },
       chunk: { type: 'string' },
+      mode: { type: 'string' },
       threads: { type: 'string' },
       'no-progress': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -77,6 +80,9 @@ export async function main(args: string[]): Promise<void> {
     jobs = [{ task: values.task as TaskName, data: values.data }];
   }
 
+  if (values.mode !== undefined && !(TEXT_MODES as readonly string[]).includes(values.mode)) {
+    throw new Error(`--mode expects one of ${TEXT_MODES.join(', ')}, got ${values.mode}`);
+  }
   const models = values.model && values.model.length > 0 ? values.model : [DEFAULT_MODEL];
   const progress = !values['no-progress'];
   const report = await runEvaluation({
@@ -87,6 +93,7 @@ export async function main(args: string[]): Promise<void> {
     baseline: values.baseline,
     limit: positiveInt('limit', values.limit),
     chunk: positiveInt('chunk', values.chunk),
+    textMode: values.mode as TextMode | undefined,
     intraOpThreads: positiveInt('threads', values.threads),
     progress,
     onResult: (r) => progress && process.stderr.write(`tessera eval: ${r.model} ${r.task} ${r.dataset} done\n`),

@@ -5,6 +5,9 @@ const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<voi
   forge: () => import('./forge.ts'),
   bench: () => import('./bench.ts'),
   eval: () => import('./eval.ts'),
+  index: () => import('./index.ts'),
+  search: () => import('./search.ts'),
+  duplicates: () => import('./duplicates.ts'),
 };
 
 const USAGE = `usage: tessera <command> [options]
@@ -16,6 +19,9 @@ commands:
   forge     build a model folder of the jina-clip or CLIP architecture (tiny | full | colour | clip-tiny)
   bench     benchmarks against transformers.js and the hardware's ceiling (table + JSON)
   eval      evaluate models on retrieval / classification benchmarks (the published table)
+  index     index folders, JSONL documents or image URL lists into a collection, incrementally
+  search    search a collection by text, image or example document (table or JSON)
+  duplicates  groups of near-duplicate documents in a collection
 
 Run \`tessera <command> --help\` for a command's options.`;
 

@@ -3,6 +3,8 @@ import { parseServerConfig, serverHelp } from '../api/config.ts';
 import { createServer } from '../api/server.ts';
 import { Embedder } from '../engine/embedder.ts';
 import { parseDtype } from '../model/dtype.ts';
+import { modelRefOf } from '../search/collection.ts';
+import { openStore } from '../store/open.ts';
 import { onInferenceThreadDeath } from '../model/session.ts';
 import { servedName } from './options.ts';
 
@@ -11,7 +13,9 @@ export async function main(args: string[]): Promise<void> {
   const config = parseServerConfig(args);
   const apiKeys = await loadApiKeys({ file: config['api-keys'] || undefined, env: process.env[API_KEYS_ENV] });
   const name = config['served-model-name'] || servedName(config.model);
-  const server = createServer({ config, servedName: name, aliases: [config.model], apiKeys });
+  const store = await openStore(config.store || undefined);
+  const modelRef = modelRefOf(config.model, config.dtype);
+  const server = createServer({ config, servedName: name, aliases: [config.model, modelRef.model], apiKeys, store, modelRef });
 
   // Load before listening: offline with nothing cached, this fails fast with advice.
   const embedder = await Embedder.load(config.model, {
@@ -29,6 +33,7 @@ export async function main(args: string[]): Promise<void> {
   await server.attach(embedder);
   const address = await server.app.listen({ host: config.host, port: config.port });
   console.error(`tessera: serving ${name} (${config.model}, ${config.dtype}) on ${address}${apiKeys ? ` with ${apiKeys.size} API key(s)` : ''}`);
+  console.error(`tessera: collections from the store at ${store.location}`);
 
   // Without its inference thread the server cannot answer: say so and exit non-zero, so a
   // supervisor (systemd, Kubernetes, Docker) restarts it. Requests in flight have already
@@ -46,6 +51,7 @@ export async function main(args: string[]): Promise<void> {
     console.error(`tessera: ${signal}: finishing requests in flight, then exiting`);
     await server.app.close(); // stops accepting, waits for in-flight requests
     await embedder.close();
+    await store.close();
     process.exit(0);
   };
   // `on`, not `once`: Ctrl-C reaches this process from the terminal and again through

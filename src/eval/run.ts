@@ -5,7 +5,7 @@ import { EmbeddingCache } from './cache.ts';
 import { loadBeir, loadKarpathy, loadLabelled } from './datasets.ts';
 import type { Encoder } from './embed.ts';
 import { summarize, type ModelResult, type Summary } from './report.ts';
-import { runImageImage, runRetrieval, runText, runZeroshot, ZEROSHOT_TEMPLATE, type TaskFigures, type TaskName } from './tasks.ts';
+import { runImageImage, runRetrieval, runText, runZeroshot, ZEROSHOT_TEMPLATE, type TaskFigures, type TaskName, type TextMode } from './tasks.ts';
 
 /** One task on one dataset folder. */
 export interface EvalJob {
@@ -24,6 +24,8 @@ export interface EvalOptions {
   limit?: number;
   /** Items per engine call (default 64). */
   chunk?: number;
+  /** The text task's search: vectors alone (default) or hybrid (BM25 fused by RRF). */
+  textMode?: TextMode;
   progress?: boolean;
   intraOpThreads?: number;
   /** Test hook: wrap the loaded model (to count its calls). */
@@ -58,7 +60,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       const encoder = options.wrap ? options.wrap(embedder) : embedder;
       const ctx = { encoder, cache, embed: { progress: options.progress, chunk: options.chunk } };
       for (const job of options.jobs) {
-        const figures = await runJob(ctx, job, options.limit);
+        const figures = await runJob(ctx, job, options.limit, options.textMode);
         const result = { model, dtype, ...figures } as ModelResult;
         results.push(result);
         options.onResult?.(result);
@@ -80,6 +82,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       jobs: options.jobs,
       limit: options.limit ?? null,
       chunk: options.chunk ?? 64,
+      text_mode: options.textMode ?? 'vector',
       split: 'test',
       similarity: 'cosine (unit vectors, dot product)',
       ...VECTOR_SETTINGS,
@@ -92,12 +95,12 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   };
 }
 
-async function runJob(ctx: Parameters<typeof runRetrieval>[0], job: EvalJob, limit?: number): Promise<TaskFigures> {
+async function runJob(ctx: Parameters<typeof runRetrieval>[0], job: EvalJob, limit?: number, textMode: TextMode = 'vector'): Promise<TaskFigures> {
   switch (job.task) {
     case 'retrieval':
       return runRetrieval(ctx, loadKarpathy(job.data, 'test', limit));
     case 'text':
-      return runText(ctx, loadBeir(job.data, 'test', limit));
+      return runText(ctx, loadBeir(job.data, 'test', limit), textMode);
     case 'image-image':
       return runImageImage(ctx, loadLabelled(job.data, limit));
     case 'zeroshot':

@@ -2,6 +2,9 @@ import type { EmbeddingCache } from './cache.ts';
 import type { BeirSet, CaptionedSet, LabelledSet } from './datasets.ts';
 import { embedImagesCached, embedTextsCached, type EmbedRunOptions, type Encoder } from './embed.ts';
 import { dot } from '../engine/vectors.ts';
+import { reciprocalRankFusion, RRF_K } from '../search/fusion.ts';
+import { HYBRID_DEPTH } from '../search/search.ts';
+import { lexicalIndex, type LexicalIndex } from './hybrid.ts';
 import { crossModalRecall, mean, mrrAt, ndcgAt, nearestNeighbours, neighbourFigures, recallAtK, topK, topKCorrect, trecOrder, type Scored } from './metrics.ts';
 
 export type TaskName = 'retrieval' | 'text' | 'image-image' | 'zeroshot';
@@ -16,10 +19,15 @@ export interface RetrievalFigures {
   text_retrieval: Record<string, number>;
 }
 
+/** Text retrieval by vectors alone, or fused with BM25 as `mode: "hybrid"` searches. */
+export type TextMode = 'vector' | 'hybrid';
+export const TEXT_MODES: readonly TextMode[] = ['vector', 'hybrid'];
+
 export interface TextFigures {
   task: 'text';
   dataset: string;
   protocol: string;
+  mode: TextMode;
   counts: { queries: number; corpus: number };
   'ndcg@10': number;
   'recall@10': number;
@@ -71,37 +79,55 @@ export async function runRetrieval(ctx: TaskContext, data: CaptionedSet): Promis
   };
 }
 
-/** BEIR text retrieval as MTEB scores it (pytrec_eval), exact search by cosine similarity. */
-export async function runText(ctx: TaskContext, data: BeirSet): Promise<TextFigures> {
+/**
+ * BEIR text retrieval as MTEB scores it (pytrec_eval), exact search by cosine similarity;
+ * in hybrid mode that ranking fused with the store's BM25 ranking by reciprocal rank fusion,
+ * as hybrid search does.
+ */
+export async function runText(ctx: TaskContext, data: BeirSet, mode: TextMode = 'vector'): Promise<TextFigures> {
   const k = 10;
   const docs = await embedTextsCached(ctx.encoder, ctx.cache, data.corpus.map((d) => d.text), { ...ctx.embed, label: `${data.name} corpus` });
   const queries = await embedTextsCached(ctx.encoder, ctx.cache, data.queries.map((q) => q.text), { ...ctx.embed, label: `${data.name} queries` });
+  const lexical: LexicalIndex | undefined = mode === 'hybrid' ? await lexicalIndex(data.corpus, docs) : undefined;
   const ndcg: number[] = [];
   const recall: number[] = [];
   const mrr: number[] = [];
-  data.queries.forEach((q, n) => {
-    const qv = queries[n]!;
-    // BEIR/MTEB drop a document whose id equals the query id (ignore_identical_ids).
-    const skip = (d: number) => data.corpus[d]!.id === q.id;
-    const scores = docs.map((dv) => dot(qv, dv));
-    const best = topK(docs.length, k, (d) => scores[d]!, skip);
-    const cutoff = best.at(-1)?.score ?? -Infinity;
-    // Everything tied with the k-th score, so trec_eval's id order decides who is in.
-    const ranked: Scored[] = [];
-    scores.forEach((score, d) => {
-      if (!skip(d) && score >= cutoff) ranked.push({ id: data.corpus[d]!.id, score });
-    });
-    ranked.sort(trecOrder);
-    const top = ranked.slice(0, k);
-    const judged = data.qrels.get(q.id)!;
-    ndcg.push(ndcgAt(top, judged, k));
-    recall.push(recallAtK(top, judged, k));
-    mrr.push(mrrAt(top, judged, k));
-  });
+  try {
+    for (const [n, q] of data.queries.entries()) {
+      const qv = queries[n]!;
+      // BEIR/MTEB drop a document whose id equals the query id (ignore_identical_ids).
+      const skip = (d: number) => data.corpus[d]!.id === q.id;
+      const scores = docs.map((dv) => dot(qv, dv));
+      const depth = lexical ? Math.max(k, HYBRID_DEPTH) : k;
+      const best = topK(docs.length, depth, (d) => scores[d]!, skip);
+      const cutoff = best.at(-1)?.score ?? -Infinity;
+      // Everything tied with the last score, so trec_eval's id order decides who is in.
+      let ranked: Scored[] = [];
+      scores.forEach((score, d) => {
+        if (!skip(d) && score >= cutoff) ranked.push({ id: data.corpus[d]!.id, score });
+      });
+      ranked.sort(trecOrder);
+      if (lexical) {
+        const words = await lexical.search(q.text, depth, q.id);
+        ranked = reciprocalRankFusion([ranked.slice(0, depth).map((r) => r.id), words]).sort(trecOrder);
+      }
+      const top = ranked.slice(0, k);
+      const judged = data.qrels.get(q.id)!;
+      ndcg.push(ndcgAt(top, judged, k));
+      recall.push(recallAtK(top, judged, k));
+      mrr.push(mrrAt(top, judged, k));
+    }
+  } finally {
+    await lexical?.close();
+  }
+  const search = mode === 'hybrid'
+    ? `hybrid: the top ${HYBRID_DEPTH} by exact cosine and the top ${HYBRID_DEPTH} by the store's BM25 (LanceDB full text) fused by reciprocal rank fusion (k = ${RRF_K}), as mode "hybrid" searches`
+    : 'exact cosine search over the corpus';
   return {
     task: 'text',
     dataset: data.name,
-    protocol: `MTEB/BEIR: exact cosine search over the corpus (document = title + " " + text), trec_eval ranking (score descending, ties by document id descending), ndcg_cut_${k} with linear graded gain, recall_${k} (relevance >= 1), MRR@${k}; documents whose id equals the query id ignored; mean over the ${data.queries.length} judged queries`,
+    protocol: `MTEB/BEIR: ${search} (document = title + " " + text), trec_eval ranking (score descending, ties by document id descending), ndcg_cut_${k} with linear graded gain, recall_${k} (relevance >= 1), MRR@${k}; documents whose id equals the query id ignored; mean over the ${data.queries.length} judged queries`,
+    mode,
     counts: { queries: data.queries.length, corpus: data.corpus.length },
     'ndcg@10': mean(ndcg),
     'recall@10': mean(recall),

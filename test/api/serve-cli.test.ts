@@ -5,8 +5,11 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/models.ts';
 
+// serve opens the default store: keep it out of the user's ~/.local/share.
+const dataHome = await tempDir('tessera-serve-data-');
+
 function startServe(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn('./bin/tessera', ['serve', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('./bin/tessera', ['serve', ...args], { env: { ...process.env, XDG_DATA_HOME: dataHome, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   const address = new Promise<string>((resolve, reject) => {
     child.stderr.on('data', (chunk: Buffer) => {
@@ -52,4 +55,25 @@ test('serve --help lists every option with its environment variable', async () =
     assert.ok(stdout.includes(`--${name}`), name);
     assert.ok(stdout.includes(spec.env), spec.env);
   }
+});
+
+test('serve --store DIR serves that store\'s collections', async () => {
+  const storeDir = await tempDir('tessera-serve-store-');
+  const serve = startServe(['--model', 'demo', '--port', '0', '--store', storeDir]);
+  const url = await serve.address;
+  try {
+    const created = await fetch(`${url}/v1/collections`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'c' }) });
+    assert.equal(created.status, 200, await created.clone().text());
+    assert.deepEqual(await created.json(), { name: 'c', model: 'demo', dimensions: 32, count: 0 }); // the colour model's width
+    const listed = (await (await fetch(`${url}/v1/collections`)).json()) as { data: { name: string }[] };
+    assert.deepEqual(listed.data.map((c) => c.name), ['c']);
+    assert.match(serve.stderr(), new RegExp(`store at ${storeDir}`));
+  } finally {
+    serve.child.kill('SIGTERM');
+    await serve.exited;
+  }
+  const { openStore } = await import('../../src/store/open.ts');
+  const store = await openStore(storeDir);
+  assert.equal((await store.getCollection('c'))?.model, 'demo');
+  await store.close();
 });

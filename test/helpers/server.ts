@@ -3,6 +3,8 @@ import { parseServerConfig } from '../../src/api/config.ts';
 import { createServer, type TesseraServer } from '../../src/api/server.ts';
 import type { ApiKeys } from '../../src/api/auth.ts';
 import { Embedder, type EmbedderOptions } from '../../src/engine/embedder.ts';
+import { modelRefOf } from '../../src/search/collection.ts';
+import type { VectorStore } from '../../src/store/store.ts';
 import { forged } from './models.ts';
 
 export interface TestServer {
@@ -25,6 +27,8 @@ export async function startServer(options: {
   env?: NodeJS.ProcessEnv;
   apiKeys?: ApiKeys | null;
   engine?: EmbedderOptions;
+  /** Serve this store's collections (the caller closes it). */
+  store?: VectorStore;
 } = {}): Promise<TestServer> {
   const model = options.model ?? 'tiny';
   const dir = model === 'tiny' || model === 'colour' ? await forged(model) : model;
@@ -37,7 +41,14 @@ export async function startServer(options: {
     maxImageBatch: config['max-image-batch'],
     ...options.engine,
   });
-  const server = createServer({ config, servedName: 'jina-clip-v1', aliases: ['jinaai/jina-clip-v1'], apiKeys: options.apiKeys ?? null });
+  const server = createServer({
+    config,
+    servedName: 'jina-clip-v1',
+    aliases: ['jinaai/jina-clip-v1'],
+    apiKeys: options.apiKeys ?? null,
+    store: options.store,
+    modelRef: modelRefOf(dir, 'fp32'),
+  });
   await server.attach(embedder);
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   let closed = false;

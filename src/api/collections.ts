@@ -1,0 +1,224 @@
+/**
+ * Collections and search over HTTP: /v1/collections/... Same auth, limits, error registry
+ * and metrics as the embeddings API (the root hooks), the search core in src/search/ and
+ * the store behind the VectorStore interface.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Embedding } from '../engine/embedder.ts';
+import { TesseraError } from '../errors.ts';
+import { fetchImage } from '../image/fetch.ts';
+import { embedDocuments, parseDocumentInput, type DocumentInput } from '../index/document.ts';
+import { checkCollectionModel, requireCollection } from '../search/collection.ts';
+import { findDuplicates, parseThreshold } from '../search/duplicates.ts';
+import { parseSearchParameters } from '../search/params.ts';
+import { parseQuery, type QueryTerm } from '../search/query.ts';
+import { searchCollection } from '../search/search.ts';
+import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
+import type { SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
+import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
+import { admit } from './admission.ts';
+import { bill, recordTimings } from './billing.ts';
+import { requestSignal, type ApiContext } from './context.ts';
+
+const invalid = (message: string) => new TesseraError('REQUEST_INVALID', message);
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
+}
+
+/** The body as an object with only `allowed` fields: a typo ("top_k") is an error, not ignored. */
+function bodyObject(body: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid(`the body must be a JSON object, got ${describe(body)}`);
+  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
+  if (unknown.length > 0) throw invalid(`unknown field ${JSON.stringify(unknown[0])}; the fields are ${allowed.join(', ')}`);
+  return body as Record<string, unknown>;
+}
+
+/**
+ * How a document's image is shown to clients: its URL or data URI as stored; a file (a
+ * folder document) by its id, the path relative to the indexed root, never the server's
+ * absolute path.
+ */
+export function shownImage(id: string, image: string): string {
+  return /^(https?|data):/i.test(image) ? image : id;
+}
+
+function hitView(hit: SearchHit) {
+  const content = hit.modality === 'text' ? { text: hit.text ?? '' } : { image: shownImage(hit.id, hit.image ?? '') };
+  return { id: hit.id, score: hit.score, ...content, metadata: hit.metadata };
+}
+
+function documentView(doc: StoredDocument) {
+  const content = doc.modality === 'text' ? { text: doc.text ?? '' } : { image: shownImage(doc.id, doc.image ?? '') };
+  return { id: doc.id, modality: doc.modality, ...content, metadata: doc.metadata, hash: doc.hash };
+}
+
+/** Rate-limit estimate of a query before it is embedded (ids cost nothing: no model run). */
+function queryTokens(terms: readonly QueryTerm[]): number {
+  return terms.reduce((sum, t) => sum + (t.kind === 'text' ? Math.ceil(t.text.length / 3) + 2 : t.kind === 'id' ? 0 : 1000), 0);
+}
+
+function documentTokens(docs: readonly DocumentInput[]): number {
+  return docs.reduce((sum, d) => sum + ('text' in d ? Math.ceil(d.text.length / 3) + 2 : 1000), 0);
+}
+
+interface NameParams {
+  name: string;
+}
+interface DocumentParams extends NameParams {
+  id: string;
+}
+
+export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: VectorStore }> = async (app, { ctx, store }) => {
+  const thumbnails = new ThumbnailCache();
+  const fetcher = (url: string, signal?: AbortSignal) => fetchImage(url, ctx.fetchPolicy, signal);
+
+  /** The named collection, checked to hold vectors of the served model (for search and writes). */
+  async function servable(name: string) {
+    const info = await requireCollection(store, validateCollectionName(name, 'collection'));
+    checkCollectionModel(info, ctx.modelRef);
+    return info;
+  }
+
+  function billed(request: FastifyRequest, embeddings: readonly Embedding[]) {
+    recordTimings(request, embeddings);
+    return bill(ctx, request, embeddings);
+  }
+
+  app.get('/v1/collections', async () => {
+    const collections = await store.listCollections();
+    return { data: collections.map((c) => ({ name: c.name, model: c.model, dimensions: c.dimensions, count: c.count })) };
+  });
+
+  app.post('/v1/collections', async (request) => {
+    const body = bodyObject(request.body, ['name', 'model', 'dtype']);
+    const name = validateCollectionName(body.name, 'name');
+    if (body.model !== undefined && body.model !== null) {
+      if (typeof body.model !== 'string') throw invalid(`model must be a string, got ${describe(body.model)}`);
+      // The served name, an alias, or the model as the server was started with it.
+      if (body.model !== ctx.modelRef.model) ctx.checkModel(body.model);
+    }
+    if (body.dtype !== undefined && body.dtype !== null && body.dtype !== ctx.modelRef.dtype) {
+      throw new TesseraError('MODEL_MISMATCH', `dtype ${JSON.stringify(body.dtype)} is not served here; this server runs ${ctx.modelRef.dtype}`);
+    }
+    const dimensions = ctx.dimensions();
+    const info = await store.createCollection({ name, ...ctx.modelRef, dimensions });
+    return { name: info.name, model: info.model, dimensions: info.dimensions, count: info.count };
+  });
+
+  app.delete<{ Params: NameParams }>('/v1/collections/:name', async (request) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    if (!(await store.dropCollection(name))) await requireCollection(store, name);
+    return { name, deleted: true };
+  });
+
+  app.post<{ Params: NameParams }>('/v1/collections/:name/documents', async (request, reply) => {
+    const body = bodyObject(request.body, ['documents']);
+    const list = body.documents;
+    if (!Array.isArray(list) || list.length === 0) throw invalid(`documents must be a non-empty list of documents, got ${describe(list)}`);
+    if (list.length > ctx.limits.maxItems) {
+      throw new TesseraError('TOO_MANY_ITEMS', `documents has ${list.length} entries but this server accepts at most ${ctx.limits.maxItems} per request; split it`);
+    }
+    const inputs = list.map((value, i) => parseDocumentInput(value, `documents[${i}]`));
+    const seen = new Map<string, number>();
+    inputs.forEach((doc, i) => {
+      const first = seen.get(doc.id);
+      if (first !== undefined) throw new TesseraError('DOCUMENT_ID_DUPLICATE', `documents[${i}].id: ${JSON.stringify(doc.id)} is also the id of documents[${first}]; an id appears once per request`);
+      seen.set(doc.id, i);
+      if ('text' in doc && doc.text.length > ctx.limits.maxTextChars) {
+        throw new TesseraError('TEXT_TOO_LONG', `documents[${i}].text: text has ${doc.text.length} characters but this server accepts at most ${ctx.limits.maxTextChars}; split it`);
+      }
+    });
+    const name = request.params.name;
+    await servable(name);
+    admit(ctx, request, documentTokens(inputs));
+    const engine = ctx.engine();
+    const signal = requestSignal(ctx, request, reply);
+    const outcomes = await embedDocuments(engine, inputs, {
+      allowPaths: false, // remote clients never name the server's files
+      fetchPolicy: ctx.fetchPolicy,
+      signal,
+      concurrency: ctx.config['fetch-concurrency'],
+    });
+    // All or nothing: one bad document and nothing is written.
+    for (const outcome of outcomes) {
+      if (!outcome.ok) throw new TesseraError(outcome.error.code, `documents[${outcome.index}] (id ${JSON.stringify(outcome.id)}): ${outcome.error.message}`, { cause: outcome.error });
+    }
+    const done = outcomes.filter((o) => o.ok);
+    const existing = new Set((await store.get(name, inputs.map((d) => d.id))).map((d) => d.id));
+    await store.upsert(name, done.map((o) => o.record), ctx.modelRef);
+    const usage = billed(request, done.map((o) => o.embedding));
+    return {
+      ids: inputs.map((d) => d.id),
+      added: inputs.length - existing.size,
+      updated: existing.size,
+      count: await store.count(name),
+      usage,
+    };
+  });
+
+  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id', async (request) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const id = validateDocumentId(request.params.id, 'id');
+    await requireCollection(store, name);
+    const [doc] = await store.get(name, [id]);
+    if (!doc) throw new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(name)} holds no document ${JSON.stringify(id)}`);
+    return documentView(doc);
+  });
+
+  app.delete<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id', async (request) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const id = validateDocumentId(request.params.id, 'id');
+    await requireCollection(store, name);
+    if ((await store.delete(name, [id])) === 0) throw new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(name)} holds no document ${JSON.stringify(id)}`);
+    return { id, deleted: true };
+  });
+
+  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id/thumbnail', async (request, reply) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const id = validateDocumentId(request.params.id, 'id');
+    await requireCollection(store, name);
+    // The id only looks the document up: where its image is comes from the store.
+    const [doc] = await store.get(name, [id]);
+    if (!doc) throw new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(name)} holds no document ${JSON.stringify(id)}`);
+    const etag = `"${doc.hash}"`;
+    const thumb = await thumbnails.thumbnail(name, doc, {
+      fetchPolicy: ctx.fetchPolicy,
+      maxPixels: ctx.config['max-image-pixels'],
+      signal: requestSignal(ctx, request, reply),
+    });
+    void reply.header('content-type', THUMBNAIL_TYPE).header('cache-control', 'private, max-age=3600').header('etag', etag);
+    if (request.headers['if-none-match'] === etag) return reply.code(304).send();
+    return reply.send(thumb);
+  });
+
+  app.post<{ Params: NameParams }>('/v1/collections/:name/search', async (request, reply) => {
+    const body = bodyObject(request.body, ['query', 'k', 'offset', 'min_score', 'filter', 'modality', 'mode']);
+    const terms = parseQuery(body.query, 'query', ctx.limits.maxTextChars);
+    const params = parseSearchParameters(body);
+    const name = validateCollectionName(request.params.name, 'collection');
+    await servable(name);
+    admit(ctx, request, queryTokens(terms));
+    const started = performance.now();
+    const outcome = await searchCollection(
+      { store, embedder: ctx.engine(), model: ctx.modelRef, fetchImage: fetcher },
+      name,
+      { ...params, terms },
+      requestSignal(ctx, request, reply),
+    );
+    void reply.header('x-search-time', (performance.now() - started).toFixed(1));
+    const usage = billed(request, outcome.embeddings);
+    return { data: outcome.hits.map(hitView), usage };
+  });
+
+  app.get<{ Params: NameParams; Querystring: { threshold?: string; modality?: string } }>('/v1/collections/:name/duplicates', async (request, reply) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const threshold = parseThreshold(request.query.threshold);
+    const { modality } = parseSearchParameters({ modality: request.query.modality });
+    // Stored vectors against stored vectors: no model runs, so any collection can be checked.
+    const groups = await findDuplicates(store, name, { threshold, modality, signal: requestSignal(ctx, request, reply) });
+    return { data: groups, threshold };
+  });
+};

@@ -1,0 +1,49 @@
+import { parseArgs } from 'node:util';
+import { TesseraError } from '../errors.ts';
+import { findDuplicates, parseThreshold, DEFAULT_DUPLICATE_THRESHOLD } from '../search/duplicates.ts';
+import { parseSearchParameters } from '../search/params.ts';
+import { openStore } from '../store/open.ts';
+
+const HELP = `usage: tessera duplicates --collection NAME [--threshold T] [--modality M] [--store DIR] [--json]
+
+Groups of near-duplicate documents: each member is at least T cosine-similar to another
+member (their stored embeddings are compared; no model is loaded).
+
+  --collection N  the collection (required)
+  --threshold T   cosine similarity, above 0 and at most 1 (default ${DEFAULT_DUPLICATE_THRESHOLD})
+  --modality M    only text or only image documents
+  --store DIR     the store (default: TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --json          print {"data": [{"ids": [...], "score"}]}, largest groups first`;
+
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      collection: { type: 'string' },
+      threshold: { type: 'string' },
+      modality: { type: 'string' },
+      store: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  if (!values.collection) throw new TesseraError('INVALID_ARGUMENT', '--collection is required: the collection to check');
+  const threshold = parseThreshold(values.threshold, '--threshold');
+  const { modality } = parseSearchParameters({ modality: values.modality });
+  const store = await openStore(values.store);
+  try {
+    const groups = await findDuplicates(store, values.collection, { threshold, modality });
+    if (values.json) {
+      process.stdout.write(JSON.stringify({ data: groups }) + '\n');
+      return;
+    }
+    if (groups.length === 0) return console.log(`no near-duplicates at threshold ${threshold}`);
+    groups.forEach((g, i) => {
+      console.log(`group ${i + 1}: ${g.ids.length} documents, similarity >= ${g.score.toFixed(4)}`);
+      for (const id of g.ids) console.log(`  ${id}`);
+    });
+  } finally {
+    await store.close();
+  }
+}

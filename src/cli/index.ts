@@ -1,0 +1,170 @@
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Embedder } from '../engine/embedder.ts';
+import { TesseraError, invalidArgument } from '../errors.ts';
+import { indexSources, type IndexResult } from '../index/pipeline.ts';
+import { counts, createReporter } from '../index/report.ts';
+import { resolveSource } from '../index/sources.ts';
+import { parseDtype } from '../model/dtype.ts';
+import { DEFAULT_MODEL, DEMO_MODEL } from '../model/source.ts';
+import { openStore } from '../store/open.ts';
+import type { CollectionInfo, ModelRef, VectorStore } from '../store/store.ts';
+import { validateCollectionName } from '../store/validate.ts';
+
+const HELP = `usage: tessera index PATH... --collection NAME [options]
+
+Embeds documents into a collection of the store, incrementally: what is unchanged (by
+content hash) is skipped, what changed is updated, what is new is added. Writes go in
+batches, each one atomic, so a run killed at any moment is completed by the next.
+
+PATH is a folder (walked recursively: images of every format tessera decodes, recognised
+by content; .txt and .md files as texts; id = the path under the folder), a .jsonl file of
+documents ({"id", "text" | "image", "metadata"?} per line; relative image paths resolve
+against the file's folder), or a .txt file of image URLs, one a line (id = the URL).
+
+  --collection NAME   the collection (created on first use)
+  --model M           model of a new collection: hub id (default ${DEFAULT_MODEL}), a local
+                      folder, or "demo"; an existing collection uses its own
+  --dtype D           fp32 | fp16 | q8, for a new collection (default fp32)
+  --store DIR         the store (default $TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --prune             remove documents of these PATHs whose file, line or URL is gone
+  --strict            exit 1 when any item failed (default: report it and go on)
+  --json              print {"added","updated","skipped","removed","failed"} on stdout
+  --truncate          cut texts over the model's limit instead of failing them
+  --batch N           documents per atomic write (default 256)
+  --rehash            read and hash every file, even when size and mtime are unchanged
+  --allow-private-urls  let image URLs reach loopback and private addresses (UNSAFE on
+                      shared networks; cloud metadata addresses stay refused)
+  --fetch-timeout-ms N  time to download one image URL (default 10000)
+  --threads N         ONNX Runtime intra-op threads per session (default: all cores)`;
+
+export async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      collection: { type: 'string', short: 'c' },
+      model: { type: 'string' },
+      dtype: { type: 'string' },
+      store: { type: 'string' },
+      prune: { type: 'boolean' },
+      strict: { type: 'boolean' },
+      json: { type: 'boolean' },
+      truncate: { type: 'boolean' },
+      batch: { type: 'string' },
+      rehash: { type: 'boolean' },
+      'allow-private-urls': { type: 'boolean' },
+      'fetch-timeout-ms': { type: 'string' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  if (positionals.length === 0) throw new TesseraError('INVALID_ARGUMENT', 'nothing to index: give at least one PATH (a folder, a .jsonl file or a .txt file of image URLs)');
+  if (values.collection === undefined) throw new TesseraError('INVALID_ARGUMENT', '--collection NAME is required');
+  const name = validateCollectionName(values.collection, '--collection');
+  const batchSize = positiveInteger(values.batch, '--batch', 256);
+  const threads = values.threads === undefined ? undefined : positiveInteger(values.threads, '--threads', 1);
+  const timeoutMs = values['fetch-timeout-ms'] === undefined ? undefined : positiveInteger(values['fetch-timeout-ms'], '--fetch-timeout-ms', 1);
+  const sources = await Promise.all(positionals.map((p) => resolveSource(p)));
+
+  const store = await openStore(values.store);
+  let embedder: Embedder | undefined;
+  const reporter = createReporter();
+  const stopping = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping.signal.aborted) process.exit(130);
+    reporter.note(`${signal}: writing what is embedded, then stopping (again to stop at once)`);
+    stopping.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let result: IndexResult;
+  try {
+    const { writer, loaded } = await openCollection(store, name, values.model, values.dtype, threads);
+    embedder = loaded;
+    result = await indexSources({
+      store,
+      collection: name,
+      embedder,
+      writer,
+      sources,
+      prune: values.prune ?? false,
+      truncate: values.truncate ?? false,
+      batchSize,
+      rehash: values.rehash ?? false,
+      fetchPolicy: { allowPrivate: values['allow-private-urls'] ?? false, timeoutMs },
+      signal: stopping.signal,
+      onFailure: (f) => reporter.failure(f),
+      onProgress: (p) => reporter.progress(p),
+      onNote: (line) => reporter.note(line),
+    });
+  } finally {
+    reporter.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await embedder?.close();
+    await store.close();
+  }
+  const summary = { added: result.added, updated: result.updated, skipped: result.skipped, removed: result.removed, failed: result.failed };
+  if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  const where = `collection ${JSON.stringify(name)} in ${store.location}`;
+  console.error(`tessera index: ${result.interrupted ? 'stopped early: ' : ''}${counts(summary)} (${where})`);
+  if (result.interrupted) process.exitCode = 130;
+  else if (values.strict && result.failed > 0) process.exitCode = 1;
+}
+
+/**
+ * The collection's model, loaded: an existing collection's own (a different --model or
+ * --dtype is COLLECTION_MODEL_MISMATCH), or for a new one --model, created once the model
+ * has loaded, so that a model that fails to load leaves no empty collection behind.
+ */
+async function openCollection(store: VectorStore, name: string, model: string | undefined, dtype: string | undefined, threads: number | undefined): Promise<{ writer: ModelRef; loaded: Embedder }> {
+  const existing = await store.getCollection(name);
+  const wanted = model === undefined ? undefined : await recordedModel(model);
+  if (existing) {
+    checkSameModel(existing, wanted, dtype);
+    const loaded = await Embedder.load(existing.model, { dtype: parseDtype(existing.dtype), intraOpThreads: threads, progress: true });
+    return { writer: { model: existing.model, dtype: existing.dtype }, loaded };
+  }
+  const writer: ModelRef = { model: wanted ?? DEFAULT_MODEL, dtype: parseDtype(dtype ?? 'fp32') };
+  const loaded = await Embedder.load(writer.model, { dtype: parseDtype(writer.dtype), intraOpThreads: threads, progress: true });
+  try {
+    const [probe] = await loaded.embedTexts(['dimensions']);
+    await store.createCollection({ name, model: writer.model, dtype: writer.dtype, dimensions: probe!.embedding.length });
+  } catch (err) {
+    // Another process created it meanwhile: use it if it is of the same model.
+    if (!(err instanceof TesseraError && err.code === 'COLLECTION_EXISTS')) {
+      await loaded.close();
+      throw err;
+    }
+    const now = await store.getCollection(name);
+    if (now) checkSameModel(now, writer.model, writer.dtype);
+  }
+  return { writer, loaded };
+}
+
+function checkSameModel(info: CollectionInfo, model: string | undefined, dtype: string | undefined): void {
+  const dtypeWanted = dtype === undefined ? undefined : parseDtype(dtype);
+  if ((model !== undefined && model !== info.model) || (dtypeWanted !== undefined && dtypeWanted !== info.dtype)) {
+    throw new TesseraError(
+      'COLLECTION_MODEL_MISMATCH',
+      `collection ${JSON.stringify(info.name)} holds vectors of ${JSON.stringify(info.model)} (${info.dtype}), not ${JSON.stringify(model ?? info.model)} (${dtypeWanted ?? info.dtype}); leave out --model/--dtype to use its own, or index into another collection`,
+    );
+  }
+}
+
+/** How a collection records a model: folders by absolute path, so that it works from any directory. */
+async function recordedModel(model: string): Promise<string> {
+  if (model === DEMO_MODEL) return model;
+  const isDir = await stat(model).then((s) => s.isDirectory(), () => false);
+  return isDir ? resolve(model) : model;
+}
+
+function positiveInteger(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw invalidArgument(name, 'a positive integer', value);
+  return n;
+}

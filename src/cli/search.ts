@@ -1,0 +1,135 @@
+import { parseArgs } from 'node:util';
+import { Embedder } from '../engine/embedder.ts';
+import { TesseraError } from '../errors.ts';
+import { fetchImage } from '../image/fetch.ts';
+import { parseDtype } from '../model/dtype.ts';
+import { requireCollection } from '../search/collection.ts';
+import { numberFlag, parseSearchParameters } from '../search/params.ts';
+import { parseQueryWords, splitWeight, type QueryTerm } from '../search/query.ts';
+import { searchCollection } from '../search/search.ts';
+import type { SearchHit } from '../store/store.ts';
+import { openStore } from '../store/open.ts';
+import { validateDocumentId } from '../store/validate.ts';
+import { modelSettings } from './options.ts';
+
+const HELP = `usage: tessera search [QUERY...] --collection NAME [--image PATH]... [--like ID]... [options]
+
+Searches a collection with its own model (the one it was indexed with).
+
+  QUERY           a text; words "+" and "-" join several (rclip style: tessera search cat - dog),
+                  and "W:" weighs one (tessera search 2:red + 0.5:car)
+  --collection N  the collection (required)
+  --image P       search by an image: a path or an http(s) URL; "W:P" weighs it (repeatable;
+                  a negative weight as --image=-1:P)
+  --like ID       "more like this": a document of the collection, itself left out; "W:ID" weighs it (repeatable)
+  --k N           results (default 10, at most 1000)
+  --offset N      skip the first N results (paging)
+  --min-score S   only results at least this cosine-similar (-1..1)
+  --modality M    only text or only image documents
+  --mode M        vector (default) or hybrid: full-text (BM25) and vector results fused by rank (needs a text)
+  --filter JSON   metadata filter, e.g. '{"year": {"$gte": 2020}, "camera": {"$in": ["x100", "gr"]}}'
+  --store DIR     the store (default: TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --threads N     ONNX Runtime intra-op threads per session (default: all cores)
+  --json          print {"data": [{"id", "score", "text" | "image", "metadata"}]}, best first
+                  (the table shows id, score, kind and the start of the text or the image's place)`;
+
+function parseFilterFlag(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new TesseraError('FILTER_INVALID', `--filter: expected JSON but ${(err as Error).message}`);
+  }
+}
+
+/** The terms a command line asks for: its texts, then --image, then --like. */
+export function termsFromFlags(words: readonly string[], images: readonly string[], likes: readonly string[]): QueryTerm[] {
+  const terms = parseQueryWords(words);
+  for (const arg of images) {
+    const { weight, rest } = splitWeight(arg);
+    if (rest.trim() === '') throw new TesseraError('QUERY_INVALID', `--image ${JSON.stringify(arg)}: no image given`);
+    const field = `--image ${JSON.stringify(rest)}`;
+    terms.push(/^https?:\/\//i.test(rest) ? { kind: 'url', url: rest, weight, field } : { kind: 'image', image: rest, weight, field });
+  }
+  for (const arg of likes) {
+    const { weight, rest } = splitWeight(arg);
+    terms.push({ kind: 'id', id: validateDocumentId(rest, '--like'), weight, field: `--like ${JSON.stringify(rest)}` });
+  }
+  return terms;
+}
+
+function snippet(hit: SearchHit, width: number): string {
+  const text = (hit.modality === 'text' ? hit.text ?? '' : hit.image ?? '').replace(/\s+/g, ' ');
+  const shown = hit.modality === 'image' && /^data:/i.test(text) ? '(image data)' : text;
+  return shown.length > width ? `${shown.slice(0, width - 1)}…` : shown;
+}
+
+export function table(hits: readonly SearchHit[]): string {
+  if (hits.length === 0) return 'no results';
+  const idWidth = Math.min(48, Math.max(2, ...hits.map((h) => h.id.length)));
+  const rows = hits.map((h, i) => {
+    const id = h.id.length > idWidth ? `${h.id.slice(0, idWidth - 1)}…` : h.id;
+    return `${String(i + 1).padStart(3)}  ${h.score.toFixed(4).padStart(7)}  ${h.modality.padEnd(5)}  ${id.padEnd(idWidth)}  ${snippet(h, 60)}`;
+  });
+  return [`  #    score  kind   ${'id'.padEnd(idWidth)}  content`, ...rows].join('\n');
+}
+
+export async function main(args: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      collection: { type: 'string' },
+      image: { type: 'string', multiple: true },
+      like: { type: 'string', multiple: true },
+      k: { type: 'string' },
+      offset: { type: 'string' },
+      'min-score': { type: 'string' },
+      modality: { type: 'string' },
+      mode: { type: 'string' },
+      filter: { type: 'string' },
+      store: { type: 'string' },
+      threads: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return console.log(HELP);
+  if (!values.collection) throw new TesseraError('INVALID_ARGUMENT', '--collection is required: the collection to search');
+  const terms = termsFromFlags(positionals, values.image ?? [], values.like ?? []);
+  if (terms.length === 0) throw new TesseraError('QUERY_INVALID', 'nothing to search for: give a QUERY text, --image or --like');
+  const params = parseSearchParameters({
+    k: numberFlag(values.k),
+    offset: numberFlag(values.offset),
+    min_score: numberFlag(values['min-score']),
+    modality: values.modality,
+    mode: values.mode,
+    filter: parseFilterFlag(values.filter),
+  });
+
+  const store = await openStore(values.store);
+  let embedder: Embedder | undefined;
+  try {
+    const info = await requireCollection(store, values.collection);
+    const model = { model: info.model, dtype: info.dtype };
+    // Documents alone ("more like this") need no model: their vectors are stored.
+    if (terms.some((t) => t.kind !== 'id')) {
+      embedder = await Embedder.load(info.model, { ...modelSettings({ threads: values.threads }), dtype: parseDtype(info.dtype), progress: true, allowPaths: true });
+    }
+    const { hits } = await searchCollection(
+      // The user's own machine: private addresses are theirs to fetch from.
+      { store, embedder, model, fetchImage: (url, signal) => fetchImage(url, { allowPrivate: true }, signal) },
+      values.collection,
+      { ...params, terms },
+    );
+    if (values.json) {
+      const data = hits.map((h) => ({ id: h.id, score: h.score, ...(h.modality === 'text' ? { text: h.text } : { image: h.image }), metadata: h.metadata }));
+      process.stdout.write(JSON.stringify({ data }) + '\n');
+    } else {
+      console.log(table(hits));
+    }
+  } finally {
+    await embedder?.close();
+    await store.close();
+  }
+}

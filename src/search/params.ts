@@ -1,0 +1,89 @@
+/**
+ * The knobs of a search, checked once for the HTTP API and the CLI alike: every bad value is
+ * SEARCH_PARAMETER_INVALID naming the field, what was expected and what came.
+ */
+import { TesseraError } from '../errors.ts';
+import { parseFilter } from '../store/filter.ts';
+import type { Filter, Modality } from '../store/store.ts';
+
+export const DEFAULT_K = 10;
+export const MAX_K = 1000;
+/** Deep pages are refused: past this, results are better narrowed by a filter. */
+export const MAX_OFFSET = 10_000;
+export const SEARCH_MODES = ['vector', 'hybrid'] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
+export const MODALITIES: readonly Modality[] = ['text', 'image'];
+
+export interface SearchParameters {
+  k: number;
+  offset: number;
+  /** Cosine similarity cut-off (hybrid: applied to the vector side's candidates). */
+  minScore?: number;
+  modality?: Modality;
+  filter?: Filter;
+  mode: SearchMode;
+}
+
+/** The parameters as they come: JSON values (HTTP) or numbers parsed from flags (CLI). */
+export interface RawSearchParameters {
+  k?: unknown;
+  offset?: unknown;
+  min_score?: unknown;
+  modality?: unknown;
+  filter?: unknown;
+  mode?: unknown;
+}
+
+function shown(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  return `${typeof value} ${String(value)}`;
+}
+
+const invalid = (field: string, expected: string, value: unknown) =>
+  new TesseraError('SEARCH_PARAMETER_INVALID', `${field}: expected ${expected} but received ${shown(value)}`);
+
+const given = (value: unknown) => value !== undefined && value !== null;
+
+function integer(value: unknown, field: string, min: number, max: number, fallback: number): number {
+  if (!given(value)) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(field, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[]): T | undefined {
+  if (!given(value)) return undefined;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw invalid(field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`, value);
+  }
+  return value as T;
+}
+
+/** Validates k (default 10, 1..1000), offset, min_score (-1..1), modality, mode (default vector) and filter. */
+export function parseSearchParameters(raw: RawSearchParameters): SearchParameters {
+  const params: SearchParameters = {
+    k: integer(raw.k, 'k', 1, MAX_K, DEFAULT_K),
+    offset: integer(raw.offset, 'offset', 0, MAX_OFFSET, 0),
+    mode: oneOf(raw.mode, 'mode', SEARCH_MODES) ?? 'vector',
+  };
+  if (given(raw.min_score)) {
+    const s = raw.min_score;
+    if (typeof s !== 'number' || !Number.isFinite(s) || s < -1 || s > 1) throw invalid('min_score', 'a number from -1 to 1 (cosine similarity)', s);
+    params.minScore = s;
+  }
+  const modality = oneOf(raw.modality, 'modality', MODALITIES);
+  if (modality) params.modality = modality;
+  if (given(raw.filter)) params.filter = parseFilter(raw.filter, 'filter');
+  return params;
+}
+
+/** A flag's text as a number for parseSearchParameters ("10" -> 10; "ten" stays a string and is refused there). */
+export function numberFlag(text: string | undefined): number | string | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  return text.trim() !== '' && Number.isFinite(n) ? n : text;
+}

@@ -1,0 +1,87 @@
+/**
+ * Compiles parsed filters, modality and excluded ids into LanceDB's SQL `where`.
+ *
+ * Safety: identifiers come only from our own column names (`m_` + a key that already matched
+ * METADATA_KEY, so letters, digits and "_" only) and are backquoted; string values are single-
+ * quoted with `'` doubled (LanceDB's SQL dialect does not treat backslash as an escape: checked
+ * against 0.31, `'a\'` is the string `a\`); numbers are finite and written by JavaScript's own
+ * formatting (digits, ".", "e", "+", "-"); booleans are TRUE/FALSE. Nothing else is emitted.
+ */
+import { TesseraError } from '../errors.ts';
+import { conditionsOf, type FilterOperator } from './filter.ts';
+import { METADATA_KEY, type Filter, type MetadataValue, type Modality } from './store.ts';
+import type { MetadataKind } from './validate.ts';
+
+/** Metadata key -> its column, prefixed so that no key collides with id, vector, text, ... */
+export const metadataColumn = (key: string): string => {
+  if (!METADATA_KEY.test(key)) throw new Error(`not a metadata key: ${key}`);
+  return `m_${key}`;
+};
+export const METADATA_PREFIX = 'm_';
+
+export function sqlString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+function sqlNumber(value: number): string {
+  if (!Number.isFinite(value)) throw new Error('non-finite number in a filter');
+  return String(value);
+}
+
+function sqlLiteral(value: MetadataValue): string {
+  if (typeof value === 'string') return sqlString(value);
+  if (typeof value === 'number') return sqlNumber(value);
+  return value ? 'TRUE' : 'FALSE';
+}
+
+const SQL_OP: Record<Exclude<FilterOperator, '$in'>, string> = { $eq: '=', $ne: '!=', $gt: '>', $gte: '>=', $lt: '<', $lte: '<=' };
+
+/**
+ * `kinds`: the type of each metadata field the collection has a column for. A field the
+ * collection has never seen matches nothing; a value of another type than the field's is
+ * FILTER_INVALID (a string compared with a number field is a mistake worth saying).
+ */
+export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>, field = 'filter'): string[] {
+  const clauses: string[] = [];
+  for (const [key, condition] of Object.entries(filter)) {
+    const kind = kinds.get(key);
+    if (kind === undefined) {
+      clauses.push('FALSE');
+      continue;
+    }
+    const column = `\`${metadataColumn(key)}\``;
+    for (const [op, value] of conditionsOf(condition)) {
+      const values = Array.isArray(value) ? value : [value];
+      for (const v of values) {
+        if (typeof v !== kind) {
+          throw new TesseraError('FILTER_INVALID', `${field}.${key}: the collection holds ${kind}s in this field but the filter compares with a ${typeof v} (${JSON.stringify(v)})`);
+        }
+      }
+      if (op === '$in') {
+        clauses.push(values.length === 0 ? 'FALSE' : `${column} IN (${values.map(sqlLiteral).join(', ')})`);
+      } else {
+        if (kind === 'boolean' && op !== '$eq' && op !== '$ne') {
+          throw new TesseraError('FILTER_INVALID', `${field}.${key}: ${op} does not apply to a boolean field`);
+        }
+        clauses.push(`${column} ${SQL_OP[op]} ${sqlLiteral(value as MetadataValue)}`);
+      }
+    }
+  }
+  return clauses;
+}
+
+export interface WhereParts {
+  filter?: Filter;
+  modality?: Modality;
+  excludeIds?: readonly string[];
+}
+
+/** The whole `where`, or undefined when nothing restricts the search. */
+export function compileWhere(parts: WhereParts, kinds: ReadonlyMap<string, MetadataKind>): string | undefined {
+  const clauses = parts.filter ? compileFilter(parts.filter, kinds) : [];
+  if (parts.modality) clauses.push(`modality = ${sqlString(parts.modality)}`);
+  if (parts.excludeIds && parts.excludeIds.length > 0) clauses.push(`id NOT IN (${parts.excludeIds.map(sqlString).join(', ')})`);
+  return clauses.length === 0 ? undefined : clauses.map((c) => `(${c})`).join(' AND ');
+}
+
+export const idIn = (ids: readonly string[]): string => `id IN (${ids.map(sqlString).join(', ')})`;

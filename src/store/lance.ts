@@ -1,0 +1,668 @@
+/**
+ * The embedded store: LanceDB (https://lancedb.github.io/lancedb/) in a folder, no server.
+ *
+ * One collection = one LanceDB table. Its model, dtype, dimensions and creation time live in
+ * the table's Arrow schema metadata, written by the same commit that creates the table, so a
+ * crash never leaves a collection without them (nor them without a collection).
+ *
+ * Columns: id, modality, text, image, root, hash, vector (FixedSizeList<Float32>), and one
+ * typed, nullable column per metadata key (`m_<key>`: Float64, Bool or Utf8), added by schema
+ * evolution the first time a key appears. Why typed columns and not a JSON column: LanceDB 0.31
+ * has JSON functions (json_extract, json_get_int, ...) only for its own `lance.json` extension
+ * type (JSONB in a binary column), which the JavaScript Arrow writer cannot produce, and on a
+ * plain string column they fail at planning ("Failed to coerce arguments"). Typed columns let
+ * LanceDB push filters down (prefiltering before the vector search, so `k` still holds) with
+ * the right comparison semantics (numbers compare as numbers), and can carry scalar indexes.
+ * The price: a field keeps one type per collection; a document giving another type for it is
+ * METADATA_INVALID.
+ *
+ * Writes: one mergeInsert('id') per upsert call (update matched, insert the rest) is one Lance
+ * commit: a SIGKILL leaves all of the call or none of it. Writes to one collection are
+ * serialised inside the process (LanceDB would otherwise retry conflicting commits).
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type * as LanceModule from '@lancedb/lancedb';
+import type * as ArrowModule from 'apache-arrow';
+import { invalidArgument, TesseraError } from '../errors.ts';
+import { compileWhere, idIn, metadataColumn, METADATA_PREFIX } from './lance-where.ts';
+import type {
+  CollectionInfo,
+  CollectionSpec,
+  DocumentRecord,
+  Filter,
+  Metadata,
+  Modality,
+  ModelRef,
+  SearchHit,
+  SearchOptions,
+  StoredDocument,
+  TextSearch,
+  VectorSearch,
+  VectorStore,
+} from './store.ts';
+import { kindOf, validateCollectionName, validateDocumentId, validateMetadata, type MetadataKind } from './validate.ts';
+import { COLLECTION_NAME } from './store.ts';
+
+// LanceDB is CommonJS and checks Arrow classes with instanceof: use the same (CommonJS) copy of
+// apache-arrow, not the ES module build an `import` would load.
+const require = createRequire(import.meta.url);
+const arrow = require('apache-arrow') as typeof ArrowModule;
+// LanceDB logs deprecation and statistics notices to stderr at "warn"; a CLI's stderr is the
+// user's. Its logger reads LANCEDB_LOG once, when the module loads, hence the require here.
+process.env.LANCEDB_LOG ??= 'error';
+const lancedb = require('@lancedb/lancedb') as typeof LanceModule;
+
+type ArrowSchema = ArrowModule.Schema;
+type ArrowTable = ArrowModule.Table;
+
+const META = { model: 'tessera.model', dtype: 'tessera.dtype', dimensions: 'tessera.dimensions', createdAt: 'tessera.created_at', format: 'tessera.format' } as const;
+/** Bumped when the table layout changes incompatibly. */
+const FORMAT = '1';
+/** Field metadata on `vector`: rows in the table when its ANN index was last trained. */
+const ANN_TRAINED_ROWS = 'tessera.ann_trained_rows';
+const VECTOR_INDEX = 'vector_idx';
+const TEXT_INDEX = 'text_idx';
+const MAX_K = 1000;
+const MAX_DIMENSIONS = 65536;
+
+/**
+ * How the ANN index is built and searched. The defaults (DEFAULT_ANN) were chosen by
+ * measurement with `tessera bench --only search`; see bench/search.ts.
+ */
+export interface AnnSettings {
+  type: 'IVF_PQ' | 'IVF_HNSW_SQ';
+  /** IVF partitions = round(rows / rowsPerPartition), at least 1. */
+  rowsPerPartition: number;
+  /** IVF_PQ: dimensions per PQ sub-vector (8 or 16 use SIMD). */
+  dimsPerSubVector?: number;
+  /** Partitions probed per query (more are probed when a filter leaves too few hits). */
+  nprobes: number;
+  /** Re-rank limit x refineFactor candidates on the full vectors (exact scores, better recall). */
+  refineFactor?: number;
+  /** IVF_HNSW_SQ: candidates per query = max(ef, k x efPerK); graph degree and build effort. */
+  ef?: number;
+  m?: number;
+  efConstruction?: number;
+}
+
+/*
+ * Chosen by measurement (2026-12, AMD EPYC (Zen 4), 2 cores shared with other work, so latencies
+ * are pessimistic): 100k documents of 768-d clustered vectors (1000 Gaussian centres, see
+ * bench/search.ts), 100 fresh queries, recall@10 against brute-force exact search.
+ *
+ *   exact (no index)       10k: p50 44 ms, p99 126 ms      100k: p50 440-550 ms
+ *   IVF_PQ, 391 partitions x 48 sub-vectors (16 dims each): build 277 s (!)
+ *     nprobes 20, refine 5: recall 0.864   refine 10: 1.000, p50 7.1 ms   nprobes 10, refine 10: 0.998, p50 6.4 ms
+ *   IVF_PQ, 96 sub-vectors (8 dims): build 372 s; nprobes 20, refine 10: 1.000, p50 12.9 ms
+ *   IVF_HNSW_SQ, 2 partitions (50k rows each), m 20, efConstruction 150: build 175 s
+ *     nprobes 2, ef 100: 0.980, p50 3.6 ms   ef 40, refine 2: 0.992, p50 3.9 ms
+ *   IVF_HNSW_SQ, 10 partitions (10k rows each), m 20, efConstruction 150: build 25-34 s
+ *     nprobes 5, ef 100: 0.923   nprobes 10, ef 50: 0.973-0.980, p50 6.3-6.8 ms
+ *     nprobes 10, ef 50, refine 2: 1.000, p50 7.1 ms, p99 12.3 ms      <- chosen
+ *   (at 10k, one partition: ef 100: 0.978, p50 1.6 ms; refine 2: 0.984, p50 2.3 ms)
+ *
+ * IVF_HNSW_SQ with 10k-row partitions builds 8x faster than IVF_PQ at the same recall and
+ * latency; refineFactor 2 re-ranks on the full vectors, which lifts recall to 1.0 and makes the
+ * scores exact cosines (min_score cuts on true similarities).
+ */
+export const DEFAULT_ANN: AnnSettings = { type: 'IVF_HNSW_SQ', rowsPerPartition: 10_000, m: 20, efConstruction: 150, nprobes: 10, ef: 50, refineFactor: 2 };
+/**
+ * Exact (flat) search below this many rows (exact p50 ~20 ms at 5k here); an ANN index is built
+ * by the write that crosses it (~2 s at 5k), retrained when the table has doubled since.
+ */
+export const DEFAULT_ANN_THRESHOLD = 5_000;
+
+export interface LanceStoreOptions {
+  /** Rows from which a collection gets an ANN index (default DEFAULT_ANN_THRESHOLD). */
+  annThreshold?: number;
+  ann?: AnnSettings;
+  /**
+   * Seconds between checks for writes by other processes (LanceDB's read consistency). 0, the
+   * default, sees every commit at once (a server serving while `tessera index` writes).
+   */
+  readConsistencyInterval?: number;
+  /** Compact (merge small fragments, fold new rows into indexes) past this many fragments. */
+  maxFragments?: number;
+  /** Old table versions are kept this long for readers in other processes (ms). */
+  keepVersionsMs?: number;
+}
+
+/** What a table's schema says about the collection. */
+interface Layout {
+  spec: CollectionSpec & { createdAt: string };
+  /** Metadata key -> type, from the `m_*` columns. */
+  kinds: Map<string, MetadataKind>;
+  schema: ArrowSchema;
+}
+
+const notFound = (name: string, location: string) => new TesseraError('COLLECTION_NOT_FOUND', `no collection ${JSON.stringify(name)} in the store at ${location}`);
+const badParameter = (message: string) => new TesseraError('SEARCH_PARAMETER_INVALID', message);
+
+function kindOfType(type: ArrowModule.DataType): MetadataKind | undefined {
+  if (arrow.DataType.isFloat(type)) return 'number';
+  if (arrow.DataType.isBool(type)) return 'boolean';
+  if (arrow.DataType.isUtf8(type)) return 'string';
+  return undefined;
+}
+
+const SQL_NULL_FOR: Record<MetadataKind, string> = { number: 'CAST(NULL AS DOUBLE)', boolean: 'CAST(NULL AS BOOLEAN)', string: 'CAST(NULL AS STRING)' };
+
+function layoutOf(name: string, schema: ArrowSchema): Layout | undefined {
+  const meta = schema.metadata;
+  const model = meta.get(META.model);
+  const dimensions = Number(meta.get(META.dimensions));
+  if (model === undefined || !Number.isInteger(dimensions)) return undefined;
+  const kinds = new Map<string, MetadataKind>();
+  for (const field of schema.fields) {
+    if (!field.name.startsWith(METADATA_PREFIX)) continue;
+    const kind = kindOfType(field.type);
+    if (kind) kinds.set(field.name.slice(METADATA_PREFIX.length), kind);
+  }
+  return {
+    spec: { name, model, dtype: meta.get(META.dtype) ?? '', dimensions, createdAt: meta.get(META.createdAt) ?? '' },
+    kinds,
+    schema,
+  };
+}
+
+function baseSchema(spec: CollectionSpec, createdAt: string): ArrowSchema {
+  return new arrow.Schema(
+    [
+      new arrow.Field('id', new arrow.Utf8(), false),
+      new arrow.Field('modality', new arrow.Utf8(), false),
+      new arrow.Field('text', new arrow.Utf8(), true),
+      new arrow.Field('image', new arrow.Utf8(), true),
+      new arrow.Field('root', new arrow.Utf8(), true),
+      new arrow.Field('hash', new arrow.Utf8(), false),
+      new arrow.Field('vector', new arrow.FixedSizeList(spec.dimensions, new arrow.Field('item', new arrow.Float32(), true)), false),
+    ],
+    new Map([
+      [META.format, FORMAT],
+      [META.model, spec.model],
+      [META.dtype, spec.dtype],
+      [META.dimensions, String(spec.dimensions)],
+      [META.createdAt, createdAt],
+    ]),
+  );
+}
+
+/** An Arrow table of `docs` with exactly `schema`'s columns (absent metadata: null). */
+function toArrow(schema: ArrowSchema, docs: readonly DocumentRecord[], dims: number): ArrowTable {
+  const n = docs.length;
+  const children = schema.fields.map((field) => {
+    if (field.name === 'vector') {
+      const flat = new Float32Array(n * dims);
+      docs.forEach((d, i) => flat.set(d.vector, i * dims));
+      const child = arrow.makeData({ type: new arrow.Float32(), length: n * dims, nullCount: 0, data: flat });
+      return arrow.makeData({ type: field.type as ArrowModule.FixedSizeList, length: n, nullCount: 0, child });
+    }
+    let values: (string | number | boolean | null)[];
+    if (field.name.startsWith(METADATA_PREFIX)) {
+      const key = field.name.slice(METADATA_PREFIX.length);
+      values = docs.map((d) => d.metadata[key] ?? null);
+    } else {
+      const name = field.name as 'id' | 'modality' | 'text' | 'image' | 'root' | 'hash';
+      values = docs.map((d) => d[name] ?? null);
+    }
+    return arrow.vectorFromArray(values, field.type).data[0]!;
+  });
+  const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: n, nullCount: 0, children });
+  return new arrow.Table([new arrow.RecordBatch(schema, struct)]);
+}
+
+/** Plain JS values of one result row (the `toArray()` rows of LanceDB are Arrow proxies). */
+type Row = Record<string, unknown>;
+
+function documentOf(row: Row, kinds: ReadonlyMap<string, MetadataKind>): StoredDocument {
+  const metadata: Metadata = {};
+  for (const key of kinds.keys()) {
+    const v = row[metadataColumn(key)];
+    if (v !== null && v !== undefined) metadata[key] = v as string | number | boolean;
+  }
+  const doc: StoredDocument = { id: row.id as string, modality: row.modality as Modality, metadata, hash: row.hash as string };
+  if (typeof row.text === 'string') doc.text = row.text;
+  if (typeof row.image === 'string') doc.image = row.image;
+  if (typeof row.root === 'string') doc.root = row.root;
+  return doc;
+}
+
+function vectorOf(value: unknown): Float32Array {
+  // An Arrow Vector of Float32 for a FixedSizeList cell; copy it out of LanceDB's buffers.
+  const v = value as { toArray(): Float32Array };
+  return new Float32Array(v.toArray());
+}
+
+function hitOf(row: Row, kinds: ReadonlyMap<string, MetadataKind>, score: number): SearchHit {
+  const { id, modality, text, image, metadata } = documentOf(row, kinds);
+  const hit: SearchHit = { id, modality, metadata, score };
+  if (text !== undefined) hit.text = text;
+  if (image !== undefined) hit.image = image;
+  return hit;
+}
+
+function checkPaging(options: SearchOptions): { k: number; offset: number } {
+  const { k } = options;
+  const offset = options.offset ?? 0;
+  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw badParameter(`k: expected an integer from 1 to ${MAX_K} but received ${String(k)}`);
+  if (!Number.isInteger(offset) || offset < 0) throw badParameter(`offset: expected a non-negative integer but received ${String(offset)}`);
+  if (offset + k > 100_000) throw badParameter(`offset: offset + k is at most 100000 but is ${offset + k}`);
+  if (options.modality !== undefined && options.modality !== 'text' && options.modality !== 'image') {
+    throw badParameter(`modality: expected "text" or "image" but received ${JSON.stringify(options.modality)}`);
+  }
+  return { k, offset };
+}
+
+function validateDocument(doc: DocumentRecord, i: number, dims: number): void {
+  const at = `documents[${i}]`;
+  validateDocumentId(doc.id, `${at}.id`);
+  if (doc.modality !== 'text' && doc.modality !== 'image') {
+    throw new TesseraError('DOCUMENT_INVALID', `${at}.modality: expected "text" or "image" but received ${JSON.stringify(doc.modality)}`);
+  }
+  const hasText = typeof doc.text === 'string';
+  const hasImage = typeof doc.image === 'string';
+  if (hasText === hasImage) throw new TesseraError('DOCUMENT_INVALID', `${at}: a document needs exactly one of text or image but has ${hasText ? 'both' : 'neither'}`);
+  if ((doc.modality === 'text') !== hasText) throw new TesseraError('DOCUMENT_INVALID', `${at}: modality is ${doc.modality} but the document has ${hasText ? 'a text' : 'an image'}`);
+  if (typeof doc.hash !== 'string' || doc.hash.length === 0) throw new TesseraError('DOCUMENT_INVALID', `${at}.hash: expected the content's sha256 as a hex string`);
+  if (doc.root !== undefined && typeof doc.root !== 'string') throw new TesseraError('DOCUMENT_INVALID', `${at}.root: expected a string`);
+  if (!(doc.vector instanceof Float32Array) || doc.vector.length !== dims) {
+    const got = doc.vector instanceof Float32Array ? `${doc.vector.length} dimensions` : 'no Float32Array';
+    throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector: the collection has ${dims} dimensions but the vector has ${got}`);
+  }
+  for (let j = 0; j < dims; j++) {
+    if (!Number.isFinite(doc.vector[j])) throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector[${j}]: expected a finite number but received ${doc.vector[j]}`);
+  }
+  validateMetadata(doc.metadata, `${at}.metadata`);
+}
+
+export class LanceStore implements VectorStore {
+  readonly location: string;
+  readonly #db: LanceModule.Connection;
+  readonly #options: Required<Omit<LanceStoreOptions, 'readConsistencyInterval'>>;
+  readonly #tables = new Map<string, Promise<LanceModule.Table>>();
+  /** Tail of each collection's write queue. */
+  readonly #locks = new Map<string, Promise<unknown>>();
+  #closed = false;
+
+  private constructor(location: string, db: LanceModule.Connection, options: LanceStoreOptions) {
+    this.location = location;
+    this.#db = db;
+    this.#options = {
+      annThreshold: options.annThreshold ?? DEFAULT_ANN_THRESHOLD,
+      ann: options.ann ?? DEFAULT_ANN,
+      maxFragments: options.maxFragments ?? 32,
+      keepVersionsMs: options.keepVersionsMs ?? 10 * 60_000,
+    };
+  }
+
+  /** Opens (creating it if needed) the store in folder `dir`. STORE_INVALID if it cannot. */
+  static async open(dir: string, options: LanceStoreOptions = {}): Promise<LanceStore> {
+    try {
+      mkdirSync(dir, { recursive: true });
+      if (!statSync(dir).isDirectory()) throw new Error('not a folder');
+    } catch (cause) {
+      throw new TesseraError('STORE_INVALID', `the store folder ${dir} cannot be created or is not a folder: ${(cause as Error).message}`, { cause });
+    }
+    const db = await lancedb.connect(dir, { readConsistencyInterval: options.readConsistencyInterval ?? 0 });
+    return new LanceStore(dir, db, options);
+  }
+
+  // ---- plumbing ----
+
+  #serialize<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(name) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.catch(() => {});
+    this.#locks.set(name, tail);
+    void tail.then(() => {
+      if (this.#locks.get(name) === tail) this.#locks.delete(name);
+    });
+    return run;
+  }
+
+  async #tableNames(): Promise<string[]> {
+    const names: string[] = [];
+    for (;;) {
+      const page = await this.#db.tableNames({ startAfter: names.at(-1), limit: 1000 });
+      names.push(...page);
+      if (page.length < 1000) return names;
+    }
+  }
+
+  /** The open table of a collection, or undefined when there is none (or it is not ours). */
+  async #open(name: string): Promise<{ table: LanceModule.Table; layout: Layout } | undefined> {
+    if (this.#closed) throw new Error('the store is closed');
+    if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) return undefined;
+    let pending = this.#tables.get(name);
+    if (!pending) {
+      pending = this.#db.openTable(name);
+      this.#tables.set(name, pending);
+    }
+    let table: LanceModule.Table;
+    try {
+      table = await pending;
+    } catch {
+      if (this.#tables.get(name) === pending) this.#tables.delete(name);
+      return undefined;
+    }
+    let schema: ArrowSchema;
+    try {
+      schema = await table.schema();
+    } catch {
+      // Dropped by another process since we opened it.
+      if (this.#tables.get(name) === pending) this.#tables.delete(name);
+      return undefined;
+    }
+    const layout = layoutOf(name, schema);
+    return layout && { table, layout };
+  }
+
+  async #need(name: string): Promise<{ table: LanceModule.Table; layout: Layout }> {
+    const found = await this.#open(name);
+    if (!found) throw notFound(name, this.location);
+    return found;
+  }
+
+  // ---- collections ----
+
+  async listCollections(): Promise<CollectionInfo[]> {
+    const out: CollectionInfo[] = [];
+    for (const name of await this.#tableNames()) {
+      const info = await this.getCollection(name);
+      if (info) out.push(info);
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getCollection(name: string): Promise<CollectionInfo | undefined> {
+    const found = await this.#open(name);
+    if (!found) return undefined;
+    const { spec } = found.layout;
+    return { name: spec.name, model: spec.model, dtype: spec.dtype, dimensions: spec.dimensions, createdAt: spec.createdAt, count: await found.table.countRows() };
+  }
+
+  async createCollection(spec: CollectionSpec): Promise<CollectionInfo> {
+    const name = validateCollectionName(spec.name);
+    if (typeof spec.model !== 'string' || spec.model.length === 0) throw invalidArgument('model', 'a model name', spec.model);
+    if (typeof spec.dtype !== 'string' || spec.dtype.length === 0) throw invalidArgument('dtype', 'a dtype', spec.dtype);
+    if (!Number.isInteger(spec.dimensions) || spec.dimensions < 1 || spec.dimensions > MAX_DIMENSIONS) {
+      throw invalidArgument('dimensions', `an integer from 1 to ${MAX_DIMENSIONS}`, spec.dimensions);
+    }
+    return this.#serialize(name, async () => {
+      const createdAt = new Date().toISOString();
+      const schema = baseSchema({ ...spec, name }, createdAt);
+      const create = () => this.#db.createEmptyTable(name, schema, { mode: 'create', existOk: false });
+      let table: LanceModule.Table;
+      try {
+        table = await create();
+      } catch (cause) {
+        if (await this.#open(name)) throw new TesseraError('COLLECTION_EXISTS', `a collection ${JSON.stringify(name)} exists already in ${this.location}`);
+        // A table folder without a readable first version: what a crash during a previous
+        // create leaves. It holds nothing; replace it.
+        if (!(await this.#tableNames()).includes(name)) throw cause;
+        await this.#db.dropTable(name);
+        table = await create();
+      }
+      this.#tables.set(name, Promise.resolve(table));
+      return { name, model: spec.model, dtype: spec.dtype, dimensions: spec.dimensions, createdAt, count: 0 };
+    });
+  }
+
+  async dropCollection(name: string): Promise<boolean> {
+    if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) return false;
+    return this.#serialize(name, async () => {
+      if (!(await this.#tableNames()).includes(name)) return false;
+      const cached = this.#tables.get(name);
+      this.#tables.delete(name);
+      if (cached) await cached.then((t) => t.close(), () => {});
+      await this.#db.dropTable(name);
+      return true;
+    });
+  }
+
+  // ---- writes ----
+
+  async upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void> {
+    await this.#need(collection);
+    return this.#serialize(collection, async () => {
+      const { table, layout } = await this.#need(collection);
+      const { spec } = layout;
+      if (writer.model !== spec.model || writer.dtype !== spec.dtype) {
+        throw new TesseraError(
+          'COLLECTION_MODEL_MISMATCH',
+          `collection ${JSON.stringify(collection)} holds vectors of model ${JSON.stringify(spec.model)} (${spec.dtype}) but these come from ${JSON.stringify(writer.model)} (${writer.dtype})`,
+        );
+      }
+      if (docs.length === 0) return;
+      // Everything is checked before anything is written: one bad document, nothing stored.
+      const seen = new Map<string, number>();
+      const newKinds = new Map<string, MetadataKind>();
+      docs.forEach((doc, i) => {
+        validateDocument(doc, i, spec.dimensions);
+        const first = seen.get(doc.id);
+        if (first !== undefined) throw new TesseraError('DOCUMENT_ID_DUPLICATE', `documents[${i}].id: ${JSON.stringify(doc.id)} appears already as documents[${first}].id`);
+        seen.set(doc.id, i);
+        for (const [key, value] of Object.entries(doc.metadata)) {
+          const kind = kindOf(value);
+          const known = layout.kinds.get(key) ?? newKinds.get(key);
+          if (known === undefined) newKinds.set(key, kind);
+          else if (known !== kind) {
+            throw new TesseraError('METADATA_INVALID', `documents[${i}].metadata.${key}: the collection holds ${known}s in this field but this document gives a ${kind}`);
+          }
+        }
+      });
+      let schema = layout.schema;
+      if (newKinds.size > 0) {
+        // A commit of its own before the data; a crash between them leaves only empty columns.
+        await table.addColumns([...newKinds].map(([key, kind]) => ({ name: metadataColumn(key), valueSql: SQL_NULL_FOR[kind] })));
+        schema = await table.schema();
+      }
+      await table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(toArrow(schema, docs, spec.dimensions));
+      await this.#maintain(table, spec.dimensions);
+    });
+  }
+
+  async delete(collection: string, ids: readonly string[]): Promise<number> {
+    await this.#need(collection);
+    ids.forEach((id, i) => validateDocumentId(id, `ids[${i}]`));
+    if (ids.length === 0) return 0;
+    return this.#serialize(collection, async () => {
+      const { table } = await this.#need(collection);
+      let removed = 0;
+      // One commit per call when it fits one statement, which every realistic call does.
+      for (let i = 0; i < ids.length; i += 10_000) removed += (await table.delete(idIn(ids.slice(i, i + 10_000)))).numDeletedRows;
+      return removed;
+    });
+  }
+
+  /**
+   * Index upkeep after a write: the FTS index (LanceDB searches rows written after it, so it
+   * only needs folding in for speed), the ANN index once the table crosses the threshold
+   * (retrained when the table has doubled since), and compaction of the small fragments each
+   * write leaves (which also folds new rows into both indexes).
+   */
+  async #maintain(table: LanceModule.Table, dims: number): Promise<void> {
+    const indices = await table.listIndices();
+    if (!indices.some((i) => i.name === TEXT_INDEX)) {
+      await table.createIndex('text', { config: lancedb.Index.fts({ withPosition: false }), name: TEXT_INDEX });
+    }
+    const rows = await table.countRows();
+    const ann = indices.find((i) => i.name === VECTOR_INDEX);
+    const { annThreshold } = this.#options;
+    if (rows >= annThreshold) {
+      const trained = ann ? Number((await table.schema()).fields.find((f) => f.name === 'vector')?.metadata.get(ANN_TRAINED_ROWS) ?? 0) : 0;
+      if (!ann || rows >= 2 * trained) {
+        await this.#buildAnn(table, rows, dims);
+        return;
+      }
+    }
+    const stats = await table.stats();
+    const unindexed = ann ? ((await table.indexStats(VECTOR_INDEX))?.numUnindexedRows ?? 0) : 0;
+    if (stats.fragmentStats.numSmallFragments > this.#options.maxFragments || unindexed > Math.max(1000, rows * 0.05)) {
+      await table.optimize({ cleanupOlderThan: new Date(Date.now() - this.#options.keepVersionsMs) });
+    }
+  }
+
+  /** Builds (or retrains) the ANN index now, whatever the size; benchmarks time this. */
+  async buildAnnIndex(collection: string): Promise<void> {
+    await this.#serialize(collection, async () => {
+      const { table, layout } = await this.#need(collection);
+      await this.#buildAnn(table, await table.countRows(), layout.spec.dimensions);
+    });
+  }
+
+  /** Which indexes a collection has and how many rows they cover (tests, benchmarks, `tessera` status). */
+  async indexState(collection: string): Promise<{ ann?: { type: string; indexedRows: number; unindexedRows: number }; fullText: boolean }> {
+    const { table } = await this.#need(collection);
+    const indices = await table.listIndices();
+    const ann = indices.find((i) => i.name === VECTOR_INDEX);
+    const stats = ann && (await table.indexStats(VECTOR_INDEX));
+    return {
+      ann: ann && stats ? { type: stats.indexType, indexedRows: stats.numIndexedRows, unindexedRows: stats.numUnindexedRows } : undefined,
+      fullText: indices.some((i) => i.name === TEXT_INDEX),
+    };
+  }
+
+  async #buildAnn(table: LanceModule.Table, rows: number, dims: number): Promise<void> {
+    const a = this.#options.ann;
+    const numPartitions = Math.max(1, Math.round(rows / a.rowsPerPartition));
+    const config =
+      a.type === 'IVF_PQ'
+        ? lancedb.Index.ivfPq({ distanceType: 'cosine', numPartitions, numSubVectors: Math.max(1, Math.floor(dims / (a.dimsPerSubVector ?? 16))) })
+        : lancedb.Index.hnswSq({ distanceType: 'cosine', numPartitions, m: a.m, efConstruction: a.efConstruction });
+    // Compact first so that the index covers few, large fragments.
+    await table.optimize({ cleanupOlderThan: new Date(Date.now() - this.#options.keepVersionsMs) });
+    await table.createIndex('vector', { config, name: VECTOR_INDEX, replace: true });
+    await table.updateFieldMetadata([{ path: 'vector', metadata: { [ANN_TRAINED_ROWS]: String(rows) } }]);
+  }
+
+  /**
+   * Merges small fragments, folds unindexed rows into the indexes and removes table versions
+   * older than `keepVersionsMs` (or `olderThan`). Called by writes as needed; benchmarks call
+   * it to measure bytes on disk.
+   */
+  async compact(collection: string, olderThan?: Date): Promise<void> {
+    const cleanupOlderThan = olderThan ?? new Date(Date.now() - this.#options.keepVersionsMs);
+    await this.#serialize(collection, async () => {
+      await (await this.#need(collection)).table.optimize({ cleanupOlderThan });
+    });
+  }
+
+  // ---- reads ----
+
+  async get(collection: string, ids: readonly string[], options?: { vectors?: boolean }): Promise<(StoredDocument & { vector?: Float32Array })[]> {
+    const { table, layout } = await this.#need(collection);
+    ids.forEach((id, i) => validateDocumentId(id, `ids[${i}]`));
+    const columns = ['id', 'modality', 'text', 'image', 'root', 'hash', ...[...layout.kinds.keys()].map(metadataColumn)];
+    if (options?.vectors) columns.push('vector');
+    const found = new Map<string, StoredDocument & { vector?: Float32Array }>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      const rows = (await table.query().where(idIn(ids.slice(i, i + 1000))).select(columns).toArray()) as Row[];
+      for (const row of rows) {
+        const doc: StoredDocument & { vector?: Float32Array } = documentOf(row, layout.kinds);
+        if (options?.vectors) doc.vector = vectorOf(row.vector);
+        found.set(doc.id, doc);
+      }
+    }
+    return ids.flatMap((id) => found.get(id) ?? []);
+  }
+
+  async hashes(collection: string): Promise<Map<string, string>> {
+    const { table } = await this.#need(collection);
+    const out = new Map<string, string>();
+    for await (const batch of table.query().select(['id', 'hash'])) {
+      const ids = batch.getChild('id')!;
+      const hashes = batch.getChild('hash')!;
+      for (let i = 0; i < batch.numRows; i++) out.set(ids.get(i) as string, hashes.get(i) as string);
+    }
+    return out;
+  }
+
+  async *scan(collection: string, pageSize = 1000): AsyncIterable<{ id: string; modality: Modality; vector: Float32Array }[]> {
+    const { table } = await this.#need(collection);
+    let page: { id: string; modality: Modality; vector: Float32Array }[] = [];
+    for await (const batch of table.query().select(['id', 'modality', 'vector'])) {
+      const ids = batch.getChild('id')!;
+      const modalities = batch.getChild('modality')!;
+      const vectors = batch.getChild('vector')!;
+      for (let i = 0; i < batch.numRows; i++) {
+        page.push({ id: ids.get(i) as string, modality: modalities.get(i) as Modality, vector: vectorOf(vectors.get(i)) });
+        if (page.length >= pageSize) {
+          yield page;
+          page = [];
+        }
+      }
+    }
+    if (page.length > 0) yield page;
+  }
+
+  async search(collection: string, query: VectorSearch): Promise<SearchHit[]> {
+    const { table, layout } = await this.#need(collection);
+    const { k, offset } = checkPaging(query);
+    const dims = layout.spec.dimensions;
+    if (!(query.vector instanceof Float32Array) || query.vector.length !== dims) {
+      throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `query vector: the collection has ${dims} dimensions but the query has ${query.vector?.length ?? 0}`);
+    }
+    if (query.minScore !== undefined && !Number.isFinite(query.minScore)) throw badParameter(`min_score: expected a number but received ${String(query.minScore)}`);
+    const where = compileWhere(query, layout.kinds);
+    const a = this.#options.ann;
+    const limit = offset + k;
+    let q = table
+      .vectorSearch(query.vector)
+      .column('vector')
+      .distanceType('cosine')
+      .select([...this.#resultColumns(layout), '_distance'])
+      .limit(limit);
+    // Without an index LanceDB ignores these and searches exactly.
+    q = q.minimumNprobes(a.nprobes).maximumNprobes(Math.max(a.nprobes, 4 * a.nprobes));
+    if (a.refineFactor !== undefined) q = q.refineFactor(a.refineFactor);
+    if (a.ef !== undefined) q = q.ef(Math.max(a.ef, 2 * limit));
+    if (where) q = q.where(where);
+    const rows = (await q.toArray()) as Row[];
+    const minScore = query.minScore ?? -Infinity;
+    return rows
+      .slice(offset)
+      .map((row) => hitOf(row, layout.kinds, 1 - (row._distance as number)))
+      .filter((hit) => hit.score >= minScore);
+  }
+
+  async fullTextSearch(collection: string, query: TextSearch): Promise<SearchHit[]> {
+    const { table, layout } = await this.#need(collection);
+    const { k, offset } = checkPaging(query);
+    if (typeof query.text !== 'string' || query.text.trim().length === 0) throw new TesseraError('QUERY_INVALID', 'text: expected a non-empty text to search for');
+    if (!(await table.listIndices()).some((i) => i.name === TEXT_INDEX)) return [];
+    const where = compileWhere(query, layout.kinds);
+    let q = table
+      .query()
+      .fullTextSearch(new lancedb.MatchQuery(query.text, 'text'))
+      .select([...this.#resultColumns(layout), '_score'])
+      .limit(offset + k);
+    if (where) q = q.where(where);
+    const rows = (await q.toArray()) as Row[];
+    return rows.slice(offset).map((row) => hitOf(row, layout.kinds, row._score as number));
+  }
+
+  async count(collection: string, filter?: Filter): Promise<number> {
+    const { table, layout } = await this.#need(collection);
+    const where = compileWhere({ filter }, layout.kinds);
+    return table.countRows(where);
+  }
+
+  #resultColumns(layout: Layout): string[] {
+    return ['id', 'modality', 'text', 'image', ...[...layout.kinds.keys()].map(metadataColumn)];
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await Promise.all([...this.#locks.values()]);
+    this.#closed = true;
+    for (const pending of this.#tables.values()) await pending.then((t) => t.close(), () => {});
+    this.#tables.clear();
+    this.#db.close();
+  }
+}
+
+/** Opens the LanceDB store in folder `dir`. */
+export function openLanceStore(dir: string, options?: LanceStoreOptions): Promise<LanceStore> {
+  return LanceStore.open(dir, options);
+}

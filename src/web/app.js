@@ -1,0 +1,420 @@
+// The search page: wires the form, the URL, drop/paste/pick of images and the result grid.
+//
+// The URL's query string holds the search (q, collection, like, modality, mode, min_score,
+// filter), so it can be shared, reloaded, and walked with back/forward. An image query is
+// too big for a URL: it rides in history.state, which survives reload and back/forward in
+// this tab but is not part of a shared link.
+
+import { ApiError, listCollections, saveKey, savedKey, search } from './api.js';
+import { InputError, PAGE_SIZE, emptyState, hasQuery, paramsFromState, searchBody, stateFromParams } from './query.js';
+import { queryTerms, resultCard } from './render.js';
+
+/** Larger images are scaled down before sending: the model sees 224 px anyway. */
+const MAX_IMAGE_SIDE = 1024;
+
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const form = /** @type {HTMLFormElement} */ ($('search'));
+const q = /** @type {HTMLInputElement} */ ($('q'));
+const collectionSelect = /** @type {HTMLSelectElement} */ ($('collection'));
+const modalitySelect = /** @type {HTMLSelectElement} */ ($('modality'));
+const modeSelect = /** @type {HTMLSelectElement} */ ($('mode'));
+const minScoreInput = /** @type {HTMLInputElement} */ ($('min_score'));
+const filterInput = /** @type {HTMLInputElement} */ ($('filter'));
+const fileInput = /** @type {HTMLInputElement} */ ($('image-file'));
+const keyInput = /** @type {HTMLInputElement} */ ($('api-key'));
+const results = $('results');
+const statusLine = $('status');
+const errorLine = $('error');
+const moreButton = /** @type {HTMLButtonElement} */ ($('more'));
+
+/** What the form shows beside its inputs: the example document and the image query. */
+let like = '';
+/** @type {string | null} data URI or URL */
+let image = null;
+/** Per shown result: releases its thumbnail. */
+let releases = [];
+/** The search in flight: a newer one aborts it. */
+let inFlight = null;
+/** The last search run, for "Show more". */
+let shown = { state: emptyState(), image: /** @type {string | null} */ (null), count: 0 };
+let collectionsLoaded = false;
+/** The form's state at the last search run, so a change event that changes nothing is ignored. */
+let lastRun = '';
+/** The collection the URL names, until the list of collections has arrived. */
+let pendingCollection = '';
+
+// ---------------------------------------------------------------- state <-> form
+
+function readForm() {
+  return {
+    q: q.value,
+    collection: collectionSelect.value,
+    like,
+    modality: modalitySelect.value,
+    mode: modeSelect.value,
+    min_score: minScoreInput.value,
+    filter: filterInput.value,
+  };
+}
+
+function selectValue(select, value) {
+  if (value && ![...select.options].some((o) => o.value === value)) {
+    // A value this page does not offer (a collection that is gone, a future mode): keep it
+    // so the search runs and the API says what is wrong with it.
+    select.append(new Option(value, value));
+  }
+  select.value = value;
+}
+
+function writeForm(state, nextImage) {
+  q.value = state.q;
+  if (collectionsLoaded) selectValue(collectionSelect, state.collection || collectionSelect.options[0]?.value || '');
+  else pendingCollection = state.collection;
+  selectValue(modalitySelect, state.modality);
+  selectValue(modeSelect, state.mode);
+  minScoreInput.value = state.min_score;
+  filterInput.value = state.filter;
+  setLike(state.like);
+  setImage(nextImage);
+}
+
+function setLike(id) {
+  like = id;
+  $('like-chip').hidden = id === '';
+  $('like-value').textContent = id;
+  $('like-value').title = id;
+}
+
+function setImage(next) {
+  image = next;
+  $('image-chip').hidden = !next;
+  const preview = /** @type {HTMLImageElement} */ ($('image-preview'));
+  if (next) preview.src = next;
+  else preview.removeAttribute('src');
+}
+
+// ---------------------------------------------------------------- URL and history
+
+function urlFor(state) {
+  const params = paramsFromState(state).toString();
+  return params ? `${location.pathname}?${params}` : location.pathname;
+}
+
+/** Records the search in the address bar: a new history entry unless nothing changed. */
+function remember(state, push) {
+  const url = urlFor(state);
+  const entry = { image };
+  const same = url === location.pathname + location.search && (history.state?.image ?? null) === image;
+  if (push && !same) history.pushState(entry, '', url);
+  else history.replaceState(entry, '', url);
+}
+
+window.addEventListener('popstate', (event) => {
+  const state = stateFromParams(new URLSearchParams(location.search));
+  writeForm(state, event.state?.image ?? null);
+  void run({ push: false });
+});
+
+// ---------------------------------------------------------------- searching
+
+function showError(message) {
+  errorLine.textContent = message;
+  errorLine.hidden = false;
+}
+
+function clearError() {
+  errorLine.hidden = true;
+  errorLine.textContent = '';
+}
+
+function clearResults() {
+  for (const release of releases) release();
+  releases = [];
+  results.replaceChildren();
+  moreButton.hidden = true;
+}
+
+function plural(n, one, many) {
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/**
+ * Runs the search the form shows. `push` records it as a new history entry; `append`
+ * fetches the next page of the search already shown.
+ */
+async function run({ push = true, append = false } = {}) {
+  const state = append ? shown.state : readForm();
+  const queryImage = append ? shown.image : image;
+  if (!append) lastRun = JSON.stringify([state, queryImage]);
+  if (!append) remember(state, push);
+  inFlight?.abort();
+  clearError();
+  $('welcome').hidden = true;
+
+  if (!hasQuery(state, queryImage)) {
+    clearResults();
+    statusLine.textContent = '';
+    $('welcome').hidden = false;
+    document.title = 'tessera search';
+    return;
+  }
+  if (!state.collection) {
+    clearResults();
+    statusLine.textContent = '';
+    showError(collectionsLoaded ? 'there are no collections yet: index some files first, e.g. tessera index ~/Pictures --collection photos' : 'the collections could not be listed');
+    return;
+  }
+
+  const offset = append ? shown.count : 0;
+  let body;
+  try {
+    body = searchBody(state, queryImage, offset);
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    clearResults();
+    statusLine.textContent = '';
+    showError(err.message);
+    return;
+  }
+
+  const controller = new AbortController();
+  inFlight = controller;
+  document.body.classList.add('busy');
+  results.setAttribute('aria-busy', 'true');
+  const started = performance.now();
+  try {
+    const answer = await search(state.collection, body, controller.signal);
+    if (controller.signal.aborted) return;
+    const clientMs = performance.now() - started;
+    if (!append) clearResults();
+    const context = { collection: state.collection, terms: queryTerms(state.q), release: releases };
+    const cards = answer.data.map((hit, i) => resultCard(hit, offset + i + 1, context));
+    results.append(...cards);
+    shown = { state, image: queryImage, count: offset + answer.data.length };
+    moreButton.hidden = answer.data.length < PAGE_SIZE;
+    const ms = answer.serverMs ?? clientMs;
+    statusLine.textContent = shown.count === 0
+      ? `No results in ${state.collection}${state.min_score || state.filter || state.modality ? ' with these filters' : ''} (${ms.toFixed(0)} ms)`
+      : `${plural(shown.count, 'result', 'results')}${moreButton.hidden ? '' : ' so far'} in ${state.collection} · ${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+    statusLine.dataset.count = String(shown.count);
+    statusLine.dataset.ms = ms.toFixed(1);
+    document.title = `${state.q.trim() || (state.like ? `like ${state.like}` : 'image')} – tessera search`;
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    if (!append) clearResults();
+    statusLine.textContent = '';
+    if (err instanceof ApiError) {
+      showError(err.detail);
+      if (err.status === 401) openKeySettings();
+    } else {
+      showError(`the server could not be reached: ${err instanceof Error ? err.message : err}`);
+    }
+  } finally {
+    if (inFlight === controller) {
+      inFlight = null;
+      document.body.classList.remove('busy');
+      results.removeAttribute('aria-busy');
+    }
+  }
+}
+
+// ---------------------------------------------------------------- images
+
+/** Reads a dropped, pasted or picked file as a data URI, scaled down when it is large. */
+async function imageFromFile(file) {
+  const original = await new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(/** @type {string} */ (reader.result));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch {
+    return original; // a format this browser cannot decode: the server may (or will say why not)
+  }
+  const scale = MAX_IMAGE_SIDE / Math.max(bitmap.width, bitmap.height);
+  if (scale >= 1) {
+    bitmap.close();
+    return original;
+  }
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  canvas.getContext('2d').drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  return canvas.toDataURL(file.type === 'image/png' ? 'image/png' : 'image/jpeg', 0.92);
+}
+
+function firstImageFile(files) {
+  return [...(files ?? [])].find((f) => f.type.startsWith('image/') || f.type === '') ?? null;
+}
+
+/** Searches by an image: a new query (the text and the example are cleared). */
+async function searchByImage(source) {
+  try {
+    const next = typeof source === 'string' ? source : await imageFromFile(source);
+    q.value = '';
+    setLike('');
+    setImage(next);
+    await run();
+  } catch (err) {
+    showError(`the image could not be read: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
+fileInput.addEventListener('change', () => {
+  const file = firstImageFile(fileInput.files);
+  fileInput.value = ''; // picking the same file again is a new search
+  if (file) void searchByImage(file);
+});
+
+document.addEventListener('paste', (event) => {
+  const file = firstImageFile(event.clipboardData?.files);
+  if (!file) return; // a text paste goes where the user pasted it
+  event.preventDefault();
+  void searchByImage(file);
+});
+
+const overlay = $('drop-overlay');
+let dragDepth = 0;
+const carriesFiles = (event) => [...(event.dataTransfer?.types ?? [])].some((t) => t === 'Files' || t === 'text/uri-list');
+
+document.addEventListener('dragenter', (event) => {
+  if (!carriesFiles(event)) return;
+  dragDepth++;
+  overlay.hidden = false;
+});
+document.addEventListener('dragleave', () => {
+  dragDepth = Math.max(0, dragDepth - 1);
+  if (dragDepth === 0) overlay.hidden = true;
+});
+document.addEventListener('dragover', (event) => {
+  if (!carriesFiles(event)) return;
+  event.preventDefault(); // allows the drop
+  if (event.dataTransfer) event.dataTransfer.dropEffect = 'copy';
+});
+document.addEventListener('drop', (event) => {
+  dragDepth = 0;
+  overlay.hidden = true;
+  const transfer = event.dataTransfer;
+  if (!transfer) return;
+  const file = firstImageFile(transfer.files);
+  // An image dragged from another page arrives as its URL; the server fetches it.
+  const url = transfer.getData('text/uri-list').split(/\r?\n/).find((line) => /^https?:\/\//i.test(line));
+  if (!file && !url) return;
+  event.preventDefault();
+  void searchByImage(file ?? url);
+});
+
+// ---------------------------------------------------------------- form and keys
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  void run();
+});
+
+q.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  event.preventDefault();
+  q.value = '';
+  setLike('');
+  setImage(null);
+  void run();
+});
+
+// Changing a filter re-runs what is shown; the text box waits for Enter.
+// (Enter in a filter box both submits and fires change: only one search is run.)
+function runIfChanged() {
+  const state = readForm();
+  if (!hasQuery(state, image)) remember(state, false);
+  else if (JSON.stringify([state, image]) !== lastRun) void run();
+}
+for (const select of [collectionSelect, modalitySelect, modeSelect]) {
+  select.addEventListener('change', () => {
+    if (select === collectionSelect) setLike(''); // ids belong to one collection
+    runIfChanged();
+  });
+}
+for (const input of [minScoreInput, filterInput]) input.addEventListener('change', runIfChanged);
+
+$('like-remove').addEventListener('click', () => {
+  setLike('');
+  void run();
+});
+$('image-remove').addEventListener('click', () => {
+  setImage(null);
+  void run();
+});
+
+moreButton.addEventListener('click', () => void run({ append: true }));
+
+// More like this: a click on any result.
+results.addEventListener('click', (event) => {
+  const button = /** @type {HTMLElement} */ (event.target).closest('button.hit');
+  const card = button?.closest('[data-id]');
+  if (!card) return;
+  q.value = '';
+  setImage(null);
+  setLike(/** @type {HTMLElement} */ (card).dataset.id ?? '');
+  window.scrollTo({ top: 0, behavior: 'smooth' });
+  void run();
+});
+
+// ---------------------------------------------------------------- API key
+
+function openKeySettings() {
+  /** @type {HTMLDetailsElement} */ ($('settings')).open = true;
+  keyInput.focus();
+}
+
+keyInput.value = savedKey();
+function keyChanged() {
+  const key = keyInput.value.trim();
+  if (key === savedKey()) return;
+  saveKey(key);
+  void start();
+}
+keyInput.addEventListener('change', keyChanged);
+$('settings-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  keyChanged();
+});
+
+// ---------------------------------------------------------------- start
+
+async function loadCollections() {
+  const previous = pendingCollection || collectionSelect.value;
+  collectionSelect.replaceChildren();
+  const list = await listCollections();
+  for (const c of list) {
+    const option = new Option(`${c.name} (${c.count.toLocaleString()})`, c.name);
+    option.title = `${c.model}, ${c.dimensions} dimensions, ${c.count} documents`;
+    collectionSelect.append(option);
+  }
+  collectionsLoaded = true;
+  selectValue(collectionSelect, previous || list[0]?.name || '');
+  pendingCollection = '';
+}
+
+async function start() {
+  clearError();
+  try {
+    await loadCollections();
+  } catch (err) {
+    collectionsLoaded = false;
+    if (err instanceof ApiError && err.status === 404) showError('this server has no store of collections to search (start it with tessera serve --store DIR)');
+    else showError(err instanceof ApiError ? err.detail : `the server could not be reached: ${err}`);
+    if (err instanceof ApiError && err.status === 401) openKeySettings();
+    return;
+  }
+  await run({ push: false });
+}
+
+writeForm(stateFromParams(new URLSearchParams(location.search)), history.state?.image ?? null);
+document.documentElement.dataset.ready = 'false';
+start().finally(() => {
+  // A hook for scripts and tests: the first search (if any) has been answered.
+  document.documentElement.dataset.ready = 'true';
+});

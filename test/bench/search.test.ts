@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { clusteredVectors, searchScenario } from '../../bench/search.ts';
+
+test('the search scenario reports every figure, through the ANN path at its large size', { timeout: 120_000 }, async () => {
+  const report = await searchScenario('tiny');
+  assert.equal(report.sizes.length, 2);
+  assert.equal(report.sizes[0]!.path, 'exact');
+  assert.equal(report.sizes[0]!.recall_at_10, 1, 'exact search is exact');
+  assert.equal(report.sizes[1]!.path, 'ann');
+  assert.ok(report.recall_at_10 >= 0.8 && report.recall_at_10 <= 1, String(report.recall_at_10));
+  for (const v of [report.p50_ms['10k'], report.p99_ms['10k'], report.p50_ms['100k'], report.p99_ms['100k'], report.insert_docs_per_s, report.bytes_per_100k]) {
+    assert.ok(Number.isFinite(v) && v > 0, String(v));
+  }
+  assert.ok(report.p99_ms['100k'] >= report.p50_ms['100k']);
+  assert.ok(report.index_build_s >= 0);
+});
+
+test('the clustered vectors have neighbours: cluster-mates are far closer than the rest', () => {
+  const { draw } = clusteredVectors(768, 2, 3);
+  const vs = Array.from({ length: 200 }, draw);
+  const dots = vs.slice(1).map((v) => v.reduce((s, x, i) => s + x * vs[0]![i]!, 0));
+  const near = dots.filter((d) => d > 0.3);
+  const far = dots.filter((d) => d < 0.15);
+  assert.ok(near.length > 50 && far.length > 50, `${near.length} near, ${far.length} far`);
+  assert.equal(near.length + far.length, dots.length, 'nothing in between: two clear clusters');
+});

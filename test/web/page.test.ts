@@ -1,0 +1,349 @@
+// The search page in a real browser (Debian's chromium driven by playwright-core), through
+// the real server, on a real collection of coloured images and colour-word texts embedded
+// by the forged colour model: the answers are known in advance.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { loadApiKeys } from '../../src/api/auth.ts';
+import { openStore } from '../../src/store/open.ts';
+import type { VectorStore } from '../../src/store/store.ts';
+import { solidImage } from '../helpers/images.ts';
+import { tempDir } from '../helpers/models.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+
+const CHROMIUM = process.env.TESSERA_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+/** Screenshots land here (git-ignored), so a failing run can be looked at. */
+const SHOTS = join(import.meta.dirname, '..', '..', 'test-output', 'web');
+
+const COLOURS = {
+  red: [255, 0, 0],
+  green: [0, 128, 0],
+  blue: [0, 0, 255],
+  yellow: [255, 255, 0],
+  purple: [128, 0, 128],
+  white: [255, 255, 255],
+  black: [0, 0, 0],
+} as const satisfies Record<string, readonly [number, number, number]>;
+type Colour = keyof typeof COLOURS;
+const NAMES = Object.keys(COLOURS) as Colour[];
+
+const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`;
+
+async function collectionDocuments() {
+  const documents: object[] = [];
+  for (const [i, name] of NAMES.entries()) {
+    documents.push({ id: `images/${name}.png`, image: dataUri(await solidImage(96, 64, COLOURS[name])), metadata: { colour: name, kind: 'photo', n: i } });
+    documents.push({ id: `texts/${name}.txt`, text: `a note about something ${name}, written down`, metadata: { colour: name, kind: 'note', n: i } });
+  }
+  return documents;
+}
+
+async function launch(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`the web page test needs Chromium at ${CHROMIUM} (Debian: apt-get install chromium; or set TESSERA_CHROMIUM to another Chromium binary)`);
+  }
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+const stores: VectorStore[] = [];
+// Registered after the server helper's own hook, so the servers are closed first.
+after(async () => {
+  await Promise.all(stores.map((s) => s.close()));
+});
+
+/** A server with a store, and one collection "colours" upserted through the API. */
+async function searchServer(options: { key?: string } = {}): Promise<TestServer & { auth: Record<string, string> }> {
+  const store = await openStore(await tempDir('tessera-web-store-'));
+  const apiKeys = options.key ? await loadApiKeys({ env: `alice:${options.key}` }) : null;
+  stores.push(store);
+  const server = await startServer({ model: 'colour', store, apiKeys });
+  const auth: Record<string, string> = options.key ? { authorization: `Bearer ${options.key}` } : {};
+  const created = await server.post('/v1/collections', { name: 'colours' }, auth);
+  assert.equal(created.status, 200, await created.clone().text());
+  const upserted = await server.post('/v1/collections/colours/documents', { documents: await collectionDocuments() }, auth);
+  assert.equal(upserted.status, 200, await upserted.clone().text());
+  return Object.assign(server, { auth });
+}
+
+/** The results the page shows, in page order. */
+async function shown(page: Page): Promise<{ id: string; score: number; rank: number }[]> {
+  return page.$$eval('[data-id]', (els) => els.map((el) => ({
+    id: (el as HTMLElement).dataset.id!,
+    score: Number((el as HTMLElement).dataset.score),
+    rank: Number((el as HTMLElement).dataset.rank),
+  })));
+}
+
+async function firstResultIs(page: Page, id: string): Promise<void> {
+  try {
+    await page.waitForFunction((want) => (document.querySelector('[data-id]') as HTMLElement | null)?.dataset.id === want, id, { timeout: 15_000 });
+  } catch (err) {
+    const error = await page.textContent('#error');
+    throw new Error(`expected ${id} first; the page shows ${JSON.stringify((await shown(page)).slice(0, 3))}, error ${JSON.stringify(error)}`, { cause: err });
+  }
+}
+
+async function ready(page: Page): Promise<void> {
+  await page.waitForSelector('html[data-ready="true"]', { timeout: 15_000 });
+}
+
+function params(page: Page): URLSearchParams {
+  return new URL(page.url()).searchParams;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  const path = join(SHOTS, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+}
+
+/** Asserts the shown results are in rank order with scores best first. */
+function assertRanked(results: { score: number; rank: number }[]): void {
+  assert.ok(results.length > 0);
+  results.forEach((r, i) => assert.equal(r.rank, i + 1));
+  for (let i = 1; i < results.length; i++) assert.ok(results[i - 1]!.score >= results[i]!.score, `scores best first: ${results.map((r) => r.score)}`);
+}
+
+let browser: Browser;
+before(async () => {
+  await mkdir(SHOTS, { recursive: true });
+  browser = await launch();
+  console.log(`# screenshots: ${SHOTS}`);
+});
+after(async () => {
+  await browser?.close();
+});
+
+describe('the search page on a collection of colours', () => {
+  let server: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    server = await searchServer();
+    context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  after(async () => {
+    await context?.close();
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  });
+
+  test('typing a colour word and pressing Enter finds that colour; the URL holds the search', async () => {
+    await page.goto(server.url + '/');
+    await ready(page);
+    assert.equal(await page.getByLabel('Collection').inputValue(), 'colours');
+    await page.locator('input[type="search"][name="q"]').fill('red');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('[data-id]');
+    const results = await shown(page);
+    assertRanked(results);
+    // The red text and the red image are the two best, far above any other colour.
+    assert.deepEqual(new Set(results.slice(0, 2).map((r) => r.id)), new Set(['texts/red.txt', 'images/red.png']));
+    assert.ok(results[1]!.score > results[2]!.score + 0.3, JSON.stringify(results.slice(0, 3)));
+    assert.equal(params(page).get('q'), 'red');
+    assert.equal(params(page).get('collection'), 'colours');
+    // Count and time are shown.
+    assert.match(await page.textContent('#status') ?? '', new RegExp(`^${results.length} results .* \\d+(\\.\\d)? ms$`));
+
+    // Images only: the red image is first, and its thumbnail really loaded.
+    await page.getByLabel('Kind').selectOption('image');
+    await firstResultIs(page, 'images/red.png');
+    assert.equal(params(page).get('modality'), 'image');
+    assert.ok((await shown(page)).every((r) => r.id.startsWith('images/')));
+    const thumb = page.locator('[data-id="images/red.png"] img');
+    await thumb.evaluate((img: HTMLImageElement) => img.decode());
+    assert.ok(await thumb.evaluate((img: HTMLImageElement) => img.naturalWidth > 0));
+    await shot(page, '1-text-query-red');
+
+    // Hybrid mode is a choice of the page too, and lands in the URL.
+    await page.getByLabel('Kind').selectOption('text');
+    await page.getByLabel('Mode').selectOption('hybrid');
+    await page.waitForURL((url) => url.searchParams.get('mode') === 'hybrid');
+    await firstResultIs(page, 'texts/red.txt');
+    await page.getByLabel('Mode').selectOption('');
+    await page.waitForURL((url) => !url.searchParams.has('mode'));
+  });
+
+  test('a dropped image finds the same colour first', async () => {
+    await page.getByLabel('Kind').selectOption('');
+    const png = await solidImage(50, 30, COLOURS.blue);
+    const transfer = await page.evaluateHandle((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], 'query.png', { type: 'image/png' }));
+      return data;
+    }, png.toString('base64'));
+    await page.dispatchEvent('main', 'dragenter', { dataTransfer: transfer });
+    assert.ok(await page.isVisible('#drop-overlay'));
+    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+    await firstResultIs(page, 'images/blue.png');
+    assert.equal(await page.isVisible('#drop-overlay'), false);
+    assert.equal(await page.locator('input[name="q"]').inputValue(), '', 'an image query replaces the text');
+    assert.ok(await page.isVisible('#image-chip img'));
+    assert.equal(params(page).get('q'), null);
+    assertRanked(await shown(page));
+    await shot(page, '2-dropped-blue-image');
+  });
+
+  test('a pasted image finds its colour first', async () => {
+    const png = await solidImage(64, 64, COLOURS.white);
+    await page.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const data = new DataTransfer();
+      data.items.add(new File([bytes], 'pasted.png', { type: 'image/png' }));
+      document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+    }, png.toString('base64'));
+    await firstResultIs(page, 'images/white.png');
+  });
+
+  test('an image picked with the file input finds its colour first', async () => {
+    const png = await solidImage(40, 40, COLOURS.yellow);
+    await page.locator('#image-file').setInputFiles({ name: 'yellow.png', mimeType: 'image/png', buffer: png });
+    await firstResultIs(page, 'images/yellow.png');
+  });
+
+  test('clicking a result searches for more like it; URL and results change; back and forward walk the searches', async () => {
+    // The picked image is still part of the query: remove it, then search by text alone.
+    await page.getByRole('button', { name: 'Remove the image from the query' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('[data-id]').length === 0);
+    await page.locator('input[name="q"]').fill('green');
+    await page.keyboard.press('Enter');
+    await firstResultIs(page, 'texts/green.txt');
+    const before = await shown(page);
+    assert.equal(before[1]!.id, 'images/green.png');
+
+    await page.locator('[data-id="images/purple.png"] button').click();
+    await page.waitForURL((url) => url.searchParams.get('like') === 'images/purple.png');
+    await page.waitForFunction((old) => (document.querySelector('[data-id]') as HTMLElement | null)?.dataset.id !== old, before[0]!.id);
+    const similar = await shown(page);
+    assertRanked(similar);
+    assert.equal(params(page).get('q'), null);
+    assert.ok(['images/purple.png', 'texts/purple.txt'].includes(similar[0]!.id), JSON.stringify(similar.slice(0, 3)));
+    assert.ok(similar.slice(0, 2).some((r) => r.id === 'texts/purple.txt'));
+    assert.notDeepEqual(similar.map((r) => r.id), before.map((r) => r.id));
+    assert.ok(await page.isVisible('#like-chip'));
+    await shot(page, '3-more-like-purple');
+
+    await page.goBack();
+    await page.waitForURL((url) => url.searchParams.get('q') === 'green');
+    await firstResultIs(page, 'texts/green.txt');
+    assert.equal(await page.locator('input[name="q"]').inputValue(), 'green');
+    await page.goForward();
+    await page.waitForURL((url) => url.searchParams.get('like') === 'images/purple.png');
+    await page.waitForFunction(() => (document.querySelector('[data-id]') as HTMLElement | null)?.dataset.id?.includes('purple'));
+  });
+
+  test('a bad filter shows the API\'s error in the page and no results', async () => {
+    const filter = '{"n": {"$regex": ".*"}}';
+    const direct = await server.post('/v1/collections/colours/search', { query: 'red', k: 24, filter: JSON.parse(filter) });
+    assert.equal(direct.status, 422);
+    const { detail, code } = await direct.json() as { detail: string; code: string };
+    assert.equal(code, 'FILTER_INVALID');
+
+    // Escape in the query box starts afresh (the "more like" example from before is dropped).
+    await page.locator('input[name="q"]').focus();
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => document.querySelectorAll('[data-id]').length === 0);
+    assert.equal(await page.isVisible('#like-chip'), false);
+    await page.locator('input[name="q"]').fill('red');
+    await page.getByLabel('Metadata filter (JSON)').fill(filter);
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#error:not([hidden])');
+    assert.equal(await page.textContent('#error'), detail);
+    assert.equal((await shown(page)).length, 0);
+    assert.equal(params(page).get('filter'), filter);
+    await shot(page, '4-bad-filter');
+
+    // Not JSON at all: the page says so before asking the server.
+    await page.getByLabel('Metadata filter (JSON)').fill('{colour: red');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('#error')?.textContent?.startsWith('metadata filter: expected JSON'));
+
+    // A good filter: only the matching documents, and the error is gone.
+    await page.getByLabel('Metadata filter (JSON)').fill('{"kind": "photo", "n": {"$gte": 3}}');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#error', { state: 'hidden' });
+    await page.waitForSelector('[data-id]');
+    const filtered = await shown(page);
+    const expected = NAMES.filter((_, i) => i >= 3).map((n) => `images/${n}.png`);
+    assert.deepEqual(filtered.map((r) => r.id).sort(), expected.sort());
+  });
+
+  test('a shared URL restores the search, and so does a reload; Escape clears it', async () => {
+    const url = `${server.url}/?q=red&collection=colours&modality=image&min_score=0.5`;
+    const fresh = await context.newPage();
+    await fresh.goto(url);
+    await ready(fresh);
+    await firstResultIs(fresh, 'images/red.png');
+    assert.equal(await fresh.locator('input[name="q"]').inputValue(), 'red');
+    assert.equal(await fresh.getByLabel('Kind').inputValue(), 'image');
+    assert.equal(await fresh.getByLabel('Min score').inputValue(), '0.5');
+    const first = await shown(fresh);
+    assert.ok(first.every((r) => r.score >= 0.5 && r.id.startsWith('images/')), JSON.stringify(first));
+
+    await fresh.reload();
+    await ready(fresh);
+    await firstResultIs(fresh, 'images/red.png');
+    assert.deepEqual((await shown(fresh)).map((r) => r.id), first.map((r) => r.id));
+    assert.equal(fresh.url(), url);
+    await shot(fresh, '5-restored-from-url');
+
+    await fresh.locator('input[name="q"]').focus();
+    await fresh.keyboard.press('Escape');
+    await fresh.waitForFunction(() => document.querySelectorAll('[data-id]').length === 0);
+    assert.equal(await fresh.locator('input[name="q"]').inputValue(), '');
+    assert.equal(params(fresh).get('q'), null);
+    assert.ok(await fresh.isVisible('#welcome'));
+    await fresh.close();
+  });
+
+  test('a narrow screen still shows a usable grid', async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await phone.goto(`${server.url}/?q=blue&collection=colours`);
+    await ready(phone);
+    await firstResultIs(phone, 'texts/blue.txt');
+    const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `no horizontal scrolling (${width}px wide)`);
+    const boxes = await phone.locator('[data-id]').evaluateAll((els) => els.slice(0, 2).map((el) => el.getBoundingClientRect().top));
+    assert.equal(boxes[0], boxes[1], 'two results side by side');
+    await shot(phone, '6-narrow-screen');
+    await phone.close();
+  });
+});
+
+describe('the search page on a server with API keys', () => {
+  test('without a key the API\'s 401 is shown and the key field opens; with the saved key search works', async () => {
+    const server = await searchServer({ key: 'secret-key-1' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(server.url + '/?q=black&collection=colours&modality=image');
+    await ready(page);
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error') ?? '', /key/i);
+    assert.ok(await page.isVisible('#api-key'), 'the key field is opened');
+
+    await page.locator('#api-key').fill('secret-key-1');
+    await page.keyboard.press('Enter');
+    await firstResultIs(page, 'images/black.png');
+    assert.equal(await page.isVisible('#error'), false);
+    // Thumbnails need the key too: fetched with it and shown from a blob.
+    const thumb = page.locator('[data-id="images/black.png"] img');
+    await page.waitForFunction(() => (document.querySelector('[data-id="images/black.png"] img') as HTMLImageElement | null)?.src.startsWith('blob:'));
+    await thumb.evaluate((img: HTMLImageElement) => img.decode());
+
+    // The key is kept: a new page in the same browser profile searches at once.
+    const again = await context.newPage();
+    await again.goto(server.url + '/?q=white&collection=colours&modality=image');
+    await ready(again);
+    await firstResultIs(again, 'images/white.png');
+    assert.equal(await again.evaluate(() => localStorage.getItem('tessera.apiKey')), 'secret-key-1');
+    await shot(again, '7-with-api-key');
+    await context.close();
+  });
+});
