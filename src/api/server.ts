@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import type { Embedder } from '../engine/embedder.ts';
 import type { FetchPolicy } from '../image/fetch.ts';
+import { onInferenceThreadDeath } from '../model/session.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import type { ApiKeys } from './auth.ts';
 import { classifyRoutes } from './classify.ts';
@@ -102,6 +103,9 @@ export function createServer(options: ServerOptions): TesseraServer {
     const [text] = await loaded.embed([{ text: 'warm-up' }, { image }]);
     slot.dimensions = text!.embedding.length;
     slot.ready = true;
+    // A dead inference thread has lost the model: /ready says so at once.
+    const unsubscribe = onInferenceThreadDeath(() => (slot.ready = false));
+    app.addHook('onClose', async () => void unsubscribe());
   }
 
   return { app, metrics, attach };

@@ -143,7 +143,12 @@ export async function createSession(path: string, settings: SessionSettings): Pr
       return (await thread.call({ op: 'run', session: id, feeds: plain })) as Record<string, TensorData>;
     },
     release: async () => {
-      await thread.call({ op: 'release', session: id });
+      try {
+        await thread.call({ op: 'release', session: id });
+      } catch (err) {
+        // A dead thread took its sessions with it: nothing is left to release.
+        if (!(err instanceof TesseraError && err.code === 'INFERENCE_THREAD_DIED')) throw err;
+      }
     },
   };
 }
