@@ -89,6 +89,10 @@ export function createServer(options: ServerOptions): TesseraServer {
   installRequestHooks(app, options.apiKeys, metrics);
   installErrorHandlers(app, config);
 
+  // A dead inference thread has lost the model: /ready says so at once.
+  const unsubscribe = onInferenceThreadDeath(() => (slot.ready = false));
+  app.addHook('onClose', async () => void unsubscribe());
+
   void app.register(healthRoutes, { ctx });
   void app.register(embeddingsRoutes, { ctx });
   void app.register(classifyRoutes, { ctx });
@@ -103,9 +107,6 @@ export function createServer(options: ServerOptions): TesseraServer {
     const [text] = await loaded.embed([{ text: 'warm-up' }, { image }]);
     slot.dimensions = text!.embedding.length;
     slot.ready = true;
-    // A dead inference thread has lost the model: /ready says so at once.
-    const unsubscribe = onInferenceThreadDeath(() => (slot.ready = false));
-    app.addHook('onClose', async () => void unsubscribe());
   }
 
   return { app, metrics, attach };
