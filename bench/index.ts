@@ -17,7 +17,7 @@ import { cacheRoot } from './model.ts';
 
 const PLAN = {
   tiny: { images: 6, reps: 1 },
-  quick: { images: 48, reps: 1 },
+  quick: { images: 48, reps: 2 },
   full: { images: 192, reps: 2 },
 } as const;
 

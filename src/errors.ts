@@ -85,6 +85,15 @@ export class TesseraError extends Error {
   }
 }
 
+/** A value as error messages show it: its kind, and a short form of a string or number. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  return `${typeof value} ${String(value)}`;
+}
+
 /** sharp-style argument check: names the parameter, what was expected and what came. */
 export function invalidArgument(name: string, expected: string, actual: unknown): TesseraError {
   const shown = typeof actual === 'string' ? JSON.stringify(actual) : String(actual);

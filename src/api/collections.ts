@@ -17,16 +17,11 @@ import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
 import type { SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
 import { admit } from './admission.ts';
+import { describe } from './request.ts';
 import { bill, recordTimings } from './billing.ts';
 import { requestSignal, type ApiContext } from './context.ts';
 
 const invalid = (message: string) => new TesseraError('REQUEST_INVALID', message);
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
-}
 
 /** The body as an object with only `allowed` fields: a typo ("top_k") is an error, not ignored. */
 function bodyObject(body: unknown, allowed: readonly string[]): Record<string, unknown> {

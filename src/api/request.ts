@@ -34,7 +34,8 @@ function invalid(message: string): TesseraError {
   return new TesseraError('REQUEST_INVALID', message);
 }
 
-function describe(value: unknown): string {
+/** A value as request errors show it: its kind and, for scalars, its start. */
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;

@@ -2,7 +2,7 @@
  * The knobs of a search, checked once for the HTTP API and the CLI alike: every bad value is
  * SEARCH_PARAMETER_INVALID naming the field, what was expected and what came.
  */
-import { TesseraError } from '../errors.ts';
+import { TesseraError, describeValue } from '../errors.ts';
 import { parseFilter } from '../store/filter.ts';
 import type { Filter, Modality } from '../store/store.ts';
 
@@ -34,16 +34,8 @@ export interface RawSearchParameters {
   mode?: unknown;
 }
 
-function shown(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return `${typeof value} ${String(value)}`;
-}
-
 const invalid = (field: string, expected: string, value: unknown) =>
-  new TesseraError('SEARCH_PARAMETER_INVALID', `${field}: expected ${expected} but received ${shown(value)}`);
+  new TesseraError('SEARCH_PARAMETER_INVALID', `${field}: expected ${expected} but received ${describeValue(value)}`);
 
 const given = (value: unknown) => value !== undefined && value !== null;
 

@@ -2,7 +2,7 @@
  * Search queries: a text, an image, an existing document ("more like this"), or a weighted
  * mix of them. `parseQuery` checks what an HTTP client sends; the CLI builds terms directly.
  */
-import { TesseraError } from '../errors.ts';
+import { TesseraError, describeValue } from '../errors.ts';
 import type { ImageSource } from '../image/source.ts';
 import { validateDocumentId } from '../store/validate.ts';
 
@@ -27,14 +27,6 @@ const invalid = (message: string) => new TesseraError('QUERY_INVALID', message);
 const URL_PREFIX = /^https?:\/\//i;
 const TERM_KEYS = new Set(['text', 'image', 'id', 'weight']);
 
-function shown(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-  return `${typeof value} ${String(value)}`;
-}
-
 /** A query text: non-blank and at most `maxChars` characters. */
 export function checkQueryText(text: string, field: string, maxChars = MAX_QUERY_CHARS): string {
   if (text.trim() === '') throw invalid(`${field}: the query text is empty`);
@@ -46,7 +38,7 @@ export function checkQueryText(text: string, field: string, maxChars = MAX_QUERY
 export function checkWeight(value: unknown, field: string): number {
   if (value === undefined || value === null) return 1;
   if (typeof value !== 'number' || !Number.isFinite(value) || value === 0) {
-    throw invalid(`${field}: expected a finite number other than 0 but received ${shown(value)}`);
+    throw invalid(`${field}: expected a finite number other than 0 but received ${describeValue(value)}`);
   }
   return value;
 }
@@ -61,7 +53,7 @@ function parseTerm(value: unknown, field: string, maxChars: number): QueryTerm {
 function parseTermValue(value: unknown, field: string, maxChars: number): QueryTerm {
   if (typeof value === 'string') return { kind: 'text', text: checkQueryText(value, field, maxChars), weight: 1 };
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw invalid(`${field}: expected a string, {"text"}, {"image"} or {"id"} but received ${shown(value)}`);
+    throw invalid(`${field}: expected a string, {"text"}, {"image"} or {"id"} but received ${describeValue(value)}`);
   }
   const term = value as Record<string, unknown>;
   const unknown = Object.keys(term).filter((k) => !TERM_KEYS.has(k));
@@ -78,13 +70,13 @@ function parseTermValue(value: unknown, field: string, maxChars: number): QueryT
       throw err instanceof TesseraError ? invalid(err.message) : err;
     }
   }
-  if (typeof raw !== 'string') throw invalid(`${field}.${kind}: expected a string but received ${shown(raw)}`);
+  if (typeof raw !== 'string') throw invalid(`${field}.${kind}: expected a string but received ${describeValue(raw)}`);
   if (kind === 'text') return { kind: 'text', text: checkQueryText(raw, `${field}.text`, maxChars), weight };
   if (raw.trim() === '') throw invalid(`${field}.image: the image is empty`);
   if (URL_PREFIX.test(raw)) return { kind: 'url', url: raw, weight };
   // Remote clients never name files: only URLs, base64 and data URIs reach the engine.
   if (/^[a-z][a-z0-9+.-]*:/i.test(raw) && !/^data:/i.test(raw)) {
-    throw invalid(`${field}.image: only http(s) URLs, base64 and data URIs are accepted, got ${shown(raw)}`);
+    throw invalid(`${field}.image: only http(s) URLs, base64 and data URIs are accepted, got ${describeValue(raw)}`);
   }
   return { kind: 'image', image: raw, weight };
 }

@@ -1,30 +1,12 @@
 // `tessera search` and `tessera duplicates` as a user runs them: a folder indexed with the
 // real CLI into a real store, then searched by text, image, example and mixes of them.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { solidImage } from '../helpers/images.ts';
+import { tessera } from '../helpers/cli.ts';
 import { forged, tempDir } from '../helpers/models.ts';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function tessera(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('./bin/tessera', args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 type Hit = { id: string; score: number; text?: string; image?: string; metadata: Record<string, unknown> };
 
