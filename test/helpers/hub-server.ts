@@ -269,7 +269,10 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     if (cut && cut.times > 0 && body.length > cut.afterBytes) {
       cut.times -= 1;
       res.write(body.subarray(0, cut.afterBytes), () => {
-        if (!cut.stall) res.socket?.destroy();
+        // Cut a moment after the bytes are sent: a client stream torn down by the error drops
+        // data it has received but not yet handed on, so an instant cut made the resume
+        // offset depend on the machine's load.
+        if (!cut.stall) setTimeout(() => res.socket?.destroy(), 100);
       });
       return;
     }
