@@ -15,12 +15,13 @@
  * (sha256 for LFS files, the git blob sha1 for others), and only then renamed into place.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
+import { copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadFile, HubApiError, listFiles, modelInfo, pathsInfo, type PathInfo } from '@huggingface/hub';
 import { invalidArgument, TesseraError } from '../errors.ts';
@@ -420,20 +421,21 @@ async function transfer(ctx: Context, commit: string, path: string, expected: Ex
       const body = Readable.fromWeb((have > 0 ? remote.slice(have) : remote).stream() as NodeReadableStream<Uint8Array>);
       const stallMs = ctx.settings.downloadTimeoutMs;
       const stall = setTimeout(() => body.destroy(new Error(`no data for ${stallMs / 1000} s`)), stallMs);
-      // Each chunk is on disk before the next is read: when the connection is cut, the
-      // .incomplete file holds exactly what arrived, and the retry's Range starts there.
-      // (A write stream torn down by the error would drop chunks still in its buffer.)
-      const file = await open(incomplete, have > 0 ? 'a' : 'w');
       try {
-        for await (const chunk of body as AsyncIterable<Buffer>) {
-          stall.refresh();
-          hash?.update(chunk);
-          await file.write(chunk);
-          progress.advance(chunk.length);
-        }
+        await pipeline(
+          body,
+          async function* (source: AsyncIterable<Buffer>) {
+            for await (const chunk of source) {
+              stall.refresh();
+              hash?.update(chunk);
+              progress.advance(chunk.length);
+              yield chunk;
+            }
+          },
+          createWriteStream(incomplete, { flags: have > 0 ? 'a' : 'w' }),
+        );
       } finally {
         clearTimeout(stall);
-        await file.close();
       }
     } finally {
       progress.end();
