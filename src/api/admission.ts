@@ -2,9 +2,17 @@ import type { FastifyRequest } from 'fastify';
 import type { ApiContext } from './context.ts';
 import type { RequestItem } from './request.ts';
 
-/** A cheap upper-bound token estimate for rate limiting, before tokenizing. */
+/** A cheap upper bound of a text's tokens, for rate limiting before tokenizing. */
+export function estimateTextTokens(text: string): number {
+  return Math.ceil(text.length / 3) + 2;
+}
+
+/** What an image is assumed to cost before it is decoded (one 224x224 tile). */
+export const IMAGE_TOKEN_ESTIMATE = 1000;
+
+/** The estimate of a request's items. */
 export function estimateTokens(items: readonly RequestItem[]): number {
-  return items.reduce((sum, item) => sum + (item.kind === 'text' ? Math.ceil(item.text.length / 3) + 2 : 1000), 0);
+  return items.reduce((sum, item) => sum + (item.kind === 'text' ? estimateTextTokens(item.text) : IMAGE_TOKEN_ESTIMATE), 0);
 }
 
 /** Per-key rate limits, once the request's size is known (429 with the limit's headers when over). */

@@ -16,7 +16,7 @@ import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
 import type { SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
-import { admit } from './admission.ts';
+import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
 import { describe } from './request.ts';
 import { bill, recordTimings } from './billing.ts';
 import { requestSignal, type ApiContext } from './context.ts';
@@ -52,12 +52,15 @@ function documentView(doc: StoredDocument) {
 
 /** Rate-limit estimate of a query before it is embedded (ids cost nothing: no model run). */
 function queryTokens(terms: readonly QueryTerm[]): number {
-  return terms.reduce((sum, t) => sum + (t.kind === 'text' ? Math.ceil(t.text.length / 3) + 2 : t.kind === 'id' ? 0 : 1000), 0);
+  return terms.reduce((sum, t) => sum + (t.kind === 'text' ? estimateTextTokens(t.text) : t.kind === 'id' ? 0 : IMAGE_TOKEN_ESTIMATE), 0);
 }
 
 function documentTokens(docs: readonly DocumentInput[]): number {
-  return docs.reduce((sum, d) => sum + ('text' in d ? Math.ceil(d.text.length / 3) + 2 : 1000), 0);
+  return docs.reduce((sum, d) => sum + ('text' in d ? estimateTextTokens(d.text) : IMAGE_TOKEN_ESTIMATE), 0);
 }
+
+const documentNotFound = (collection: string, id: string) =>
+  new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(collection)} holds no document ${JSON.stringify(id)}`);
 
 interface NameParams {
   name: string;
@@ -159,7 +162,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     const id = validateDocumentId(request.params.id, 'id');
     await requireCollection(store, name);
     const [doc] = await store.get(name, [id]);
-    if (!doc) throw new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(name)} holds no document ${JSON.stringify(id)}`);
+    if (!doc) throw documentNotFound(name, id);
     return documentView(doc);
   });
 
@@ -167,7 +170,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     const name = validateCollectionName(request.params.name, 'collection');
     const id = validateDocumentId(request.params.id, 'id');
     await requireCollection(store, name);
-    if ((await store.delete(name, [id])) === 0) throw new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(name)} holds no document ${JSON.stringify(id)}`);
+    if ((await store.delete(name, [id])) === 0) throw documentNotFound(name, id);
     return { id, deleted: true };
   });
 
@@ -177,7 +180,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     await requireCollection(store, name);
     // The id only looks the document up: where its image is comes from the store.
     const [doc] = await store.get(name, [id]);
-    if (!doc) throw new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(name)} holds no document ${JSON.stringify(id)}`);
+    if (!doc) throw documentNotFound(name, id);
     const etag = `"${doc.hash}"`;
     const thumb = await thumbnails.thumbnail(name, doc, {
       fetchPolicy: ctx.fetchPolicy,

@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EmbedItem, Embedding } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
-import { fetchImage, mapConcurrent } from '../image/fetch.ts';
+import { mapConcurrent } from '../concurrency.ts';
+import { fetchImage } from '../image/fetch.ts';
 import { recordTimings } from './billing.ts';
 import { requestSignal, type ApiContext } from './context.ts';
 import type { RequestItem } from './request.ts';

@@ -1,5 +1,3 @@
-import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Embedder } from '../engine/embedder.ts';
 import { TesseraError, invalidArgument } from '../errors.ts';
@@ -7,7 +5,8 @@ import { indexSources, type IndexResult } from '../index/pipeline.ts';
 import { counts, createReporter } from '../index/report.ts';
 import { resolveSource } from '../index/sources.ts';
 import { parseDtype } from '../model/dtype.ts';
-import { DEFAULT_MODEL, DEMO_MODEL } from '../model/source.ts';
+import { DEFAULT_MODEL } from '../model/source.ts';
+import { modelRefOf } from '../search/collection.ts';
 import { openStore } from '../store/open.ts';
 import type { CollectionInfo, ModelRef, VectorStore } from '../store/store.ts';
 import { validateCollectionName } from '../store/validate.ts';
@@ -122,7 +121,7 @@ export async function main(args: string[]): Promise<void> {
  */
 async function openCollection(store: VectorStore, name: string, model: string | undefined, dtype: string | undefined, threads: number | undefined): Promise<{ writer: ModelRef; loaded: Embedder }> {
   const existing = await store.getCollection(name);
-  const wanted = model === undefined ? undefined : await recordedModel(model);
+  const wanted = model === undefined ? undefined : modelRefOf(model, dtype ?? 'fp32').model;
   if (existing) {
     checkSameModel(existing, wanted, dtype);
     const loaded = await Embedder.load(existing.model, { dtype: parseDtype(existing.dtype), intraOpThreads: threads, progress: true });
@@ -153,13 +152,6 @@ function checkSameModel(info: CollectionInfo, model: string | undefined, dtype: 
       `collection ${JSON.stringify(info.name)} holds vectors of ${JSON.stringify(info.model)} (${info.dtype}), not ${JSON.stringify(model ?? info.model)} (${dtypeWanted ?? info.dtype}); leave out --model/--dtype to use its own, or index into another collection`,
     );
   }
-}
-
-/** How a collection records a model: folders by absolute path, so that it works from any directory. */
-async function recordedModel(model: string): Promise<string> {
-  if (model === DEMO_MODEL) return model;
-  const isDir = await stat(model).then((s) => s.isDirectory(), () => false);
-  return isDir ? resolve(model) : model;
 }
 
 function positiveInteger(value: string | undefined, name: string, fallback: number): number {

@@ -71,61 +71,6 @@ export async function fetchImage(url: string, policy: Partial<FetchPolicy> = {},
   }
 }
 
-/**
- * Runs `fn` over `items` with at most `limit` calls in flight; the results come in the
- * items' order. The first rejection rejects at once and aborts the signal the other calls
- * were given (their later rejections are ignored); no new call starts after it. Aborting
- * `signal` does the same with its reason.
- */
-export async function mapConcurrent<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T, index: number, signal: AbortSignal) => Promise<R>,
-  signal?: AbortSignal,
-): Promise<R[]> {
-  if (!Number.isInteger(limit) || limit < 1) throw invalidArgument('limit', 'an integer of at least 1', limit);
-  if (signal?.aborted) throw signal.reason;
-  const results = new Array<R>(items.length);
-  if (items.length === 0) return results;
-
-  const controller = new AbortController();
-  return new Promise<R[]>((resolve, reject) => {
-    let next = 0;
-    let done = 0;
-    let failed = false;
-    const fail = (reason: unknown) => {
-      if (failed) return;
-      failed = true;
-      signal?.removeEventListener('abort', onAbort);
-      controller.abort(reason);
-      reject(reason);
-    };
-    const onAbort = () => fail(signal?.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    const launch = () => {
-      if (failed || next >= items.length) return;
-      const index = next++;
-      Promise.resolve()
-        .then(() => fn(items[index]!, index, controller.signal))
-        .then(
-          (value) => {
-            if (failed) return;
-            results[index] = value;
-            if (++done === items.length) {
-              signal?.removeEventListener('abort', onAbort);
-              resolve(results);
-            } else {
-              launch();
-            }
-          },
-          fail,
-        );
-    };
-    for (let i = 0; i < Math.min(limit, items.length); i++) launch();
-  });
-}
-
 function resolvePolicy(policy: Partial<FetchPolicy>): FetchPolicy {
   // An option given as undefined means the default, as if it were not given.
   const given = Object.fromEntries(Object.entries(policy).filter(([, value]) => value !== undefined));

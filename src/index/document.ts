@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { TesseraError } from '../errors.ts';
+import { mapConcurrent } from '../concurrency.ts';
+import { TesseraError, describeValue } from '../errors.ts';
 import type { Embedder, EmbedItem, Embedding } from '../engine/embedder.ts';
 import { fetchImage, type FetchPolicy } from '../image/fetch.ts';
 import { sniffFormat } from '../image/format.ts';
@@ -45,7 +46,7 @@ const URL_PREFIX = /^https?:\/\//i;
  */
 export function parseDocumentInput(value: unknown, position: string): DocumentInput {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TesseraError('DOCUMENT_INVALID', `${position} must be an object with "id" and "text" or "image", not ${describe(value)}`);
+    throw new TesseraError('DOCUMENT_INVALID', `${position} must be an object with "id" and "text" or "image", not ${describeValue(value)}`);
   }
   const doc = value as Record<string, unknown>;
   const unknown = Object.keys(doc).filter((k) => !FIELDS.has(k));
@@ -60,12 +61,12 @@ export function parseDocumentInput(value: unknown, position: string): DocumentIn
     throw new TesseraError('DOCUMENT_INVALID', `${position} must have exactly one of "text" or "image", got ${hasText ? 'both' : 'neither'}`);
   }
   if (hasText) {
-    if (typeof doc.text !== 'string') throw new TesseraError('DOCUMENT_INVALID', `${position}.text must be a string, not ${describe(doc.text)}`);
+    if (typeof doc.text !== 'string') throw new TesseraError('DOCUMENT_INVALID', `${position}.text must be a string, not ${describeValue(doc.text)}`);
     if (doc.text.trim() === '') throw new TesseraError('DOCUMENT_INVALID', `${position}.text is empty`);
     return { id, text: doc.text, metadata };
   }
   if (typeof doc.image !== 'string' || doc.image.trim() === '') {
-    throw new TesseraError('DOCUMENT_INVALID', `${position}.image must be a non-empty string (a path, an http(s) URL, base64 or a data URI), not ${describe(doc.image)}`);
+    throw new TesseraError('DOCUMENT_INVALID', `${position}.image must be a non-empty string (a path, an http(s) URL, base64 or a data URI), not ${describeValue(doc.image)}`);
   }
   return { id, image: doc.image, metadata };
 }
@@ -179,17 +180,7 @@ export type DocumentOutcome =
  *   const bad = outcomes.find((o) => !o.ok); if (bad) throw bad.error;
  */
 export async function embedDocuments(embedder: Embedder, inputs: readonly DocumentInput[], options: EmbedDocumentsOptions): Promise<DocumentOutcome[]> {
-  const limit = options.concurrency ?? 16;
-  const outcomes = new Array<DocumentOutcome>(inputs.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < inputs.length) {
-      const index = next++;
-      outcomes[index] = await embedOne(embedder, inputs[index]!, index, options);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, inputs.length) }, worker));
-  return outcomes;
+  return mapConcurrent(inputs, options.concurrency ?? 16, (input, index) => embedOne(embedder, input, index, options));
 }
 
 /** One document's outcome; throws only what is not this document's fault. */
@@ -229,11 +220,3 @@ const ITEM_ERRORS = new Set<string>([
   'DOCUMENT_ID_INVALID',
   'METADATA_INVALID',
 ]);
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 37)}...` : value)}`;
-  return `${typeof value} ${String(value)}`;
-}

@@ -4,6 +4,7 @@
  * ANN, as the collection is indexed); pairs above the threshold are joined by union-find,
  * so a group is a connected component of the "near-duplicate of" relation.
  */
+import { mapConcurrent } from '../concurrency.ts';
 import { TesseraError } from '../errors.ts';
 import type { Modality, VectorStore } from '../store/store.ts';
 import { requireCollection } from './collection.ts';
@@ -77,25 +78,19 @@ export async function findDuplicates(store: VectorStore, collection: string, opt
 
   for await (const page of store.scan(collection)) {
     const docs = options.modality ? page.filter((d) => d.modality === options.modality) : page;
-    let next = 0;
-    const worker = async () => {
-      while (next < docs.length) {
-        if (options.signal?.aborted) throw options.signal.reason;
-        const doc = docs[next++]!;
-        const hits = await store.search(collection, {
-          vector: doc.vector,
-          k: neighbours,
-          minScore: threshold,
-          modality: options.modality,
-          excludeIds: [doc.id],
-        });
-        for (const hit of hits) {
-          sets.union(doc.id, hit.id);
-          edges.push({ a: doc.id, b: hit.id, score: hit.score });
-        }
+    await mapConcurrent(docs, CONCURRENCY, async (doc) => {
+      const hits = await store.search(collection, {
+        vector: doc.vector,
+        k: neighbours,
+        minScore: threshold,
+        modality: options.modality,
+        excludeIds: [doc.id],
+      });
+      for (const hit of hits) {
+        sets.union(doc.id, hit.id);
+        edges.push({ a: doc.id, b: hit.id, score: hit.score });
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, docs.length) }, worker));
+    }, options.signal);
   }
 
   const groups = new Map<string, { ids: Set<string>; score: number }>();

@@ -6,11 +6,12 @@
  * memory within a byte bound.
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, sep } from 'node:path';
+import { isAbsolute } from 'node:path';
 import sharp from 'sharp';
 import { TesseraError } from '../errors.ts';
 import { fetchImage, type FetchPolicy } from '../image/fetch.ts';
 import { readImageSource } from '../image/source.ts';
+import { inside } from '../index/sources.ts';
 import type { StoredDocument } from '../store/store.ts';
 
 export const THUMBNAIL_SIZE = 256;
@@ -29,12 +30,6 @@ export interface ThumbnailOptions {
 const notFound = (collection: string, id: string, why: string) =>
   new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(collection)}: document ${JSON.stringify(id)} has no thumbnail: ${why}`);
 
-/** Whether `path` is `root` or inside it (both real, absolute paths). */
-export function isInside(path: string, root: string): boolean {
-  const base = root.endsWith(sep) ? root : root + sep;
-  return path === root || path.startsWith(base);
-}
-
 /**
  * The file behind a folder document, if it may be read: its real path, inside the real path
  * of its recorded root. Undefined for anything else (no root, gone, moved out by a symlink).
@@ -43,7 +38,7 @@ export async function documentFile(doc: StoredDocument): Promise<string | undefi
   if (!doc.image || !isAbsolute(doc.image) || !doc.root || !isAbsolute(doc.root)) return undefined;
   try {
     const [file, root] = await Promise.all([realpath(doc.image), realpath(doc.root)]);
-    if (!isInside(file, root)) return undefined;
+    if (!inside(root, file)) return undefined;
     const info = await stat(file);
     return info.isFile() && info.size <= MAX_SOURCE_BYTES ? file : undefined;
   } catch {
@@ -118,10 +113,11 @@ export class ThumbnailCache {
   async thumbnail(collection: string, doc: StoredDocument, options: ThumbnailOptions = {}): Promise<Buffer> {
     const key = `${collection}\0${doc.id}\0${doc.hash}`;
     const isFile = doc.image !== undefined && isAbsolute(doc.image);
-    if (isFile && !(await documentFile(doc))) throw notFound(collection, doc.id, 'its file is gone or no longer inside the indexed folder');
+    const file = isFile ? await documentFile(doc) : undefined;
+    if (isFile && !file) throw notFound(collection, doc.id, 'its file is gone or no longer inside the indexed folder');
     const cached = this.take(key);
     if (cached) return cached;
-    const bytes = await documentImageBytes(collection, doc, options);
+    const bytes = file ? await readFile(file) : await documentImageBytes(collection, doc, options);
     let thumb: Buffer;
     try {
       thumb = await makeThumbnail(bytes, options.maxPixels);

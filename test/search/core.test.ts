@@ -6,7 +6,8 @@ import { TesseraError, type ErrorCode } from '../../src/errors.ts';
 import { reciprocalRankFusion } from '../../src/search/fusion.ts';
 import { parseSearchParameters } from '../../src/search/params.ts';
 import { parseQuery, parseQueryWords, splitWeight } from '../../src/search/query.ts';
-import { isInside, makeThumbnail, ThumbnailCache } from '../../src/search/thumbnail.ts';
+import { inside } from '../../src/index/sources.ts';
+import { makeThumbnail, ThumbnailCache } from '../../src/search/thumbnail.ts';
 import { solidImage } from '../helpers/images.ts';
 
 function throwsCode(fn: () => unknown, code: ErrorCode, message: RegExp): void {
@@ -85,11 +86,11 @@ describe('reciprocalRankFusion', () => {
 });
 
 describe('thumbnails', () => {
-  test('isInside: the root itself and below, never a sibling with the same prefix', () => {
-    assert.ok(isInside('/data/photos/a.png', '/data/photos'));
-    assert.ok(isInside('/data/photos', '/data/photos'));
-    assert.ok(!isInside('/data/photos-private/a.png', '/data/photos'));
-    assert.ok(!isInside('/etc/passwd', '/data/photos'));
+  test('inside: the root itself and below, never a sibling with the same prefix', () => {
+    assert.ok(inside('/data/photos', '/data/photos/a.png'));
+    assert.ok(inside('/data/photos', '/data/photos'));
+    assert.ok(!inside('/data/photos', '/data/photos-private/a.png'));
+    assert.ok(!inside('/data/photos', '/etc/passwd'));
   });
 
   test('the cache keeps within its byte bound, dropping the least recently used', async () => {
