@@ -87,6 +87,7 @@ export class TesseraError extends Error {
 
 /** A value as error messages show it: its kind, and a short form of a string or number. */
 export function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';

@@ -7,7 +7,7 @@
  * on one field are ANDed; a document without the field never matches a condition on it (not
  * even `$ne`), as SQL's NULL does; `$in` matches any of its values (an empty list matches none).
  */
-import { TesseraError } from '../errors.ts';
+import { TesseraError, describeValue } from '../errors.ts';
 import { METADATA_KEY, type FieldCondition, type Filter, type MetadataValue } from './store.ts';
 import { isMetadataValue } from './validate.ts';
 
@@ -17,22 +17,20 @@ export type FilterOperator = (typeof FILTER_OPERATORS)[number];
 export const MAX_IN_VALUES = 1000;
 
 const invalid = (message: string) => new TesseraError('FILTER_INVALID', message);
-const shown = (value: unknown): string =>
-  value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : typeof value === 'string' ? JSON.stringify(value) : `${typeof value} ${String(value)}`;
 
 function checkValue(value: unknown, where: string, op: FilterOperator): MetadataValue {
   if (op === '$gt' || op === '$gte' || op === '$lt' || op === '$lte') {
     if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) return value;
-    throw invalid(`${where}: ${op} compares with a string or a finite number but received ${shown(value)}`);
+    throw invalid(`${where}: ${op} compares with a string or a finite number but received ${describeValue(value)}`);
   }
   if (isMetadataValue(value)) return value;
-  throw invalid(`${where}: expected a string, a finite number or a boolean but received ${shown(value)}`);
+  throw invalid(`${where}: expected a string, a finite number or a boolean but received ${describeValue(value)}`);
 }
 
 /** Validates untrusted JSON into a Filter. FILTER_INVALID naming the field otherwise. */
 export function parseFilter(json: unknown, field = 'filter'): Filter {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw invalid(`${field}: expected an object of field -> value or {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte"|"$in": ...} but received ${shown(json)}`);
+    throw invalid(`${field}: expected an object of field -> value or {"$eq"|"$ne"|"$gt"|"$gte"|"$lt"|"$lte"|"$in": ...} but received ${describeValue(json)}`);
   }
   const filter: Filter = {};
   for (const [key, condition] of Object.entries(json)) {
@@ -53,7 +51,7 @@ export function parseFilter(json: unknown, field = 'filter'): Filter {
         throw invalid(`${where}: unknown operator ${JSON.stringify(op)}; expected one of ${FILTER_OPERATORS.join(', ')}`);
       }
       if (op === '$in') {
-        if (!Array.isArray(value)) throw invalid(`${where}.$in: expected a list of values but received ${shown(value)}`);
+        if (!Array.isArray(value)) throw invalid(`${where}.$in: expected a list of values but received ${describeValue(value)}`);
         if (value.length > MAX_IN_VALUES) throw invalid(`${where}.$in: at most ${MAX_IN_VALUES} values but received ${value.length}`);
         const values = value.map((v, i) => checkValue(v, `${where}.$in[${i}]`, '$in'));
         const kinds = new Set(values.map((v) => typeof v));

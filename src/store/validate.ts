@@ -3,22 +3,13 @@
  * layer, the JSONL reader and every backend call these, so a bad value gets the same error,
  * naming the same field, wherever it comes in.
  */
-import { TesseraError } from '../errors.ts';
+import { TesseraError, describeValue } from '../errors.ts';
 import { COLLECTION_NAME, MAX_ID_BYTES, METADATA_KEY, type Metadata, type MetadataValue } from './store.ts';
-
-const shown = (value: unknown): string => {
-  if (value === undefined) return 'nothing';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
-};
 
 /** A non-empty string of at most MAX_ID_BYTES UTF-8 bytes. DOCUMENT_ID_INVALID otherwise. */
 export function validateDocumentId(id: unknown, field: string): string {
   if (typeof id !== 'string' || id.length === 0) {
-    throw new TesseraError('DOCUMENT_ID_INVALID', `${field}: expected a non-empty string but received ${shown(id)}`);
+    throw new TesseraError('DOCUMENT_ID_INVALID', `${field}: expected a non-empty string but received ${describeValue(id)}`);
   }
   const bytes = Buffer.byteLength(id, 'utf8');
   if (bytes > MAX_ID_BYTES) {
@@ -39,7 +30,7 @@ export function isMetadataValue(value: unknown): value is MetadataValue {
 export function validateMetadata(value: unknown, field: string): Metadata {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TesseraError('METADATA_INVALID', `${field}: expected a flat JSON object but received ${shown(value)}`);
+    throw new TesseraError('METADATA_INVALID', `${field}: expected a flat JSON object but received ${describeValue(value)}`);
   }
   const out: Metadata = {};
   for (const [key, v] of Object.entries(value)) {
@@ -47,7 +38,7 @@ export function validateMetadata(value: unknown, field: string): Metadata {
       throw new TesseraError('METADATA_INVALID', `${field}: key ${JSON.stringify(key)} is not 1-64 letters, digits or "_" starting with a letter or "_"`);
     }
     if (!isMetadataValue(v)) {
-      throw new TesseraError('METADATA_INVALID', `${field}.${key}: expected a string, a finite number or a boolean but received ${shown(v)}`);
+      throw new TesseraError('METADATA_INVALID', `${field}.${key}: expected a string, a finite number or a boolean but received ${describeValue(v)}`);
     }
     out[key] = v;
   }
@@ -57,7 +48,7 @@ export function validateMetadata(value: unknown, field: string): Metadata {
 /** COLLECTION_NAME_INVALID unless `name` matches COLLECTION_NAME. */
 export function validateCollectionName(name: unknown, field = 'name'): string {
   if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) {
-    throw new TesseraError('COLLECTION_NAME_INVALID', `${field}: expected 1-63 letters, digits, "_" or "-" starting with a letter or digit but received ${shown(name)}`);
+    throw new TesseraError('COLLECTION_NAME_INVALID', `${field}: expected 1-63 letters, digits, "_" or "-" starting with a letter or digit but received ${describeValue(name)}`);
   }
   return name;
 }
