@@ -14,6 +14,7 @@ import { resolveSource } from '../src/index/sources.ts';
 import { openStore } from '../src/store/open.ts';
 import { benchImages, type SetSize } from './corpus.ts';
 import { cacheRoot } from './model.ts';
+import { round } from './stats.ts';
 
 const PLAN = {
   tiny: { images: 6, reps: 1 },
@@ -23,8 +24,6 @@ const PLAN = {
 
 /** Photo sizes people index: phone and camera pictures, downsized exports. */
 const SIZES: readonly [number, number][] = [[1024, 768], [1600, 1200], [800, 600], [2048, 1536], [1280, 960], [1200, 1600]];
-
-const round = (x: number, digits = 3): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 
 /**
  * `count` distinct photo-like JPEGs, made from the bench's generated photos (resized, tinted

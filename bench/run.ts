@@ -18,6 +18,7 @@ import { indexScenario } from './index.ts';
 import { cacheRoot, forgedModelDir, modelFileBytes, readDims } from './model.ts';
 import { TransformersPeer, type PeerRun } from './peers/transformers.ts';
 import { searchScenario } from './search.ts';
+import { round } from './stats.ts';
 import { runLoad, startServe, type LoadResult } from './server.ts';
 
 export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search'] as const;
@@ -45,7 +46,6 @@ const PLAN = {
   full: { reps: 3, imageBatches: [1, 4, 8, 16], textBatches: [1, 4, 8, 16, 32], peerTextBatches: [1, 4, 8], ceilingSeconds: 3, ceilingShape: 0, textSeconds: 30, imageSeconds: 40, levels: [1, 16, 64], longDoc: 8192, settleMs: 1000 },
 } as const;
 
-const round = (x: number, digits = 3): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : x);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const minCosine = (a: readonly Float32Array[], b: readonly Float32Array[]): number => Math.min(...a.map((v, k) => cosine(v, b[k]!)));

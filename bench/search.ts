@@ -14,7 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ANN, DEFAULT_ANN_THRESHOLD, openLanceStore, type LanceStoreOptions } from '../src/store/lance.ts';
 import type { DocumentRecord } from '../src/store/store.ts';
+import { l2normalize } from '../src/engine/pooling.ts';
 import type { SetSize } from './corpus.ts';
+import { percentile, round } from './stats.ts';
 
 export interface SearchPlan {
   dims: number;
@@ -73,20 +75,13 @@ function random(seed: number): () => number {
 export function clusteredVectors(dims: number, centres: number, seed = 1): { sigma: number; draw: () => Float32Array } {
   const rnd = random(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(rnd() || 1e-12)) * Math.cos(2 * Math.PI * rnd());
-  const normalise = (v: Float32Array) => {
-    let n = 0;
-    for (const x of v) n += x * x;
-    n = Math.sqrt(n);
-    for (let i = 0; i < v.length; i++) v[i]! /= n;
-    return v;
-  };
-  const cs = Array.from({ length: centres }, () => normalise(Float32Array.from({ length: dims }, gauss)));
+  const cs = Array.from({ length: centres }, () => l2normalize(Float32Array.from({ length: dims }, gauss)));
   const sigma = 1 / Math.sqrt(dims);
   const draw = () => {
     const c = cs[Math.floor(rnd() * centres)]!;
     const v = new Float32Array(dims);
     for (let i = 0; i < dims; i++) v[i] = c[i]! + sigma * gauss();
-    return normalise(v);
+    return l2normalize(v);
   };
   return { sigma, draw };
 }
@@ -109,8 +104,6 @@ function exactTopK(query: Float32Array, vectors: readonly Float32Array[], count:
   return new Set(best.map((b) => b.i));
 }
 
-const quantile = (sorted: readonly number[], q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 function folderBytes(dir: string): number {
   let total = 0;
@@ -153,7 +146,7 @@ export async function searchScenario(size: SetSize, log: (line: string) => void 
       }
       latencies.sort((a, b) => a - b);
       const path = (await store.indexState(collection)).ann ? 'ann' : 'exact';
-      const figures = { docs, path, p50_ms: round(quantile(latencies, 0.5), 2), p99_ms: round(quantile(latencies, 0.99), 2), recall_at_10: round(found / (10 * queries.length)) } as const;
+      const figures = { docs, path, p50_ms: round(percentile(latencies, 50), 2), p99_ms: round(percentile(latencies, 99), 2), recall_at_10: round(found / (10 * queries.length)) } as const;
       log(`search: ${docs} documents, ${path}: p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, recall@10 ${figures.recall_at_10}`);
       return figures;
     };

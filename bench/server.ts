@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { percentile } from './stats.ts';
 
 const BIN = fileURLToPath(new URL('../bin/tessera', import.meta.url));
 
@@ -49,11 +50,6 @@ export interface LoadResult {
   items_per_s: number;
   p50_ms: number;
   p99_ms: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /** `clients` loops, each sending bodies from `next()` one request at a time, for `seconds`. */
