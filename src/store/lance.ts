@@ -665,6 +665,9 @@ export class LanceStore implements VectorStore {
     return ['id', 'modality', 'text', 'image', ...[...layout.kinds.keys()].map(metadataColumn)];
   }
 
+  /** Embedded: the folder is always there once opened. */
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {
     if (this.#closed) return;
     await Promise.all([...this.#locks.values()]);

@@ -129,5 +129,11 @@ export interface VectorStore {
   fullTextSearch(collection: string, query: TextSearch): Promise<SearchHit[]>;
   count(collection: string, filter?: Filter): Promise<number>;
 
+  /**
+   * Resolves when the store answers now; STORE_UNAVAILABLE when it cannot be reached. /ready
+   * asks it, so a load balancer stops sending traffic to a replica whose database is gone.
+   */
+  ping(): Promise<void>;
+
   close(): Promise<void>;
 }
