@@ -1,12 +1,13 @@
 /**
  * Where the store lives and which backend serves it: `--store DIR`, else `TESSERA_STORE`, else
  * `$XDG_DATA_HOME/tessera`, else `~/.local/share/tessera`. A folder is the embedded LanceDB
- * store; a `postgres://` URL will be the PostgreSQL + pgvector backend.
+ * store; a `postgres://` (or `postgresql://`) URL is the PostgreSQL + pgvector backend.
  */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TesseraError } from '../errors.ts';
 import { openLanceStore, type LanceStoreOptions } from './lance.ts';
+import { openPostgresStore, withoutPassword, type PostgresStoreOptions } from './postgres.ts';
 import type { VectorStore } from './store.ts';
 
 /** `$XDG_DATA_HOME/tessera`, or `~/.local/share/tessera` when XDG_DATA_HOME is unset. */
@@ -25,25 +26,21 @@ export function storeLocation(location?: string, env: NodeJS.ProcessEnv = proces
   return resolve(expanded);
 }
 
-/** A URL without its password, for messages. */
-function withoutPassword(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-  }
+/** Options of either backend: the embedded store's at the top level, PostgreSQL's under `postgres`. */
+export interface StoreOptions extends LanceStoreOptions {
+  postgres?: PostgresStoreOptions;
 }
 
-/** Opens the store at `location` (see storeLocation). STORE_INVALID if it cannot be opened. */
-export async function openStore(location?: string, options?: LanceStoreOptions): Promise<VectorStore> {
+/**
+ * Opens the store at `location` (see storeLocation). STORE_INVALID if it cannot be opened;
+ * STORE_UNAVAILABLE when its PostgreSQL cannot be reached.
+ */
+export async function openStore(location?: string, options?: StoreOptions): Promise<VectorStore> {
   const where = storeLocation(location);
-  if (/^postgres(ql)?:\/\//i.test(where)) {
-    throw new TesseraError('STORE_INVALID', `${withoutPassword(where)}: the PostgreSQL backend is not built yet; give --store a folder (the embedded LanceDB store) instead`);
-  }
+  if (/^postgres(ql)?:\/\//i.test(where)) return openPostgresStore(where, options?.postgres);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(where)) {
-    throw new TesseraError('STORE_INVALID', `${withoutPassword(where)}: expected a folder for the store (or, later, a postgres:// URL)`);
+    throw new TesseraError('STORE_INVALID', `${withoutPassword(where)}: expected a folder for the store or a postgres:// URL`);
   }
-  return openLanceStore(where, options);
+  const { postgres: _, ...lance } = options ?? {};
+  return openLanceStore(where, lance);
 }

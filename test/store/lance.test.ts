@@ -43,8 +43,18 @@ test('where the store lives', async () => {
   assert.equal(storeLocation('/srv/s', { TESSERA_STORE: '/other' }), '/srv/s');
   assert.equal(storeLocation(undefined, { TESSERA_STORE: '/other' }), '/other');
   assert.equal(storeLocation(undefined, { XDG_DATA_HOME: '/x' }), '/x/tessera');
-  await assert.rejects(openStore('postgres://me:secret@db.example/tessera'), (err: Error) => {
-    rejectsWith('STORE_INVALID', /PostgreSQL backend is not built yet/)(err);
+  assert.equal(storeLocation(undefined, { TESSERA_STORE: 'postgres://me:secret@db.example/tessera' }), 'postgres://me:secret@db.example/tessera');
+  // A postgres:// URL selects the PostgreSQL backend (test/store/postgres.test.ts); nothing
+  // listens on port 1, so it is unavailable, said without the password.
+  for (const url of ['postgres://me:secret@127.0.0.1:1/tessera', 'postgresql://me:secret@127.0.0.1:1/tessera']) {
+    await assert.rejects(openStore(url), (err: Error) => {
+      rejectsWith('STORE_UNAVAILABLE', /127\.0\.0\.1:1/)(err);
+      assert.doesNotMatch(err.message, /secret/);
+      return true;
+    });
+  }
+  await assert.rejects(openStore('redis://me:secret@db.example/0'), (err: Error) => {
+    rejectsWith('STORE_INVALID', /postgres:\/\//)(err);
     assert.doesNotMatch(err.message, /secret/);
     return true;
   });

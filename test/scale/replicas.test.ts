@@ -1,0 +1,154 @@
+// Scale-out as a user deploys it: two `tessera serve` replicas sharing one PostgreSQL store,
+// behind HAProxy running deploy/haproxy.cfg as shipped. Real processes, real servers.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { COLOURS as KNOWN } from '../../src/forge/colour.ts';
+import { startPostgres, type PgServer } from '../helpers/postgres.ts';
+import { tempDir } from '../helpers/models.ts';
+
+interface Replica {
+  child: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+async function startReplica(store: string): Promise<Replica> {
+  const dataHome = await tempDir('tessera-replica-data-');
+  const child = spawn('./bin/tessera', ['serve', '--model', 'demo', '--port', '0', '--store', store], {
+    env: { ...process.env, XDG_DATA_HOME: dataHome },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+      const match = /serving .* on (http:\/\/\S+)/.exec(stderr);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`replica exited with ${code}: ${stderr}`)));
+  });
+  return { child, url, exited, stderr: () => stderr };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  return port;
+}
+
+/** HAProxy with the shipped configuration, its addresses from the environment. */
+async function startHaproxy(replicas: readonly Replica[]): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, TESSERA_LISTEN: `127.0.0.1:${port}` };
+  replicas.forEach((r, i) => (env[`TESSERA_REPLICA_${i + 1}`] = new URL(r.url).host));
+  const child = spawn('haproxy', ['-db', '-f', 'deploy/haproxy.cfg'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+  child.once('exit', (code) => {
+    if (code !== null && code !== 0) console.error(`haproxy exited with ${code}: ${stderr}`);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    const ok = await fetch(`${url}/ready`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (i > 100) throw new Error(`haproxy never became ready: ${stderr}`);
+    await delay(100);
+  }
+  // Both servers' first health checks pass within `inter 1s`.
+  await delay(1500);
+  return { url, child };
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, json: await response.json() };
+}
+
+// The words the demo (colour) model knows: every query embeds to a meaningful vector.
+const COLOURS = KNOWN.map((c) => c.name);
+
+describe('two replicas on one PostgreSQL store, behind HAProxy', () => {
+  let pg: PgServer;
+  let replicas: Replica[];
+  let lb: { url: string; child: ChildProcess };
+
+  before(async () => {
+    pg = await startPostgres();
+    const store = await pg.createDatabase();
+    replicas = [await startReplica(store), await startReplica(store)];
+    lb = await startHaproxy(replicas);
+  });
+
+  after(async () => {
+    lb?.child.kill('SIGTERM');
+    for (const r of replicas ?? []) r.child.kill('SIGTERM');
+    await Promise.all((replicas ?? []).map((r) => r.exited));
+    await pg?.close();
+  });
+
+  test('what is written through one replica is found through the other', async () => {
+    const [a, b] = replicas;
+    assert.equal((await post(`${a!.url}/v1/collections`, { name: 'shared' })).status, 200);
+    const documents = COLOURS.map((c, i) => ({ id: `doc-${i}`, text: `a ${c} thing`, metadata: { colour: c, n: i } }));
+    const written = await post(`${a!.url}/v1/collections/shared/documents`, { documents });
+    assert.equal(written.status, 200, JSON.stringify(written.json));
+    assert.equal(written.json.added, COLOURS.length);
+    const listed = (await (await fetch(`${b!.url}/v1/collections`)).json()) as { data: { name: string; count: number }[] };
+    assert.deepEqual(listed.data.map((c) => [c.name, c.count]), [['shared', COLOURS.length]]);
+    const found = await post(`${b!.url}/v1/collections/shared/search`, { query: 'a blue thing', k: 1 });
+    assert.equal(found.status, 200, JSON.stringify(found.json));
+    assert.equal(found.json.data[0].id, 'doc-2');
+  });
+
+  test('32 clients over both replicas through HAProxy: no errors, every answer what one server alone gives', async () => {
+    const [a] = replicas;
+    // What one server alone answers, asked one request at a time.
+    const expected = new Map<string, unknown>();
+    const requests = COLOURS.flatMap((c) => [
+      { path: '/v1/embeddings', body: { model: 'demo', input: [`a ${c} car`] } },
+      { path: '/v1/collections/shared/search', body: { query: `a ${c} thing`, k: 5 } },
+    ]);
+    const answer = (path: string, json: any) => (path === '/v1/embeddings' ? json.data.map((d: { embedding: number[] }) => d.embedding) : json.data.map((h: { id: string; score: number }) => [h.id, h.score.toFixed(5)]));
+    for (const r of requests) {
+      const got = await post(`${a!.url}${r.path}`, r.body);
+      assert.equal(got.status, 200, JSON.stringify(got.json));
+      expected.set(JSON.stringify(r), answer(r.path, got.json));
+    }
+    let errors = 0;
+    let mismatches = 0;
+    const served = new Map<string, number>();
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, client) => {
+        for (let i = 0; i < 6; i++) {
+          const r = requests[(client * 7 + i) % requests.length]!;
+          const response = await fetch(`${lb.url}${r.path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(r.body) });
+          if (response.status !== 200) {
+            errors++;
+            continue;
+          }
+          const json = await response.json();
+          const got = answer(r.path, json);
+          const want = expected.get(JSON.stringify(r)) as number[][] | [string, string][];
+          if (r.path === '/v1/embeddings') {
+            const [g, w] = [(got as number[][])[0]!, (want as number[][])[0]!];
+            if (g.some((x, k) => Math.abs(x - w[k]!) > 1e-6)) mismatches++;
+          } else if (JSON.stringify(got) !== JSON.stringify(want)) mismatches++;
+          const by = response.headers.get('x-tessera-replica') ?? '';
+          served.set(by, (served.get(by) ?? 0) + 1);
+        }
+      }),
+    );
+    assert.equal(errors, 0);
+    assert.equal(mismatches, 0);
+    assert.deepEqual([...served.keys()].sort(), ['replica1', 'replica2']);
+  });
+});
