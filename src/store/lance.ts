@@ -35,13 +35,12 @@ import type {
   Modality,
   ModelRef,
   SearchHit,
-  SearchOptions,
   StoredDocument,
   TextSearch,
   VectorSearch,
   VectorStore,
 } from './store.ts';
-import { kindOf, validateCollectionName, validateDocumentId, validateMetadata, type MetadataKind } from './validate.ts';
+import { checkMinScore, checkPaging, kindOf, validateCollectionName, validateDocument, validateDocumentId, type MetadataKind } from './validate.ts';
 import { COLLECTION_NAME } from './store.ts';
 
 // LanceDB is CommonJS and checks Arrow classes with instanceof: use the same (CommonJS) copy of
@@ -63,7 +62,6 @@ const FORMAT = '1';
 const ANN_TRAINED_ROWS = 'tessera.ann_trained_rows';
 const VECTOR_INDEX = 'vector_idx';
 const TEXT_INDEX = 'text_idx';
-const MAX_K = 1000;
 const MAX_DIMENSIONS = 65536;
 
 /**
@@ -143,7 +141,6 @@ interface Layout {
 }
 
 const notFound = (name: string, location: string) => new TesseraError('COLLECTION_NOT_FOUND', `no collection ${JSON.stringify(name)} in the store at ${location}`);
-const badParameter = (message: string) => new TesseraError('SEARCH_PARAMETER_INVALID', message);
 
 function kindOfType(type: ArrowModule.DataType): MetadataKind | undefined {
   if (arrow.DataType.isFloat(type)) return 'number';
@@ -247,39 +244,6 @@ function hitOf(row: Row, kinds: ReadonlyMap<string, MetadataKind>, score: number
   return hit;
 }
 
-function checkPaging(options: SearchOptions): { k: number; offset: number } {
-  const { k } = options;
-  const offset = options.offset ?? 0;
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw badParameter(`k: expected an integer from 1 to ${MAX_K} but received ${String(k)}`);
-  if (!Number.isInteger(offset) || offset < 0) throw badParameter(`offset: expected a non-negative integer but received ${String(offset)}`);
-  if (offset + k > 100_000) throw badParameter(`offset: offset + k is at most 100000 but is ${offset + k}`);
-  if (options.modality !== undefined && options.modality !== 'text' && options.modality !== 'image') {
-    throw badParameter(`modality: expected "text" or "image" but received ${JSON.stringify(options.modality)}`);
-  }
-  return { k, offset };
-}
-
-function validateDocument(doc: DocumentRecord, i: number, dims: number): void {
-  const at = `documents[${i}]`;
-  validateDocumentId(doc.id, `${at}.id`);
-  if (doc.modality !== 'text' && doc.modality !== 'image') {
-    throw new TesseraError('DOCUMENT_INVALID', `${at}.modality: expected "text" or "image" but received ${JSON.stringify(doc.modality)}`);
-  }
-  const hasText = typeof doc.text === 'string';
-  const hasImage = typeof doc.image === 'string';
-  if (hasText === hasImage) throw new TesseraError('DOCUMENT_INVALID', `${at}: a document needs exactly one of text or image but has ${hasText ? 'both' : 'neither'}`);
-  if ((doc.modality === 'text') !== hasText) throw new TesseraError('DOCUMENT_INVALID', `${at}: modality is ${doc.modality} but the document has ${hasText ? 'a text' : 'an image'}`);
-  if (typeof doc.hash !== 'string' || doc.hash.length === 0) throw new TesseraError('DOCUMENT_INVALID', `${at}.hash: expected the content's sha256 as a hex string`);
-  if (doc.root !== undefined && typeof doc.root !== 'string') throw new TesseraError('DOCUMENT_INVALID', `${at}.root: expected a string`);
-  if (!(doc.vector instanceof Float32Array) || doc.vector.length !== dims) {
-    const got = doc.vector instanceof Float32Array ? `${doc.vector.length} dimensions` : 'no Float32Array';
-    throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector: the collection has ${dims} dimensions but the vector has ${got}`);
-  }
-  for (let j = 0; j < dims; j++) {
-    if (!Number.isFinite(doc.vector[j])) throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector[${j}]: expected a finite number but received ${doc.vector[j]}`);
-  }
-  validateMetadata(doc.metadata, `${at}.metadata`);
-}
 
 export class LanceStore implements VectorStore {
   readonly location: string;
@@ -616,7 +580,7 @@ export class LanceStore implements VectorStore {
     if (!(query.vector instanceof Float32Array) || query.vector.length !== dims) {
       throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `query vector: the collection has ${dims} dimensions but the query has ${query.vector?.length ?? 0}`);
     }
-    if (query.minScore !== undefined && !Number.isFinite(query.minScore)) throw badParameter(`min_score: expected a number but received ${String(query.minScore)}`);
+    checkMinScore(query.minScore);
     const where = compileWhere(query, layout.kinds);
     const a = this.#options.ann;
     const limit = offset + k;

@@ -36,14 +36,13 @@ import type {
   Modality,
   ModelRef,
   SearchHit,
-  SearchOptions,
   StoredDocument,
   TextSearch,
   VectorSearch,
   VectorStore,
 } from './store.ts';
 import { COLLECTION_NAME } from './store.ts';
-import { kindOf, validateCollectionName, validateDocumentId, validateMetadata, type MetadataKind } from './validate.ts';
+import { checkMinScore, checkPaging, kindOf, validateCollectionName, validateDocument, validateDocumentId, type MetadataKind } from './validate.ts';
 
 export interface PostgresStoreOptions {
   /** Exact search below this many documents in a collection, the HNSW index from it on. */
@@ -84,7 +83,6 @@ export const DEFAULT_HNSW: HnswSettings = { m: 16, efConstruction: 64 };
 export const DEFAULT_ANN_THRESHOLD = 5_000;
 /** Full-text configuration: no stemming and no stop words, like the embedded store's tokenizer. */
 const TS_CONFIG = 'simple';
-const MAX_K = 1000;
 /** pgvector indexes `vector` columns of at most 2000 dimensions with HNSW. */
 const MAX_DIMENSIONS = 2000;
 /** Rows per INSERT statement: keeps each statement well inside the statement timeout. */
@@ -244,19 +242,6 @@ function hitOf(row: Omit<DocRow, 'root' | 'hash'>, score: number): SearchHit {
 // ---- checks (the same as the embedded store's) ----
 
 const notFound = (name: string, location: string) => new TesseraError('COLLECTION_NOT_FOUND', `no collection ${JSON.stringify(name)} in the store at ${location}`);
-const badParameter = (message: string) => new TesseraError('SEARCH_PARAMETER_INVALID', message);
-
-function checkPaging(options: SearchOptions): { k: number; offset: number } {
-  const { k } = options;
-  const offset = options.offset ?? 0;
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw badParameter(`k: expected an integer from 1 to ${MAX_K} but received ${String(k)}`);
-  if (!Number.isInteger(offset) || offset < 0) throw badParameter(`offset: expected a non-negative integer but received ${String(offset)}`);
-  if (offset + k > 100_000) throw badParameter(`offset: offset + k is at most 100000 but is ${offset + k}`);
-  if (options.modality !== undefined && options.modality !== 'text' && options.modality !== 'image') {
-    throw badParameter(`modality: expected "text" or "image" but received ${JSON.stringify(options.modality)}`);
-  }
-  return { k, offset };
-}
 
 /** PostgreSQL's text cannot hold U+0000; say so about the field instead of failing the batch opaquely. */
 function checkNoNul(value: string | undefined, field: string): void {
@@ -265,32 +250,12 @@ function checkNoNul(value: string | undefined, field: string): void {
   }
 }
 
-function validateDocument(doc: DocumentRecord, i: number, dims: number): void {
+/** The shared checks, then the one PostgreSQL adds: no NUL characters in stored text. */
+function validatePgDocument(doc: DocumentRecord, i: number, dims: number): void {
+  validateDocument(doc, i, dims);
   const at = `documents[${i}]`;
-  validateDocumentId(doc.id, `${at}.id`);
-  if (doc.modality !== 'text' && doc.modality !== 'image') {
-    throw new TesseraError('DOCUMENT_INVALID', `${at}.modality: expected "text" or "image" but received ${JSON.stringify(doc.modality)}`);
-  }
-  const hasText = typeof doc.text === 'string';
-  const hasImage = typeof doc.image === 'string';
-  if (hasText === hasImage) throw new TesseraError('DOCUMENT_INVALID', `${at}: a document needs exactly one of text or image but has ${hasText ? 'both' : 'neither'}`);
-  if ((doc.modality === 'text') !== hasText) throw new TesseraError('DOCUMENT_INVALID', `${at}: modality is ${doc.modality} but the document has ${hasText ? 'a text' : 'an image'}`);
-  if (typeof doc.hash !== 'string' || doc.hash.length === 0) throw new TesseraError('DOCUMENT_INVALID', `${at}.hash: expected the content's sha256 as a hex string`);
-  if (doc.root !== undefined && typeof doc.root !== 'string') throw new TesseraError('DOCUMENT_INVALID', `${at}.root: expected a string`);
-  if (!(doc.vector instanceof Float32Array) || doc.vector.length !== dims) {
-    const got = doc.vector instanceof Float32Array ? `${doc.vector.length} dimensions` : 'no Float32Array';
-    throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector: the collection has ${dims} dimensions but the vector has ${got}`);
-  }
-  for (let j = 0; j < dims; j++) {
-    if (!Number.isFinite(doc.vector[j])) throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector[${j}]: expected a finite number but received ${doc.vector[j]}`);
-  }
-  const metadata = validateMetadata(doc.metadata, `${at}.metadata`);
-  checkNoNul(doc.id, `${at}.id`);
-  checkNoNul(doc.text, `${at}.text`);
-  checkNoNul(doc.image, `${at}.image`);
-  checkNoNul(doc.root, `${at}.root`);
-  checkNoNul(doc.hash, `${at}.hash`);
-  for (const [key, value] of Object.entries(metadata)) if (typeof value === 'string') checkNoNul(value, `${at}.metadata.${key}`);
+  for (const field of ['id', 'text', 'image', 'root', 'hash'] as const) checkNoNul(doc[field], `${at}.${field}`);
+  for (const [key, value] of Object.entries(doc.metadata)) if (typeof value === 'string') checkNoNul(value, `${at}.metadata.${key}`);
 }
 
 /**
@@ -302,7 +267,7 @@ function checkBatch(docs: readonly DocumentRecord[], collection: Collection): Ma
   const seen = new Map<string, number>();
   const newKinds = new Map<string, MetadataKind>();
   docs.forEach((doc, i) => {
-    validateDocument(doc, i, collection.spec.dimensions);
+    validatePgDocument(doc, i, collection.spec.dimensions);
     const first = seen.get(doc.id);
     if (first !== undefined) throw new TesseraError('DOCUMENT_ID_DUPLICATE', `documents[${i}].id: ${JSON.stringify(doc.id)} appears already as documents[${first}].id`);
     seen.set(doc.id, i);
@@ -711,7 +676,7 @@ export class PostgresStore implements VectorStore {
       if (!(query.vector instanceof Float32Array) || query.vector.length !== dims) {
         throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `query vector: the collection has ${dims} dimensions but the query has ${query.vector?.length ?? 0}`);
       }
-      if (query.minScore !== undefined && !Number.isFinite(query.minScore)) throw badParameter(`min_score: expected a number but received ${String(query.minScore)}`);
+      checkMinScore(query.minScore);
       const limit = offset + k;
       const params = new Params([vectorLiteral(query.vector)]);
       const where = whereSql(compileWhere(query, c.kinds, params));
