@@ -18,10 +18,11 @@ import { indexScenario } from './index.ts';
 import { cacheRoot, forgedModelDir, modelFileBytes, readDims } from './model.ts';
 import { TransformersPeer, type PeerRun } from './peers/transformers.ts';
 import { searchScenario } from './search.ts';
+import { storeScenario } from './store.ts';
 import { round } from './stats.ts';
 import { runLoad, startServe, type LoadResult } from './server.ts';
 
-export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search'] as const;
+export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search', 'store'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -240,6 +241,7 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
   if (scenarios.has('server')) report.server = await serverScenario(dir, threads, plan, corpus.texts, paths[0]!, log);
   if (scenarios.has('index')) report.index = await indexScenario(dir, threads, options.size, log);
   if (scenarios.has('search')) report.search = await searchScenario(options.size, log);
+  if (scenarios.has('store')) report.store = await storeScenario(options.size, log);
   return report;
 }
 

@@ -12,8 +12,8 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_ANN, DEFAULT_ANN_THRESHOLD, openLanceStore, type LanceStoreOptions } from '../src/store/lance.ts';
-import type { DocumentRecord } from '../src/store/store.ts';
+import { DEFAULT_ANN, DEFAULT_ANN_THRESHOLD, openLanceStore, type LanceStore, type LanceStoreOptions } from '../src/store/lance.ts';
+import type { DocumentRecord, VectorStore } from '../src/store/store.ts';
 import { l2normalize } from '../src/engine/pooling.ts';
 import type { SetSize } from './corpus.ts';
 import { percentile, round } from './stats.ts';
@@ -114,6 +114,87 @@ function folderBytes(dir: string): number {
   return total;
 }
 
+/** A store under measurement, with what the benchmark needs beyond the VectorStore interface. */
+export interface BenchBackend {
+  store: VectorStore;
+  /** Which search the store runs now on the collection. */
+  path(collection: string): Promise<'exact' | 'ann'>;
+  /** Builds the ANN index from scratch over what the collection holds. */
+  buildIndex(collection: string): Promise<void>;
+  /** Bytes on disk for the collection (compacted first where the backend compacts). */
+  bytes(collection: string): Promise<number>;
+}
+
+export function lanceBackend(store: LanceStore, dir: string): BenchBackend {
+  return {
+    store,
+    path: async (c) => ((await store.indexState(c)).ann ? 'ann' : 'exact'),
+    buildIndex: (c) => store.buildAnnIndex(c),
+    bytes: async (c) => (await store.compact(c, new Date()), folderBytes(dir)),
+  };
+}
+
+export interface StoreFigures {
+  sizes: SizeFigures[];
+  insert_docs_per_s: number;
+  index_build_s: number;
+  bytes: number;
+}
+
+/**
+ * Inserts `vectors` in batches up to each of `targets`, measuring queries at each size; then
+ * builds the ANN index from scratch and measures the last size again (that replaces its figures).
+ */
+export async function measureStore(backend: BenchBackend, vectors: readonly Float32Array[], queries: readonly Float32Array[], targets: readonly number[], batch: number, log: (line: string) => void, label: string): Promise<StoreFigures> {
+  const { store } = backend;
+  const dims = vectors[0]!.length;
+  const writer = { model: 'bench', dtype: 'fp32' };
+  const collection = 'bench';
+  await store.createCollection({ name: collection, ...writer, dimensions: dims });
+  const doc = (i: number): DocumentRecord => ({ id: `img-${i}`, modality: 'image', image: `/bench/${i}.jpg`, metadata: { n: i }, hash: `h${i}`, vector: vectors[i]! });
+
+  const sizes: SizeFigures[] = [];
+  let inserted = 0;
+  let insertMs = 0;
+  const truths = new Map<number, Set<number>[]>();
+  const measure = async (docs: number): Promise<SizeFigures> => {
+    if (!truths.has(docs)) truths.set(docs, queries.map((q) => exactTopK(q, vectors, docs, 10)));
+    const latencies: number[] = [];
+    let found = 0;
+    for (const [qi, query] of queries.entries()) {
+      const started = performance.now();
+      const hits = await store.search(collection, { vector: query, k: 10 });
+      latencies.push(performance.now() - started);
+      const truth = truths.get(docs)![qi]!;
+      for (const hit of hits) if (truth.has(Number(hit.id.slice(4)))) found++;
+    }
+    latencies.sort((a, b) => a - b);
+    const path = await backend.path(collection);
+    const figures = { docs, path, p50_ms: round(percentile(latencies, 50), 2), p99_ms: round(percentile(latencies, 99), 2), recall_at_10: round(found / (10 * queries.length)) } as const;
+    log(`${label}: ${docs} documents, ${path}: p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, recall@10 ${figures.recall_at_10}`);
+    return figures;
+  };
+  for (const target of targets) {
+    while (inserted < target) {
+      const n = Math.min(batch, target - inserted);
+      const docs = Array.from({ length: n }, (_, i) => doc(inserted + i));
+      const started = performance.now();
+      await store.upsert(collection, docs, writer);
+      insertMs += performance.now() - started;
+      inserted += n;
+    }
+    log(`${label}: ${inserted} documents inserted in ${round(insertMs / 1000, 1)} s (index upkeep included)`);
+    sizes.push(await measure(inserted));
+  }
+  // An explicit (re)build at the largest size: what a bulk load's index costs.
+  const started = performance.now();
+  await backend.buildIndex(collection);
+  const buildS = round((performance.now() - started) / 1000, 1);
+  log(`${label}: ANN index over ${inserted} documents built in ${buildS} s`);
+  sizes[sizes.length - 1] = await measure(inserted);
+  return { sizes, insert_docs_per_s: Math.round(inserted / (insertMs / 1000)), index_build_s: buildS, bytes: await backend.bytes(collection) };
+}
+
 export async function searchScenario(size: SetSize, log: (line: string) => void = () => {}): Promise<SearchReport> {
   const plan = SEARCH_PLANS[size];
   const { dims, centres, small, large, batch } = plan;
@@ -123,63 +204,17 @@ export async function searchScenario(size: SetSize, log: (line: string) => void 
   const dir = mkdtempSync(join(tmpdir(), 'tessera-bench-search-'));
   const options: LanceStoreOptions = { ...plan.store };
   const store = await openLanceStore(dir, options);
-  const writer = { model: 'bench', dtype: 'fp32' };
-  const collection = 'bench';
   try {
-    await store.createCollection({ name: collection, ...writer, dimensions: dims });
-    const doc = (i: number): DocumentRecord => ({ id: `img-${i}`, modality: 'image', image: `/bench/${i}.jpg`, metadata: { n: i }, hash: `h${i}`, vector: vectors[i]! });
-
-    const sizes: SizeFigures[] = [];
-    let inserted = 0;
-    let insertMs = 0;
-    const truths = new Map<number, Set<number>[]>();
-    const measure = async (docs: number): Promise<SizeFigures> => {
-      if (!truths.has(docs)) truths.set(docs, queries.map((q) => exactTopK(q, vectors, docs, 10)));
-      const latencies: number[] = [];
-      let found = 0;
-      for (const [qi, query] of queries.entries()) {
-        const started = performance.now();
-        const hits = await store.search(collection, { vector: query, k: 10 });
-        latencies.push(performance.now() - started);
-        const truth = truths.get(docs)![qi]!;
-        for (const hit of hits) if (truth.has(Number(hit.id.slice(4)))) found++;
-      }
-      latencies.sort((a, b) => a - b);
-      const path = (await store.indexState(collection)).ann ? 'ann' : 'exact';
-      const figures = { docs, path, p50_ms: round(percentile(latencies, 50), 2), p99_ms: round(percentile(latencies, 99), 2), recall_at_10: round(found / (10 * queries.length)) } as const;
-      log(`search: ${docs} documents, ${path}: p50 ${figures.p50_ms} ms, p99 ${figures.p99_ms} ms, recall@10 ${figures.recall_at_10}`);
-      return figures;
-    };
-    for (const target of [small, large]) {
-      while (inserted < target) {
-        const n = Math.min(batch, target - inserted);
-        const docs = Array.from({ length: n }, (_, i) => doc(inserted + i));
-        const started = performance.now();
-        await store.upsert(collection, docs, writer);
-        insertMs += performance.now() - started;
-        inserted += n;
-      }
-      log(`search: ${inserted} documents inserted in ${round(insertMs / 1000, 1)} s (index upkeep included)`);
-      sizes.push(await measure(inserted));
-    }
-    // An explicit (re)build at the large size: what crossing the threshold costs.
-    const started = performance.now();
-    await store.buildAnnIndex(collection);
-    const buildS = round((performance.now() - started) / 1000, 1);
-    log(`search: ANN index over ${large} documents built in ${buildS} s`);
-    const afterBuild = await measure(large);
-    sizes[sizes.length - 1] = afterBuild;
-    await store.compact(collection, new Date());
-    const bytes = folderBytes(dir);
-    const [at10k, at100k] = [sizes[0]!, sizes[1]!];
+    const figures = await measureStore(lanceBackend(store, dir), vectors, queries, [small, large], batch, log, 'search');
+    const [at10k, at100k] = [figures.sizes[0]!, figures.sizes[1]!];
     return {
       recall_at_10: at100k.recall_at_10,
       p50_ms: { '10k': at10k.p50_ms, '100k': at100k.p50_ms },
       p99_ms: { '10k': at10k.p99_ms, '100k': at100k.p99_ms },
-      bytes_per_100k: Math.round((bytes * 100_000) / large),
-      insert_docs_per_s: Math.round(inserted / (insertMs / 1000)),
-      index_build_s: buildS,
-      sizes,
+      bytes_per_100k: Math.round((figures.bytes * 100_000) / large),
+      insert_docs_per_s: figures.insert_docs_per_s,
+      index_build_s: figures.index_build_s,
+      sizes: figures.sizes,
       settings: { ann_threshold: options.annThreshold ?? DEFAULT_ANN_THRESHOLD, ann: options.ann ?? DEFAULT_ANN },
       data: { dims, centres, queries: queries.length, sigma: round(mixture.sigma, 5) },
     };

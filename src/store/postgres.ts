@@ -717,6 +717,30 @@ export class PostgresStore implements VectorStore {
     });
   }
 
+  /**
+   * Rebuilds the collection's HNSW index from scratch (REINDEX), with `maintenanceWorkMem` for
+   * the graph: what a bulk load followed by an index build costs. Benchmarks time this; the
+   * index is otherwise kept up to date by every write. Needs a queryTimeoutMs long enough.
+   */
+  buildAnnIndex(collection: string, maintenanceWorkMem = '1GB'): Promise<void> {
+    return this.#guard(collection, async () => {
+      const c = await this.#need(collection);
+      await this.#tx(async (client) => {
+        await client.query(`SELECT set_config('maintenance_work_mem', $1, true)`, [maintenanceWorkMem]);
+        await client.query(`REINDEX INDEX "${c.table.slice(1, -1)}_vector"`);
+      });
+    });
+  }
+
+  /** Bytes on disk of the collection's table, its TOAST data and its indexes. */
+  sizeBytes(collection: string): Promise<number> {
+    return this.#guard(collection, async () => {
+      const c = await this.#need(collection);
+      const { rows } = await this.#pool.query<{ n: string }>('SELECT pg_total_relation_size($1::regclass) AS n', [c.table]);
+      return Number(rows[0]!.n);
+    });
+  }
+
   fullTextSearch(collection: string, query: TextSearch): Promise<SearchHit[]> {
     return this.#guard(collection, async () => {
       const c = await this.#need(collection);

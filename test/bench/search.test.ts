@@ -25,3 +25,15 @@ test('the clustered vectors have neighbours: cluster-mates are far closer than t
   assert.ok(near.length > 50 && far.length > 50, `${near.length} near, ${far.length} far`);
   assert.equal(near.length + far.length, dots.length, 'nothing in between: two clear clusters');
 });
+
+test('the store scenario measures the embedded store and PostgreSQL side by side, both through their ANN paths', { timeout: 180_000 }, async () => {
+  const { storeScenario } = await import('../../bench/store.ts');
+  const report = await storeScenario('tiny');
+  for (const backend of [report.embedded, report.postgres]) {
+    assert.equal(backend.sizes.length, 1);
+    assert.equal(backend.sizes[0]!.path, 'ann');
+    assert.ok(backend.sizes[0]!.recall_at_10 >= 0.8 && backend.sizes[0]!.recall_at_10 <= 1, String(backend.sizes[0]!.recall_at_10));
+    for (const v of [backend.insert_docs_per_s, backend.bytes_per_vector, backend.sizes[0]!.p50_ms]) assert.ok(Number.isFinite(v) && v > 0, String(v));
+    assert.ok(backend.bytes_per_vector > 64 * 4, 'at least the float32 vector itself');
+  }
+});
