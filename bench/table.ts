@@ -46,6 +46,16 @@ export function formatTable(report: Obj): string {
     lines.push('', '| server workload | clients | items/s | p50 ms | p99 ms | errors |', '|---|---|---|---|---|---|');
     for (const l of levels) lines.push(`| ${String(l.workload)} | ${fmt(l.clients)} | ${fmt(l.items_per_s)} | ${fmt(l.p50_ms)} | ${fmt(l.p99_ms)} | ${fmt(l.errors)} |`);
   }
+  const store = get(report, 'store') as Obj | undefined;
+  if (store) {
+    lines.push('', '| store | docs | inserts/s | index build s | p50 ms | p99 ms | recall@10 | bytes/vector |', '|---|---|---|---|---|---|---|---|');
+    for (const backend of ['embedded', 'postgres']) {
+      const b = store[backend] as Obj & { sizes: Obj[] };
+      for (const size of b.sizes) {
+        lines.push(`| ${backend} | ${fmt(size.docs)} | ${fmt(b.insert_docs_per_s)} | ${fmt(b.index_build_s)} | ${fmt(size.p50_ms)} | ${fmt(size.p99_ms)} | ${fmt(size.recall_at_10)} | ${fmt(b.bytes_per_vector)} |`);
+      }
+    }
+  }
   for (const [scenario, name] of [['images', 'images'], ['texts', 'texts']] as const) {
     const s = get(report, scenario) as Obj | undefined;
     if (!s) continue;

@@ -25,6 +25,8 @@ export interface ApiContext {
   /** The collections served; absent when the server was made without a store. */
   readonly store?: VectorStore;
   readonly ready: boolean;
+  /** Why the model cannot answer now (NOT_READY, INFERENCE_THREAD_DIED), or undefined: what /ready reports. */
+  readonly unavailable: TesseraError | undefined;
   /** The model, or NOT_READY while it loads. */
   engine(): Embedder;
   /** Length of the model's vectors (NOT_READY while it loads). */
@@ -35,18 +37,40 @@ export interface ApiContext {
 
 export class ModelSlot {
   private embedder: Embedder | undefined;
-  ready = false;
   /** Learnt from the warm-up embedding. */
   dimensions = 0;
+  /** Why the model cannot answer now, or undefined when it can. */
+  unavailable: TesseraError | undefined = new TesseraError('NOT_READY', 'the model is still loading or warming up');
+  /** Set by the first warm-up: from then on requests reach the engine, even while a dead inference thread restarts. */
+  private warmed = false;
 
   constructor(private readonly servedName: string, private readonly names: ReadonlySet<string>) {}
+
+  get ready(): boolean {
+    return this.unavailable === undefined;
+  }
 
   set(embedder: Embedder): void {
     this.embedder = embedder;
   }
 
+  /** The model answers (after a warm-up). */
+  markReady(): void {
+    this.warmed = true;
+    this.unavailable = undefined;
+  }
+
+  /** The model cannot answer for now, and why. */
+  markUnavailable(why: TesseraError): void {
+    this.unavailable = why;
+  }
+
+  /**
+   * Once warmed up, the engine is handed out even while the inference thread restarts: its
+   * calls wait for the new thread (or fail with INFERENCE_THREAD_DIED if it stays dead).
+   */
   engine(): Embedder {
-    if (!this.embedder || !this.ready) throw new TesseraError('NOT_READY', 'the model is still loading; retry when GET /ready answers 200');
+    if (!this.embedder || !this.warmed) throw new TesseraError('NOT_READY', 'the model is still loading; retry when GET /ready answers 200');
     return this.embedder;
   }
 

@@ -20,7 +20,7 @@ export function installErrorHandlers(app: FastifyInstance, config: ServerConfig)
   app.setErrorHandler((error: RawError, request, reply) => {
     if (error instanceof TesseraError) {
       if (error.headers) void reply.headers(error.headers);
-      if (error.status >= 500 && error.code !== 'NOT_READY') request.log.error({ err: error }, 'request failed');
+      if (error.status >= 500 && error.code !== 'NOT_READY' && error.code !== 'SHUTTING_DOWN') request.log.error({ err: error }, 'request failed');
       return reply.code(error.status).send(errorBody(request, error.code, error.message));
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {

@@ -1,13 +1,20 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { TesseraError } from '../errors.ts';
+import type { VectorStore } from '../store/store.ts';
 import type { ApiContext } from './context.ts';
 import { errorBody } from './error-handler.ts';
+
+/** How long /ready waits for the store: a load balancer's probe must get an answer before its own timeout. */
+export const STORE_PING_DEADLINE_MS = 1000;
 
 /** Models and health: GET /v1/models, /health, /ready, /metrics. */
 export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.get('/health', async () => ({ status: 'ok' }));
 
+  // Ready means a request would be served now: the model answers and so does the store.
   app.get('/ready', async (request, reply) => {
-    if (!ctx.ready) return reply.code(503).send(errorBody(request, 'NOT_READY', 'the model is still loading or warming up'));
+    const why = ctx.unavailable ?? (ctx.store ? await storeUnavailable(ctx.store) : undefined);
+    if (why) return reply.code(why.status).send(errorBody(request, why.code, why.message));
     return { status: 'ready', model: ctx.servedName };
   });
 
@@ -20,3 +27,23 @@ export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app,
     return ctx.metrics.registry.metrics();
   });
 };
+
+/** STORE_UNAVAILABLE when the store does not answer its ping within the deadline; undefined when it does. */
+async function storeUnavailable(store: VectorStore): Promise<TesseraError | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new TesseraError('STORE_UNAVAILABLE', `the store at ${store.location} did not answer within ${STORE_PING_DEADLINE_MS} ms`)),
+      STORE_PING_DEADLINE_MS,
+    );
+  });
+  try {
+    await Promise.race([store.ping(), deadline]);
+    return undefined;
+  } catch (err) {
+    if (err instanceof TesseraError && err.code === 'STORE_UNAVAILABLE') return err;
+    return new TesseraError('STORE_UNAVAILABLE', `the store at ${store.location} cannot be reached: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { authenticate, type ApiKeys } from './auth.ts';
+import type { Drain } from './drain.ts';
 import type { Admission } from './limits.ts';
 import type { ServerMetrics } from './metrics.ts';
 
@@ -24,15 +25,17 @@ export function needsKey(url: string): boolean {
 }
 
 /**
- * Hooks every route shares: authentication before anything else is looked at, the timing
- * and rate-limit headers on every answer, releasing the admission, and the request metrics.
+ * Hooks every route shares: the drain (SHUTTING_DOWN while the server stops) and
+ * authentication before anything else is looked at, the timing and rate-limit headers on
+ * every answer, releasing the admission, and the request metrics.
  */
-export function installRequestHooks(app: FastifyInstance, apiKeys: ApiKeys | null, metrics: ServerMetrics): void {
+export function installRequestHooks(app: FastifyInstance, apiKeys: ApiKeys | null, metrics: ServerMetrics, drain: Drain): void {
   app.decorateRequest('tessera', null as unknown as RequestState);
 
   app.addHook('onRequest', async (request, reply) => {
     request.tessera = { started: performance.now(), keyId: '', queueMs: 0, inferenceMs: 0 };
     reply.header('x-request-id', request.id);
+    drain.admit(reply);
     if (needsKey(request.url)) request.tessera.keyId = authenticate(apiKeys, request.headers.authorization);
   });
 
@@ -43,6 +46,8 @@ export function installRequestHooks(app: FastifyInstance, apiKeys: ApiKeys | nul
     reply.header('x-inference-time', state.inferenceMs.toFixed(1));
     reply.header('x-total-time', (performance.now() - state.started).toFixed(1));
     if (state.admission) reply.headers(state.admission.headers);
+    // Answers finished during a drain end their kept-alive connection: the client reconnects elsewhere.
+    if (drain.closing) reply.header('connection', 'close');
   });
 
   app.addHook('onResponse', async (request, reply) => {

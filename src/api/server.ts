@@ -3,13 +3,14 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 import type { Embedder } from '../engine/embedder.ts';
 import type { FetchPolicy } from '../image/fetch.ts';
-import { onInferenceThreadDeath } from '../model/session.ts';
+import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import type { ApiKeys } from './auth.ts';
 import { classifyRoutes } from './classify.ts';
 import { collectionsRoutes } from './collections.ts';
 import type { ServerConfig } from './config.ts';
 import { ModelSlot, type ApiContext } from './context.ts';
+import { Drain } from './drain.ts';
 import { embeddingsRoutes } from './embeddings.ts';
 import { installErrorHandlers } from './error-handler.ts';
 import { healthRoutes } from './health.ts';
@@ -39,6 +40,11 @@ export interface TesseraServer {
   metrics: ServerMetrics;
   /** Hands the loaded model to the server: warms it up, then /ready turns 200. */
   attach(embedder: Embedder): Promise<void>;
+  /**
+   * Stops the server without failing what it accepted: new requests get 503 SHUTTING_DOWN
+   * from now on, the ones in flight finish, then the listener and connections close.
+   */
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -71,6 +77,9 @@ export function createServer(options: ServerOptions): TesseraServer {
     get ready() {
       return slot.ready;
     },
+    get unavailable() {
+      return slot.unavailable;
+    },
     engine: () => slot.engine(),
     dimensions: () => (slot.engine(), slot.dimensions),
     checkModel: (requested) => slot.checkModel(requested),
@@ -84,14 +93,35 @@ export function createServer(options: ServerOptions): TesseraServer {
     genReqId: () => randomUUID(),
     // Document ids (up to 512 UTF-8 bytes) travel URL-encoded in paths: up to 3 characters a byte.
     routerOptions: { maxParamLength: 2048 },
+    // Requests that reach a stopping server get our SHUTTING_DOWN body (drain.ts), not Fastify's.
+    return503OnClosing: false,
   });
   app.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is 415
-  installRequestHooks(app, options.apiKeys, metrics);
+  const drain = new Drain();
+  installRequestHooks(app, options.apiKeys, metrics, drain);
   installErrorHandlers(app, config);
 
-  // A dead inference thread has lost the model: /ready says so at once.
-  const unsubscribe = onInferenceThreadDeath(() => (slot.ready = false));
-  app.addHook('onClose', async () => void unsubscribe());
+  // A dead inference thread has lost the model: /ready says so at once. Once the thread is
+  // back with the model, a warm-up like attach's turns /ready 200 again; one overtaken by a
+  // newer death proves nothing and is ignored.
+  let embedder: Embedder | undefined;
+  let deaths = 0;
+  const offDeath = onInferenceThreadDeath(({ error }) => {
+    deaths++;
+    slot.markUnavailable(error);
+  });
+  const offRestart = onInferenceThreadRestart(() => {
+    const seen = deaths;
+    if (!embedder) return;
+    warmUp(embedder).then(
+      () => deaths === seen && slot.markReady(),
+      (err: unknown) => app.log.warn({ err }, 'warm-up after the inference thread restarted failed'),
+    );
+  });
+  app.addHook('onClose', async () => {
+    offDeath();
+    offRestart();
+  });
 
   void app.register(healthRoutes, { ctx });
   void app.register(embeddingsRoutes, { ctx });
@@ -99,15 +129,26 @@ export function createServer(options: ServerOptions): TesseraServer {
   if (options.store) void app.register(collectionsRoutes, { ctx, store: options.store });
   void app.register(webPlugin); // GET /: the search page
 
-  async function attach(loaded: Embedder): Promise<void> {
-    slot.set(loaded);
-    metrics.watch(loaded);
-    // Warm-up: one text and one image through the real path, so /ready means "answers now".
+  // One text and one image through the real path, so /ready means "answers now".
+  async function warmUp(loaded: Embedder): Promise<void> {
     const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer();
     const [text] = await loaded.embed([{ text: 'warm-up' }, { image }]);
     slot.dimensions = text!.embedding.length;
-    slot.ready = true;
   }
 
-  return { app, metrics, attach };
+  async function attach(loaded: Embedder): Promise<void> {
+    slot.set(loaded);
+    metrics.watch(loaded);
+    embedder = loaded; // from now on a restarted thread is warmed up too
+    const seen = deaths;
+    await warmUp(loaded);
+    if (deaths === seen) slot.markReady();
+  }
+
+  async function shutdown(): Promise<void> {
+    await drain.begin();
+    await app.close();
+  }
+
+  return { app, metrics, attach, shutdown };
 }

@@ -5,7 +5,7 @@ import { Embedder } from '../engine/embedder.ts';
 import { parseDtype } from '../model/dtype.ts';
 import { modelRefOf } from '../search/collection.ts';
 import { openStore } from '../store/open.ts';
-import { onInferenceThreadDeath } from '../model/session.ts';
+import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
 import { servedName } from './options.ts';
 
 export async function main(args: string[]): Promise<void> {
@@ -35,27 +35,30 @@ export async function main(args: string[]): Promise<void> {
   console.error(`tessera: serving ${name} (${config.model}, ${config.dtype}) on ${address}${apiKeys ? ` with ${apiKeys.size} API key(s)` : ''}`);
   console.error(`tessera: collections from the store at ${store.location}`);
 
-  // Without its inference thread the server cannot answer: say so and exit non-zero, so a
-  // supervisor (systemd, Kubernetes, Docker) restarts it. Requests in flight have already
-  // been answered 503 INFERENCE_THREAD_DIED; close() lets those answers go out.
-  onInferenceThreadDeath((err) => {
-    console.error(`tessera: ${err.message}; exiting`);
-    setTimeout(() => process.exit(1), 5000).unref();
-    void server.app.close().finally(() => process.exit(1));
+  // A dead inference thread is restarted with the model (session.ts); the requests it was
+  // running have been answered 503 INFERENCE_THREAD_DIED. If it stays dead (a crash loop, or
+  // the model cannot be loaded again) the server cannot answer: say so and exit 1, so that a
+  // supervisor (systemd, Kubernetes, Docker) restarts the process.
+  onInferenceThreadDeath(({ error, restarting }) => {
+    console.error(`tessera: ${error.message}${restarting ? '' : '; exiting'}`);
+    if (!restarting) void stop('the inference thread is gone', 1);
   });
+  onInferenceThreadRestart(() => console.error('tessera: the inference thread is back with the model; serving again after a warm-up'));
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  const stop = async (why: string, code: number) => {
     if (stopping) return;
     stopping = true;
-    console.error(`tessera: ${signal}: finishing requests in flight, then exiting`);
-    await server.app.close(); // stops accepting, waits for in-flight requests
+    console.error(`tessera: ${why}: finishing requests in flight, then exiting`);
+    // A failing exit must not wait on a stuck request; a clean stop waits for every one.
+    if (code !== 0) setTimeout(() => process.exit(code), 5000).unref();
+    await server.shutdown(); // new requests: 503 SHUTTING_DOWN; in flight: finished
     await embedder.close();
     await store.close();
-    process.exit(0);
+    process.exit(code);
   };
   // `on`, not `once`: Ctrl-C reaches this process from the terminal and again through
   // ./bin/tessera's watcher; a repeat must not kill it mid-drain.
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM', 0));
+  process.on('SIGINT', () => void stop('SIGINT', 0));
 }

@@ -56,10 +56,13 @@ export class Embedder {
   private pendingItems = 0;
   /** Images decoded at once across all callers: bounds memory for large photos. */
   private readonly decoding = new Semaphore(Math.max(2, availableParallelism()));
+  /** Removes the model's folder when resolving made it (demo): not before close, since a restarted inference thread loads the files again. */
+  private readonly cleanup: (() => Promise<void>) | undefined;
 
-  private constructor(model: LoadedModel, options: EmbedderOptions) {
+  private constructor(model: LoadedModel, options: EmbedderOptions, cleanup?: () => Promise<void>) {
     this.model = model;
     this.options = options;
+    this.cleanup = cleanup;
     this.scheduler = new BatchScheduler({
       maxWaitMs: options.maxWaitMs ?? 2,
       maxImageBatch: options.maxImageBatch ?? 16,
@@ -79,9 +82,10 @@ export class Embedder {
   static async load(model = 'jinaai/jina-clip-v1', options: EmbedderOptions = {}): Promise<Embedder> {
     const resolved = await resolveModel(model, options);
     try {
-      return new Embedder(await loadModelDir(resolved.dir, resolved.dtype, options), options);
-    } finally {
+      return new Embedder(await loadModelDir(resolved.dir, resolved.dtype, options), options, resolved.cleanup);
+    } catch (err) {
       await resolved.cleanup?.();
+      throw err;
     }
   }
 
@@ -210,7 +214,11 @@ export class Embedder {
   }
 
   async close(): Promise<void> {
-    await releaseModel(this.model);
+    try {
+      await releaseModel(this.model);
+    } finally {
+      await this.cleanup?.();
+    }
   }
 
   private async runText(rows: number[][]): Promise<Float32Array[]> {

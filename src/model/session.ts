@@ -33,7 +33,8 @@ export interface Session {
   release(): Promise<void>;
 }
 
-type Reply = { id: number; result?: unknown; error?: string };
+type Reply = { id: number; result?: unknown; error?: string; dying?: true };
+type Waiting = { resolve(value: unknown): void; reject(err: Error): void };
 
 /**
  * The inference thread's stack. Measured with scripts/measure-inference-stack.mjs
@@ -47,24 +48,72 @@ type Reply = { id: number; result?: unknown; error?: string };
 export const INFERENCE_STACK_MB = 8;
 
 /**
+ * A thread that dies more often than this within the window is not restarted again: a
+ * model that kills its thread on every batch would otherwise restart forever while every
+ * request fails. The server then exits so that its supervisor sees the failure.
+ */
+export const RESTART_LIMIT = { deaths: 5, windowMs: 60_000 } as const;
+
+/** What a listener hears when the thread dies: why, and whether it is being restarted. */
+export interface ThreadDeath {
+  error: TesseraError;
+  /** True: a new thread is re-creating the sessions. False: the thread stays dead. */
+  restarting: boolean;
+}
+
+/**
  * One worker thread per process runs every session: onnxruntime-node executes run() on the
  * calling thread, which would freeze the event loop (HTTP, image decoding) for the length of
  * each batch. The worker is referenced only while calls are pending, so an idle one never
- * keeps the process alive. If it dies (an uncaught error, terminated, out of memory), its
- * sessions die with it: every call from then on fails with INFERENCE_THREAD_DIED and the
- * death listeners hear why, so nothing waits forever and nobody is silently served by a
- * thread that has lost its model.
+ * keeps the process alive.
+ *
+ * If it dies (an uncaught error, terminated, out of memory), its sessions die with it. The
+ * calls it was running fail with INFERENCE_THREAD_DIED (nobody can know how far they got);
+ * a new worker is started and every live session is created again in it, from the same file
+ * and options, under the same id, so Session objects held by callers keep working. Calls
+ * made while that happens wait for it and then run on the new thread. After RESTART_LIMIT
+ * deaths, or when the model cannot be loaded again, the thread stays dead and every call
+ * fails with INFERENCE_THREAD_DIED. Listeners hear each death and each finished restart.
  */
 class InferenceThread {
   private worker: Worker | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve(value: unknown): void; reject(err: Error): void }>();
-  private death: TesseraError | undefined;
-  readonly deathListeners = new Set<(err: TesseraError) => void>();
+  /** Calls sent to the current worker and not yet answered. */
+  private readonly pending = new Map<number, Waiting>();
+  /** The live sessions, by id: what a restart re-creates. */
+  readonly sessions = new Map<number, { path: string; options: ort.InferenceSession.SessionOptions }>();
+  /** Set while a new worker re-creates the sessions. Never rejects. */
+  private restarting: Promise<void> | undefined;
+  /** Set once the thread is not restarted any more. */
+  private gaveUp: TesseraError | undefined;
+  private deaths: number[] = [];
+  /** Each worker's kill flag, shared with it (see session-worker.mjs). */
+  private readonly killed = new WeakMap<Worker, Int32Array>();
+  readonly deathListeners = new Set<(death: ThreadDeath) => void>();
+  readonly restartListeners = new Set<() => void>();
 
-  call(message: Record<string, unknown>): Promise<unknown> {
-    if (this.death) return Promise.reject(this.death);
-    const worker = this.start();
+  async call(message: Record<string, unknown>): Promise<unknown> {
+    // A death during a restart starts another one: wait for the last.
+    while (this.restarting) await this.restarting;
+    if (this.gaveUp) throw this.gaveUp;
+    return this.send(this.start(), message);
+  }
+
+  /**
+   * Kills the thread as a crash would (tests, and operators who want it gone): at once when
+   * it is idle, else as soon as its native call returns, whose answer is then lost.
+   */
+  async terminate(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    Atomics.store(this.killed.get(worker)!, 0, 1);
+    worker.ref(); // until it is gone: the caller waits for that
+    worker.postMessage({ op: 'die' }); // wakes an idle thread
+    await exited;
+  }
+
+  private send(worker: Worker, message: Record<string, unknown>): Promise<unknown> {
     const id = this.nextId++;
     if (this.pending.size === 0) worker.ref();
     return new Promise((resolve, reject) => {
@@ -73,16 +122,17 @@ class InferenceThread {
     });
   }
 
-  /** Stops the thread as a crash would (tests, and operators who want it gone). */
-  async terminate(): Promise<void> {
-    await this.worker?.terminate();
-  }
-
   private start(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), { resourceLimits: { stackSizeMb: INFERENCE_STACK_MB } });
+    const killed = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(new URL('./session-worker.mjs', import.meta.url), {
+      workerData: { killed: killed.buffer },
+      resourceLimits: { stackSizeMb: INFERENCE_STACK_MB },
+    });
+    this.killed.set(worker, killed);
     worker.unref();
     worker.on('message', (reply: Reply) => {
+      if (reply.dying) return void worker.terminate(); // see terminate()
       const waiting = this.pending.get(reply.id);
       if (!waiting) return;
       this.pending.delete(reply.id);
@@ -90,30 +140,84 @@ class InferenceThread {
       if (reply.error !== undefined) waiting.reject(new Error(reply.error));
       else waiting.resolve(reply.result);
     });
-    const die = (reason: string, cause?: unknown) => {
-      if (this.death) return;
-      this.death = new TesseraError('INFERENCE_THREAD_DIED', `the inference thread (ONNX Runtime) died: ${reason}; the model is gone until the process restarts`, { cause });
-      for (const waiting of this.pending.values()) waiting.reject(this.death);
-      this.pending.clear();
-      for (const listener of this.deathListeners) listener(this.death);
-    };
-    worker.on('error', (err) => die(err.message, err));
-    worker.on('exit', (code) => die(`it exited with code ${code}`));
+    worker.on('error', (err) => this.died(worker, err.message, err));
+    worker.on('exit', (code) => this.died(worker, `it exited with code ${code}`));
     this.worker = worker;
     return worker;
+  }
+
+  private died(worker: Worker, reason: string, cause?: unknown): void {
+    if (worker !== this.worker) return; // 'error' then 'exit', or a worker already given up on
+    this.worker = undefined;
+    const now = Date.now();
+    this.deaths = [...this.deaths.filter((t) => now - t < RESTART_LIMIT.windowMs), now];
+    const crashLoop = this.deaths.length > RESTART_LIMIT.deaths;
+    const restarting = this.sessions.size > 0 && !crashLoop;
+    const what = `the inference thread (ONNX Runtime) died: ${reason}`;
+    const error = new TesseraError(
+      'INFERENCE_THREAD_DIED',
+      restarting
+        ? `${what}; it is being restarted with the model`
+        : crashLoop
+          ? `${what}; it died ${this.deaths.length} times within ${RESTART_LIMIT.windowMs / 1000} s, so it is not restarted again`
+          : what,
+      { cause },
+    );
+    if (crashLoop) this.gaveUp = error;
+    for (const waiting of this.pending.values()) waiting.reject(error);
+    this.pending.clear();
+    if (restarting) {
+      const restart = this.restart().catch((err: unknown) => {
+        // No new worker could even be started: stay dead.
+        this.gaveUp = new TesseraError('INFERENCE_THREAD_DIED', `the inference thread (ONNX Runtime) could not be restarted: ${(err as Error).message}`, { cause: err });
+        for (const listener of this.deathListeners) listener({ error: this.gaveUp, restarting: false });
+      });
+      this.restarting = restart;
+      void restart.finally(() => {
+        if (this.restarting === restart) this.restarting = undefined;
+      });
+    }
+    for (const listener of this.deathListeners) listener({ error, restarting });
+  }
+
+  private async restart(): Promise<void> {
+    const worker = this.start();
+    // allSettled: the thread may be terminated only once no create runs in native code.
+    const created = await Promise.allSettled(
+      [...this.sessions].map(([session, { path, options }]) => this.send(worker, { op: 'create', session, path, options })),
+    );
+    const failed = created.find((c) => c.status === 'rejected');
+    if (!failed) {
+      for (const listener of this.restartListeners) listener();
+      return;
+    }
+    // The new worker died too: died() has counted it and decided what comes next.
+    if (this.worker !== worker) return;
+    // It lives but cannot load the model again (its files are gone or changed): stay dead.
+    this.worker = undefined;
+    const reason = (failed.reason as Error).message.split('\n')[0];
+    this.gaveUp = new TesseraError('INFERENCE_THREAD_DIED', `the inference thread (ONNX Runtime) was restarted but could not load the model again: ${reason}`, { cause: failed.reason });
+    void worker.terminate();
+    for (const listener of this.deathListeners) listener({ error: this.gaveUp, restarting: false });
   }
 }
 
 const thread = new InferenceThread();
 let nextSession = 1;
 
-/** Calls `listener` once if the inference thread dies; returns the unsubscribe function. */
-export function onInferenceThreadDeath(listener: (err: TesseraError) => void): () => void {
+/** Calls `listener` each time the inference thread dies; returns the unsubscribe function. */
+export function onInferenceThreadDeath(listener: (death: ThreadDeath) => void): () => void {
   thread.deathListeners.add(listener);
   return () => thread.deathListeners.delete(listener);
 }
 
-/** Terminates the inference thread as a crash would: every session with it. */
+/** Calls `listener` each time a restarted thread has every session back; returns the unsubscribe function. */
+export function onInferenceThreadRestart(listener: () => void): () => void {
+  thread.restartListeners.add(listener);
+  return () => thread.restartListeners.delete(listener);
+}
+
+/** Terminates the inference thread as a crash would: every session with it (it is then restarted). */
 export function terminateInferenceThread(): Promise<void> {
   return thread.terminate();
 }
@@ -135,6 +239,7 @@ export async function createSession(path: string, settings: SessionSettings): Pr
     const code = /no such file|not exist|ENOENT|Load model from .* failed:.*(open|exist)/i.test(message) ? 'MODEL_FILE_MISSING' : 'MODEL_FILE_INVALID';
     throw new TesseraError(code, `${path}: ONNX Runtime cannot load it (${message.split('\n')[0]})`, { cause: err });
   }
+  thread.sessions.set(id, { path, options });
   return {
     inputNames: names.inputNames,
     outputNames: names.outputNames,
@@ -143,6 +248,7 @@ export async function createSession(path: string, settings: SessionSettings): Pr
       return (await thread.call({ op: 'run', session: id, feeds: plain })) as Record<string, TensorData>;
     },
     release: async () => {
+      thread.sessions.delete(id); // a restart from now on leaves it out
       try {
         await thread.call({ op: 'release', session: id });
       } catch (err) {

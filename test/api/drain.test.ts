@@ -1,0 +1,109 @@
+// A replica stopped with SIGTERM under load: what it accepted gets its normal answer, what
+// reaches it while it stops gets the registry's 503 SHUTTING_DOWN (Retry-After, Connection:
+// close) or a refused connection, never Fastify's own body or a reset, and it exits 0.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import { test } from 'node:test';
+import { tempDir } from '../helpers/models.ts';
+
+type Raw = { status: number; headers: http.IncomingHttpHeaders; body: string } | { error: string };
+
+/** One request over node:http, so hop-by-hop headers (Connection) are visible. */
+function request(url: string, options: { method?: string; body?: unknown; agent?: http.Agent } = {}): Promise<Raw> {
+  return new Promise((resolve) => {
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const req = http.request(url, {
+      method: options.method ?? 'GET',
+      agent: options.agent,
+      headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
+    }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+      res.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    req.end(payload);
+  });
+}
+
+function assertShuttingDown(answer: Raw, what: string): void {
+  if ('error' in answer) {
+    assert.equal(answer.error, 'ECONNREFUSED', `${what}: only a refused connection may replace the 503`);
+    return;
+  }
+  assert.equal(answer.status, 503, what);
+  const body = JSON.parse(answer.body) as { code: string; detail: string; request_id: string };
+  assert.equal(body.code, 'SHUTTING_DOWN', what);
+  assert.match(body.detail, /stopping; retry on another replica/);
+  assert.ok(body.request_id);
+  assert.equal(answer.headers['retry-after'], '1', what);
+  assert.equal(answer.headers.connection, 'close', what);
+}
+
+test('SIGTERM under load: accepted requests finish with 200, later ones get 503 SHUTTING_DOWN, exit 0', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', 'demo', '--port', '0', '--host', '127.0.0.1', '--batch-wait-ms', '0'], {
+    env: { ...process.env, XDG_DATA_HOME: await tempDir('tessera-drain-data-') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+      const match = /serving .* on (http:\/\/\S+)/.exec(stderr);
+      if (match) resolve(match[1]!);
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+  });
+
+  // A kept-alive connection, idle when the signal comes: a load balancer's pooled one.
+  const pooled = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  assert.equal((await request(`${url}/ready`, { agent: pooled }) as { status: number }).status, 200);
+
+  // Load: long texts, seconds of inference on the one inference thread.
+  const accepted = Array.from({ length: 6 }, (_, k) =>
+    request(`${url}/v1/embeddings`, { method: 'POST', body: { model: 'demo', input: [`${'red '.repeat(1500)}${k}`, 'a blue sky'] } }),
+  );
+  // And one whose body is still being uploaded: admitted (its onRequest ran), it holds the
+  // drain open until the test sends the rest, so the late requests below surely meet a
+  // draining server however fast the machine runs the six.
+  const uploadBody = JSON.stringify({ model: 'demo', input: ['a slow upload'] });
+  let finishUpload!: () => void;
+  const uploading = new Promise<Raw>((resolve) => {
+    const req = http.request(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(uploadBody) } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    req.write(uploadBody.slice(0, 10));
+    finishUpload = () => req.end(uploadBody.slice(10));
+  });
+  await new Promise((r) => setTimeout(r, 500)); // all seven are received and waiting, running or uploading
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+
+  const late = await Promise.all([
+    request(`${url}/v1/embeddings`, { method: 'POST', body: { model: 'demo', input: ['late'] } }),
+    request(`${url}/ready`),
+    request(`${url}/v1/models`, { agent: pooled }),
+  ]);
+  late.forEach((answer, k) => assertShuttingDown(answer, `late request ${k}`));
+  assert.ok(late.some((answer) => !('error' in answer)), 'the listener stays open during the drain: late requests get the 503 body');
+
+  finishUpload();
+  for (const [k, answer] of (await Promise.all([...accepted, uploading])).entries()) {
+    assert.ok(!('error' in answer), `accepted request ${k} failed: ${JSON.stringify(answer)}`);
+    assert.equal(answer.status, 200, `accepted request ${k}: ${answer.body}`);
+    assert.equal((JSON.parse(answer.body) as { data: unknown[] }).data.length, k < accepted.length ? 2 : 1);
+  }
+  assert.equal(await exited, 0, stderr);
+  assert.match(stderr, /SIGTERM: finishing requests in flight/);
+  pooled.destroy();
+  // After the exit nothing listens any more.
+  assert.deepEqual(await request(`${url}/ready`), { error: 'ECONNREFUSED' });
+});
