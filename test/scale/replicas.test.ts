@@ -151,4 +151,27 @@ describe('two replicas on one PostgreSQL store, behind HAProxy', () => {
     assert.equal(mismatches, 0);
     assert.deepEqual([...served.keys()].sort(), ['replica1', 'replica2']);
   });
+
+  test('a replica stopped with SIGTERM under load: it exits 0 and clients through HAProxy see no errors', async () => {
+    const [, b] = replicas;
+    let errors = 0;
+    let answered = 0;
+    let running = true;
+    const clients = Array.from({ length: 16 }, async (_, client) => {
+      while (running) {
+        const response = await fetch(`${lb.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'demo', input: [`a ${COLOURS[client % COLOURS.length]} car`] }) });
+        if (response.status === 200) answered++;
+        else errors++;
+        await response.arrayBuffer();
+      }
+    });
+    await delay(500);
+    b!.child.kill('SIGTERM');
+    assert.equal(await b!.exited, 0, b!.stderr());
+    await delay(1500); // load goes on against the one replica left
+    running = false;
+    await Promise.all(clients);
+    assert.ok(answered > 50, `${answered} answered`);
+    assert.equal(errors, 0);
+  });
 });
