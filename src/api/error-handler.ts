@@ -20,7 +20,11 @@ export function installErrorHandlers(app: FastifyInstance, config: ServerConfig)
   app.setErrorHandler((error: RawError, request, reply) => {
     if (error instanceof TesseraError) {
       if (error.headers) void reply.headers(error.headers);
-      if (error.status >= 500 && error.code !== 'NOT_READY' && error.code !== 'SHUTTING_DOWN') request.log.error({ err: error }, 'request failed');
+      // 503s are outages the client is told to retry (the store or the inference thread is
+      // gone for a while): one line each, not a stack per request under load.
+      if (error.status === 503) {
+        if (error.code !== 'NOT_READY' && error.code !== 'SHUTTING_DOWN') request.log.warn({ code: error.code, detail: error.message }, 'request failed');
+      } else if (error.status >= 500) request.log.error({ err: error }, 'request failed');
       return reply.code(error.status).send(errorBody(request, error.code, error.message));
     }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
