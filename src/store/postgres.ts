@@ -377,6 +377,11 @@ export class PostgresStore implements VectorStore {
   async #tx<T>(work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A checked-out connection has no listener of the pool's: the server ending it between two
+    // statements (a restart: 57P01) would be an uncaught 'error'. Note it; the next statement
+    // fails anyway and the connection is discarded on release.
+    const onError = (err: Error) => (broken = err);
+    client.on('error', onError);
     try {
       await client.query(begin);
       const out = await work(client);
@@ -393,6 +398,7 @@ export class PostgresStore implements VectorStore {
       }
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }

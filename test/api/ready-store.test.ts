@@ -64,18 +64,21 @@ test('PostgreSQL restarting under load: store requests answer 200 or 503 STORE_U
     }
   };
   const load = [searcher(), searcher(), searcher(), embedder()];
-  await new Promise((r) => setTimeout(r, 300));
-  await pg.stop();
-  await new Promise((r) => setTimeout(r, 1000)); // down for a second, under load
-  const okWhileUp = seen.ok;
-  await pg.start();
-  const deadline = Date.now() + 20_000;
-  while (seen.ok < okWhileUp + 20) {
-    assert.ok(Date.now() < deadline, 'searches did not resume after PostgreSQL came back');
-    await new Promise((r) => setTimeout(r, 50));
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    await pg.stop();
+    await new Promise((r) => setTimeout(r, 1000)); // down for a second, under load
+    const okWhileUp = seen.ok;
+    await pg.start();
+    const deadline = Date.now() + 20_000;
+    while (seen.ok < okWhileUp + 20) {
+      assert.ok(Date.now() < deadline, 'searches did not resume after PostgreSQL came back');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    running = false;
+    await Promise.all(load);
   }
-  running = false;
-  await Promise.all(load);
   assert.deepEqual(seen.other, [], 'only answers or STORE_UNAVAILABLE, never another error');
   assert.ok(seen.unavailable > 0, 'the outage was seen');
   assert.ok(seen.slowestMs < 5000, `a request took ${Math.round(seen.slowestMs)} ms: nothing hangs past the store's deadlines`);
