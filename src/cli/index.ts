@@ -3,7 +3,11 @@ import { Embedder } from '../engine/embedder.ts';
 import { TesseraError, invalidArgument } from '../errors.ts';
 import { indexSources, type IndexResult } from '../index/pipeline.ts';
 import { counts, createReporter } from '../index/report.ts';
-import { resolveSource } from '../index/sources.ts';
+import { resolveSource, type Source } from '../index/sources.ts';
+import { parseQueueUrl, type QueueUrl } from '../queue/connection.ts';
+import { closeQueue, enqueueSources, openQueue } from '../queue/coordinator.ts';
+import { DEFAULT_JOB_SIZE } from '../queue/jobs.ts';
+import { formatStatus, queueStatus } from '../queue/status.ts';
 import { parseDtype } from '../model/dtype.ts';
 import { DEFAULT_MODEL } from '../model/source.ts';
 import { modelRefOf } from '../search/collection.ts';
@@ -12,6 +16,8 @@ import type { CollectionInfo, ModelRef, VectorStore } from '../store/store.ts';
 import { validateCollectionName } from '../store/validate.ts';
 
 const HELP = `usage: tessera index PATH... --collection NAME [options]
+       tessera index PATH... --collection NAME --queue URL --store postgres://... [options]
+       tessera index --status --collection NAME --queue URL [--json]
 
 Embeds documents into a collection of the store, incrementally: what is unchanged (by
 content hash) is skipped, what changed is updated, what is new is added. Writes go in
@@ -36,7 +42,22 @@ against the file's folder), or a .txt file of image URLs, one a line (id = the U
   --allow-private-urls  let image URLs reach loopback and private addresses (UNSAFE on
                       shared networks; cloud metadata addresses stay refused)
   --fetch-timeout-ms N  time to download one image URL (default 10000)
-  --threads N         ONNX Runtime intra-op threads per session (default: all cores)`;
+  --threads N         ONNX Runtime intra-op threads per session (default: all cores)
+
+Spread over many workers (see tessera worker --help):
+  --queue URL         cut the work into jobs on this Redis queue (redis://[:password@]host
+                      [:port][/db]; --status reads $TESSERA_QUEUE when it is left out)
+                      instead of embedding here; the workers embed and write. Creates the collection if new, then returns.
+                      Jobs have fixed ids (collection, source, chunk, content): running this
+                      again adds nothing for what is queued or done, and requeues failed jobs;
+                      --json prints {"jobs","documents","added","existing","retried"} (jobs)
+  --job-size N        documents per job (default ${DEFAULT_JOB_SIZE}); each job is one atomic write
+  --shared-folder     PATHs and image paths are on storage every worker mounts at the same
+                      path; without it a folder or a local image path is refused, as workers
+                      elsewhere could not read it (use URLs or inline data)
+  --status            progress of the collection's jobs across workers: done, in flight,
+                      waiting, failed (with reasons), item failures and the workers seen;
+                      with --json as one JSON object`;
 
 export async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -56,10 +77,19 @@ export async function main(args: string[]): Promise<void> {
       'allow-private-urls': { type: 'boolean' },
       'fetch-timeout-ms': { type: 'string' },
       threads: { type: 'string' },
+      queue: { type: 'string' },
+      'job-size': { type: 'string' },
+      'shared-folder': { type: 'boolean' },
+      status: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return console.log(HELP);
+  if (values.status) {
+    if (values.collection === undefined) throw new TesseraError('INVALID_ARGUMENT', '--status needs --collection NAME');
+    if (positionals.length > 0) throw new TesseraError('INVALID_ARGUMENT', '--status takes no PATH');
+    return showStatus(parseQueueUrl(values.queue), validateCollectionName(values.collection, '--collection'), values.json ?? false);
+  }
   if (positionals.length === 0) throw new TesseraError('INVALID_ARGUMENT', 'nothing to index: give at least one PATH (a folder, a .jsonl file or a .txt file of image URLs)');
   if (values.collection === undefined) throw new TesseraError('INVALID_ARGUMENT', '--collection NAME is required');
   const name = validateCollectionName(values.collection, '--collection');
@@ -67,6 +97,13 @@ export async function main(args: string[]): Promise<void> {
   const threads = values.threads === undefined ? undefined : positiveInteger(values.threads, '--threads', 1);
   const timeoutMs = values['fetch-timeout-ms'] === undefined ? undefined : positiveInteger(values['fetch-timeout-ms'], '--fetch-timeout-ms', 1);
   const sources = await Promise.all(positionals.map((p) => resolveSource(p)));
+  if (values.queue !== undefined || values['job-size'] !== undefined || values['shared-folder'] !== undefined) {
+    if (values.prune) throw new TesseraError('INVALID_ARGUMENT', '--prune does not go with --queue: run tessera index --prune without --queue once the workers are done');
+    if (values.rehash) throw new TesseraError('INVALID_ARGUMENT', '--rehash does not go with --queue: workers compare content hashes of every job anyway');
+    const queue = parseQueueUrl(values.queue);
+    const jobSize = positiveInteger(values['job-size'], '--job-size', DEFAULT_JOB_SIZE);
+    return enqueue({ queue, name, sources, jobSize, values, threads, timeoutMs });
+  }
 
   const store = await openStore(values.store);
   let embedder: Embedder | undefined;
@@ -112,6 +149,58 @@ export async function main(args: string[]): Promise<void> {
   console.error(`tessera index: ${result.interrupted ? 'stopped early: ' : ''}${counts(summary)} (${where})`);
   if (result.interrupted) process.exitCode = 130;
   else if (values.strict && result.failed > 0) process.exitCode = 1;
+}
+
+interface EnqueueArgs {
+  queue: QueueUrl;
+  name: string;
+  sources: Source[];
+  jobSize: number;
+  values: { store?: string; model?: string; dtype?: string; json?: boolean; truncate?: boolean; 'shared-folder'?: boolean; 'allow-private-urls'?: boolean };
+  threads: number | undefined;
+  timeoutMs: number | undefined;
+}
+
+/** The coordinator: the collection made sure of, the sources cut into jobs on the queue. */
+async function enqueue(a: EnqueueArgs): Promise<void> {
+  // The queue first: a coordinator that cannot reach it should not load a model to find out.
+  const q = await openQueue(a.queue);
+  const store = await openStore(a.values.store);
+  try {
+    // Workers write with the collection's model; creating a new one needs its dimensions.
+    if (!(await store.getCollection(a.name))) {
+      const { loaded } = await openCollection(store, a.name, a.values.model, a.values.dtype, a.threads);
+      await loaded.close();
+    } else checkSameModel((await store.getCollection(a.name))!, a.values.model === undefined ? undefined : modelRefOf(a.values.model, a.values.dtype ?? 'fp32').model, a.values.dtype);
+    const summary = await enqueueSources(q, {
+      queue: a.queue,
+      collection: a.name,
+      sources: a.sources,
+      sharedFolder: a.values['shared-folder'] ?? false,
+      jobSize: a.jobSize,
+      truncate: a.values.truncate ?? false,
+      fetch: { allowPrivate: a.values['allow-private-urls'] ?? false, timeoutMs: a.timeoutMs },
+      onNote: (line) => console.error(`tessera index: ${line}`),
+    });
+    if (a.values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    console.error(
+      `tessera index: ${summary.documents} documents in ${summary.jobs} jobs for collection ${JSON.stringify(a.name)} on ${a.queue.shown}: ${summary.added} queued, ${summary.existing} there already, ${summary.retried} failed ones requeued; follow with tessera index --status --collection ${a.name} --queue URL`,
+    );
+  } finally {
+    await closeQueue(q);
+    await store.close();
+  }
+}
+
+async function showStatus(queue: QueueUrl, name: string, json: boolean): Promise<void> {
+  const q = await openQueue(queue);
+  try {
+    const status = await queueStatus(q, queue, name);
+    if (json) process.stdout.write(`${JSON.stringify(status)}\n`);
+    else console.log(formatStatus(status));
+  } finally {
+    await closeQueue(q);
+  }
 }
 
 /**

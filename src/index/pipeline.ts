@@ -78,7 +78,7 @@ export const MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024;
 const STORED_PAGE = 500;
 
 /** What change detection needs of a stored document. */
-interface StoredState {
+export interface StoredState {
   hash: string;
   modality: Modality;
   image?: string;
@@ -256,7 +256,7 @@ async function loadStoredState(store: VectorStore, collection: string): Promise<
   return state;
 }
 
-function stateOf(doc: StoredDocument): StoredState {
+export function stateOf(doc: StoredDocument): StoredState {
   const source = doc.metadata[SOURCE_KEY];
   return {
     hash: doc.hash,
@@ -274,16 +274,16 @@ function metadataKey(metadata: Metadata): string {
 }
 
 /** rclip's shortcut: same path, size and mtime means same content, so the file is not even read. */
-function unchangedFile(before: StoredState, c: FileCandidate): boolean {
+export function unchangedFile(before: StoredState, c: FileCandidate): boolean {
   if (before.modality !== c.kind || before.metadataKey !== metadataKey(c.metadata)) return false;
   return c.kind === 'text' || (before.image === c.path && before.root === c.source.path);
 }
 
-function sameDocument(before: StoredState, loaded: LoadedDocument): boolean {
+export function sameDocument(before: StoredState, loaded: LoadedDocument): boolean {
   return before.modality === loaded.modality && before.image === loaded.location && before.root === loaded.root && before.metadataKey === metadataKey(loaded.input.metadata);
 }
 
-async function loadFile(c: FileCandidate, truncate: boolean): Promise<LoadedDocument> {
+export async function loadFile(c: FileCandidate, truncate: boolean): Promise<LoadedDocument> {
   if (c.kind === 'text') {
     const { text } = await readTextFile(c.path, truncate);
     return { input: { id: c.id, text, metadata: c.metadata }, modality: 'text', item: { text }, hash: contentHash(text) };
@@ -312,7 +312,7 @@ function labelOf(c: Exclude<Candidate, { type: 'bad' }>): string {
 }
 
 /** The error with `label` in front, unless its message names it already. */
-function prefixed(err: TesseraError, label: string): TesseraError {
+export function prefixed(err: TesseraError, label: string): TesseraError {
   // The image layer names in-memory images by their size; the label says which file it was.
   const message = err.message.replace(/^input\[0\]: /, '').replace(/^image bytes \(\d+ bytes\) /, '');
   return message.includes(label) ? new TesseraError(err.code, message, { cause: err.cause }) : new TesseraError(err.code, `${label}: ${message}`, { cause: err.cause });
@@ -396,29 +396,43 @@ class BatchWriter {
     })();
   }
 
-  /**
-   * One upsert; when the store refuses the batch for one document's sake (metadata whose type
-   * differs from the collection's, say), the halves are written apart until that document is
-   * alone, and it alone fails.
-   */
   private async write(batch: { record: DocumentRecord; kind: 'added' | 'updated' }[]): Promise<void> {
-    try {
-      await this.store.upsert(this.collection, batch.map((b) => b.record), this.writer);
-    } catch (err) {
-      if (!(err instanceof TesseraError) || !WRITE_ITEM_ERRORS.has(err.code)) throw err;
-      if (batch.length === 1) {
-        this.onRejected(batch[0]!.record, new TesseraError(err.code, err.message.replace(/^documents\[0\]\.?/, `${batch[0]!.record.id}: `), { cause: err }));
-        return;
-      }
-      const half = Math.ceil(batch.length / 2);
-      await this.write(batch.slice(0, half));
-      await this.write(batch.slice(half));
+    await writeRecords(this.store, this.collection, this.writer, batch, (b) => {
+      const added = b.filter((x) => x.kind === 'added').length;
+      if (added > 0) this.onCommitted('added', added);
+      if (b.length > added) this.onCommitted('updated', b.length - added);
+    }, this.onRejected);
+  }
+}
+
+/**
+ * One upsert; when the store refuses the batch for one document's sake (metadata whose type
+ * differs from the collection's, say), the halves are written apart until that document is
+ * alone, and it alone fails. `onCommitted` hears of each committed part. The queue's workers
+ * write a job's documents through this too.
+ */
+export async function writeRecords<T extends { record: DocumentRecord }>(
+  store: VectorStore,
+  collection: string,
+  writer: ModelRef,
+  batch: T[],
+  onCommitted: (committed: T[]) => void,
+  onRejected: (record: DocumentRecord, error: TesseraError) => void,
+): Promise<void> {
+  try {
+    await store.upsert(collection, batch.map((b) => b.record), writer);
+  } catch (err) {
+    if (!(err instanceof TesseraError) || !WRITE_ITEM_ERRORS.has(err.code)) throw err;
+    if (batch.length === 1) {
+      onRejected(batch[0]!.record, new TesseraError(err.code, err.message.replace(/^documents\[0\]\.?/, `${batch[0]!.record.id}: `), { cause: err }));
       return;
     }
-    const added = batch.filter((b) => b.kind === 'added').length;
-    if (added > 0) this.onCommitted('added', added);
-    if (batch.length > added) this.onCommitted('updated', batch.length - added);
+    const half = Math.ceil(batch.length / 2);
+    await writeRecords(store, collection, writer, batch.slice(0, half), onCommitted, onRejected);
+    await writeRecords(store, collection, writer, batch.slice(half), onCommitted, onRejected);
+    return;
   }
+  onCommitted(batch);
 }
 
 /** Errors of upsert that concern one document of the batch, not the store. */
