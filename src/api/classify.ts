@@ -5,10 +5,25 @@ import { bill } from './billing.ts';
 import type { ApiContext } from './context.ts';
 import { embedRequestItems } from './embed-items.ts';
 import { parseClassifyRequest } from './request.ts';
+import { parseClassifyByIdRequest } from './classifier-request.ts';
+import { servedModel } from './classifiers.ts';
+import { TesseraError } from '../errors.ts';
 
-/** Zero-shot classification in the shape of Jina's Classifier API: POST /v1/classify. */
+/** POST /v1/classify in the shape of Jina's Classifier API: zero-shot on `labels`, or few-shot with a `classifier_id`. */
 export const classifyRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.post('/v1/classify', async (request, reply) => {
+    const byId = parseClassifyByIdRequest(request.body, ctx.limits);
+    if (byId) {
+      // Few-shot: the classifier's weights instead of label embeddings; billed for the inputs only.
+      if (!ctx.classifiers) throw new TesseraError('CLASSIFIER_NOT_FOUND', `no classifier ${JSON.stringify(byId.classifierId)}: this server has no store, so no classifiers (serve it with --store)`);
+      admit(ctx, request, estimateTokens(byId.items));
+      const record = await ctx.classifiers.usable(byId.classifierId, request.tessera.keyId);
+      ctx.classifiers.checkModel(record, servedModel(ctx));
+      const results = await embedRequestItems(ctx, request, reply, byId.items, { normalize: true, truncate: false });
+      const classified = await ctx.classifiers.classify(record, results.map((r) => r.embedding));
+      const usage = bill(ctx, request, results);
+      return { model: record.modelName, object: 'list', usage, data: classified.map((c, index) => ({ object: 'classification', index, ...c })) };
+    }
     const body = parseClassifyRequest(request.body, ctx.limits);
     admit(ctx, request, estimateTokens(body.items) + estimateTokens(body.labels.map((text) => ({ kind: 'text', text }))));
     ctx.checkModel(body.model);

@@ -1,12 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Embedder } from '../engine/embedder.ts';
+import type { Classifiers } from '../classifier/classifiers.ts';
 import { TesseraError } from '../errors.ts';
 import type { FetchPolicy } from '../image/fetch.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import type { ServerConfig } from './config.ts';
 import type { RateLimiter } from './limits.ts';
 import type { ServerMetrics } from './metrics.ts';
-import type { RequestLimits } from './request.ts';
+import type { ClassifierRequestLimits } from './classifier-request.ts';
 
 /**
  * What every route plugin gets from the server: the settings, the loaded model (once
@@ -21,9 +22,11 @@ export interface ApiContext {
   readonly metrics: ServerMetrics;
   readonly limiter: RateLimiter;
   readonly fetchPolicy: Partial<FetchPolicy>;
-  readonly limits: RequestLimits;
+  readonly limits: ClassifierRequestLimits;
   /** The collections served; absent when the server was made without a store. */
   readonly store?: VectorStore;
+  /** The few-shot classifiers (kept in the store); absent when the server was made without one. */
+  readonly classifiers?: Classifiers;
   readonly ready: boolean;
   /** Why the model cannot answer now (NOT_READY, INFERENCE_THREAD_DIED), or undefined: what /ready reports. */
   readonly unavailable: TesseraError | undefined;

@@ -30,7 +30,7 @@ export interface RequestLimits {
   maxTextChars: number;
 }
 
-function invalid(message: string): TesseraError {
+export function invalid(message: string): TesseraError {
   return new TesseraError('REQUEST_INVALID', message);
 }
 
@@ -41,7 +41,7 @@ export function describe(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
 }
 
-function asObject(body: unknown): Record<string, unknown> {
+export function asObject(body: unknown): Record<string, unknown> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid(`the body must be a JSON object, got ${describe(body)}`);
   return body as Record<string, unknown>;
 }
@@ -79,7 +79,7 @@ function imageItem(value: unknown, where: string, field: string): RequestItem {
 }
 
 /** One item of `input`: a string (text), {text}, {image}, or the older {url} / {bytes}. */
-function parseItem(value: unknown, where: string, limits: RequestLimits): RequestItem {
+export function parseItem(value: unknown, where: string, limits: RequestLimits): RequestItem {
   if (typeof value === 'string') return textItem(value, where, limits);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid(`${where} must be a string or an object with "text", "image", "url" or "bytes", got ${describe(value)}`);

@@ -6,6 +6,8 @@ import type { FetchPolicy } from '../image/fetch.ts';
 import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import type { ApiKeys } from './auth.ts';
+import { Classifiers } from '../classifier/classifiers.ts';
+import { classifierRoutes } from './classifiers.ts';
 import { classifyRoutes } from './classify.ts';
 import { collectionsRoutes } from './collections.ts';
 import type { ServerConfig } from './config.ts';
@@ -26,7 +28,10 @@ export interface ServerOptions {
   /** Other names accepted in `model`, e.g. the hub id jinaai/jina-clip-v1. */
   aliases?: string[];
   apiKeys: ApiKeys | null;
-  /** The collections to serve under /v1/collections; without one those routes do not exist. */
+  /**
+   * The collections to serve under /v1/collections, and the few-shot classifiers (/v1/train,
+   * /v1/classifiers); without one those routes do not exist.
+   */
   store?: VectorStore;
   /**
    * The loaded model as collections record it (default: config.model and config.dtype).
@@ -72,8 +77,9 @@ export function createServer(options: ServerOptions): TesseraServer {
       concurrentRequests: config['rate-limit-concurrency'] || undefined,
     }),
     fetchPolicy,
-    limits: { maxItems: config['max-items'], maxTextChars: config['max-text-chars'] },
+    limits: { maxItems: config['max-items'], maxTextChars: config['max-text-chars'], maxClassifierInputs: config['classifier-max-inputs'] },
     store: options.store,
+    classifiers: options.store && new Classifiers(options.store.classifiers, { maxClasses: config['classifier-max-classes'], maxPerOwner: config['classifier-max-per-key'] }),
     get ready() {
       return slot.ready;
     },
@@ -127,6 +133,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   void app.register(embeddingsRoutes, { ctx });
   void app.register(classifyRoutes, { ctx });
   if (options.store) void app.register(collectionsRoutes, { ctx, store: options.store });
+  if (ctx.classifiers) void app.register(classifierRoutes, { ctx, classifiers: ctx.classifiers });
   void app.register(webPlugin); // GET /: the search page
 
   // One text and one image through the real path, so /ready means "answers now".

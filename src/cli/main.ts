@@ -2,12 +2,14 @@ const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<voi
   serve: () => import('./serve.ts'),
   embed: () => import('./embed.ts'),
   classify: () => import('./classify.ts'),
+  train: () => import('./train.ts'),
   forge: () => import('./forge.ts'),
   bench: () => import('./bench.ts'),
   eval: () => import('./eval.ts'),
   index: () => import('./index.ts'),
   search: () => import('./search.ts'),
   duplicates: () => import('./duplicates.ts'),
+  worker: () => import('./worker.ts'),
 };
 
 const USAGE = `usage: tessera <command> [options]
@@ -16,12 +18,14 @@ commands:
   serve     serve the Jina Embeddings API (and OpenAI's embeddings shape) over HTTP
   embed     embed texts and images, print Jina-API-shaped JSON
   classify  zero-shot classification of texts and images against labels
+  train     create or train a few-shot classifier from labelled examples (JSONL), in the store
   forge     build a model folder of the jina-clip or CLIP architecture (tiny | full | colour | clip-tiny)
   bench     benchmarks against transformers.js and the hardware's ceiling (table + JSON)
   eval      evaluate models on retrieval / classification benchmarks (the published table)
   index     index folders, JSONL documents or image URL lists into a collection, incrementally
   search    search a collection by text, image or example document (table or JSON)
   duplicates  groups of near-duplicate documents in a collection
+  worker    take indexing jobs from a queue (tessera index --queue) and write them to the store
 
 Run \`tessera <command> --help\` for a command's options.`;
 

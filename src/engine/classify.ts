@@ -14,7 +14,11 @@ export interface Classification {
 
 /** `item` and `labelVectors` must be L2-normalised. Scores sum to 1. */
 export function classify(item: Float32Array, labelVectors: readonly Float32Array[], labels: readonly string[]): Classification {
-  const logits = labelVectors.map((v) => LOGIT_SCALE * dot(item, v));
+  return softmaxClassification(labelVectors.map((v) => LOGIT_SCALE * dot(item, v)), labels);
+}
+
+/** Softmax over one logit per label (few-shot classifiers score this way too). */
+export function softmaxClassification(logits: readonly number[], labels: readonly string[]): Classification {
   const max = Math.max(...logits);
   const exps = logits.map((l) => Math.exp(l - max));
   const total = exps.reduce((a, b) => a + b, 0);

@@ -25,6 +25,8 @@ import { createRequire } from 'node:module';
 import type * as LanceModule from '@lancedb/lancedb';
 import type * as ArrowModule from 'apache-arrow';
 import { invalidArgument, TesseraError } from '../errors.ts';
+import type { ClassifierStore } from './classifiers.ts';
+import { FileClassifierStore } from './file-classifiers.ts';
 import { compileWhere, idIn, metadataColumn, METADATA_PREFIX } from './lance-where.ts';
 import type {
   CollectionInfo,
@@ -253,9 +255,12 @@ export class LanceStore implements VectorStore {
   /** Tail of each collection's write queue. */
   readonly #locks = new Map<string, Promise<unknown>>();
   #closed = false;
+  /** Few-shot classifiers: files beside the tables (file-classifiers.ts). */
+  readonly classifiers: ClassifierStore;
 
   private constructor(location: string, db: LanceModule.Connection, options: LanceStoreOptions) {
     this.location = location;
+    this.classifiers = new FileClassifierStore(location);
     this.#db = db;
     this.#options = {
       annThreshold: options.annThreshold ?? DEFAULT_ANN_THRESHOLD,

@@ -7,6 +7,7 @@
  *   tessera_collections  one row per collection: name, model, dtype, dimensions, creation time,
  *                        the documents table's name, and `fields` (metadata key -> type, a JSONB
  *                        object: a collection keeps one type per field, as the embedded store does).
+ *   tessera_classifiers  one row per few-shot classifier (postgres-classifiers.ts).
  *   tessera_docs_<n>     one table per collection (the vector column's dimensions differ from one
  *                        collection to the next): id, modality, text, image, root, hash, metadata
  *                        JSONB, vector(dims), and tsv, a tsvector generated from text. Named by a
@@ -26,6 +27,8 @@
  */
 import pg from 'pg';
 import { invalidArgument, TesseraError } from '../errors.ts';
+import type { ClassifierStore } from './classifiers.ts';
+import { CLASSIFIERS_TABLE_SQL, PgClassifierStore } from './postgres-classifiers.ts';
 import { compileWhere, Params, whereSql } from './postgres-where.ts';
 import type {
   CollectionInfo,
@@ -126,6 +129,11 @@ export const MIGRATIONS: readonly Migration[] = [
        )`,
       'CREATE SEQUENCE tessera_docs_seq',
     ),
+  },
+  {
+    version: 2,
+    description: 'few-shot classifiers',
+    up: statements(...CLASSIFIERS_TABLE_SQL),
   },
 ];
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;
@@ -303,6 +311,7 @@ export class PostgresStore implements VectorStore {
   readonly #pingTimeoutMs: number;
   readonly #hnsw: HnswSettings;
   #closed = false;
+  readonly classifiers: ClassifierStore;
 
   private constructor(url: string, options: PostgresStoreOptions) {
     this.location = withoutPassword(url);
@@ -328,6 +337,10 @@ export class PostgresStore implements VectorStore {
     // An idle connection whose server goes away emits 'error' on the pool; without a listener
     // that would crash the process. The pool drops that connection and makes a new one on demand.
     this.#pool.on('error', () => {});
+    this.classifiers = new PgClassifierStore({
+      query: (sql, params) => this.#guard(undefined, () => this.#pool.query(sql, params)),
+      tx: (work) => this.#guard(undefined, () => this.#tx(work)),
+    });
   }
 
   /** Connects, creates or migrates the schema, and returns the store. */

@@ -4,6 +4,8 @@
  * it and passes the one contract suite in test/store/contract.ts.
  */
 
+import type { ClassifierStore } from './classifiers.ts';
+
 export type Modality = 'text' | 'image';
 export type MetadataValue = string | number | boolean;
 /** Flat: keys match METADATA_KEY, values are strings, finite numbers or booleans. */
@@ -134,6 +136,9 @@ export interface VectorStore {
    * asks it, so a load balancer stops sending traffic to a replica whose database is gone.
    */
   ping(): Promise<void>;
+
+  /** The few-shot classifiers kept in this store (see classifiers.ts). */
+  readonly classifiers: ClassifierStore;
 
   close(): Promise<void>;
 }

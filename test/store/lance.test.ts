@@ -9,6 +9,7 @@ import { rejectsWith } from '../helpers/errors.ts';
 import { parseFilter } from '../../src/store/filter.ts';
 import { clusteredVectors } from '../../bench/search.ts';
 import { cosineOf, imageDoc, storeContract, textDoc, unitVector } from './contract.ts';
+import { classifierContract } from './classifier-contract.ts';
 
 const dirs: string[] = [];
 export function tempDir(): string {
@@ -21,6 +22,10 @@ after(() => {
 });
 
 storeContract('lance', () => openLanceStore(tempDir()));
+classifierContract('lance', async () => {
+  const dir = tempDir();
+  return { store: await openLanceStore(dir), another: () => openLanceStore(dir) };
+});
 
 test('a collection and its documents outlive the process that wrote them', async () => {
   const dir = tempDir();

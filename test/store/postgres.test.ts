@@ -12,6 +12,7 @@ import type { VectorStore } from '../../src/store/store.ts';
 import { rejectsWith } from '../helpers/errors.ts';
 import { PG_PASSWORD, startPostgres, type PgServer } from '../helpers/postgres.ts';
 import { cosineOf, imageDoc, storeContract, textDoc, unitVector } from './contract.ts';
+import { classifierContract } from './classifier-contract.ts';
 
 const WRITER = { model: 'demo', dtype: 'fp32' };
 let server: PgServer;
@@ -40,6 +41,10 @@ async function rejectsWithin(promise: Promise<unknown>, code: string, ms: number
 }
 
 storeContract('postgres', async () => openPostgresStore(await server.createDatabase()));
+classifierContract('postgres', async () => {
+  const url = await server.createDatabase();
+  return { store: await openPostgresStore(url), another: () => openPostgresStore(url) };
+});
 
 describe('schema', () => {
   test('created once, migrated under a lock, and the data outlives the pool that wrote it', async () => {
