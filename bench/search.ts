@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { DEFAULT_ANN, DEFAULT_ANN_THRESHOLD, openLanceStore, type LanceStore, type LanceStoreOptions } from '../src/store/lance.ts';
 import type { DocumentRecord, VectorStore } from '../src/store/store.ts';
 import { l2normalize } from '../src/engine/pooling.ts';
+import { xorshift32 } from '../src/random.ts';
 import type { SetSize } from './corpus.ts';
 import { percentile, round } from './stats.ts';
 
@@ -58,22 +59,9 @@ export interface SearchReport {
   data: { dims: number; centres: number; queries: number; sigma: number };
 }
 
-/** xorshift32: the same data on every run and machine. */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** Draws from a mixture of `centres` Gaussians on the unit sphere. */
 export function clusteredVectors(dims: number, centres: number, seed = 1): { sigma: number; draw: () => Float32Array } {
-  const rnd = random(seed);
+  const rnd = xorshift32(seed);
   const gauss = () => Math.sqrt(-2 * Math.log(rnd() || 1e-12)) * Math.cos(2 * Math.PI * rnd());
   const cs = Array.from({ length: centres }, () => l2normalize(Float32Array.from({ length: dims }, gauss)));
   const sigma = 1 / Math.sqrt(dims);

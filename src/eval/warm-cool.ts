@@ -7,6 +7,7 @@
  */
 import sharp from 'sharp';
 import { COLOURS } from '../forge/colour.ts';
+import { xorshift32 } from '../random.ts';
 
 export const WARM_COOL: Readonly<Record<'warm' | 'cool', readonly string[]>> = {
   warm: ['red', 'orange', 'yellow'],
@@ -29,18 +30,6 @@ const TEMPLATES = {
 
 export type Split = keyof typeof TEMPLATES;
 
-function rng(seed: number): () => number {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
 /**
  * `perColour` items of each of the six colours, alternating text and image, interleaved so
  * that any prefix of a class's items covers its colours in turn (red, orange, yellow, red, ...).
@@ -49,7 +38,7 @@ function rng(seed: number): () => number {
  */
 export async function warmCoolItems(seed: number, perColour: number, split: Split = 'train'): Promise<LabelledItem[]> {
   const templates = TEMPLATES[split];
-  const random = rng(seed);
+  const random = xorshift32(seed * 2654435761);
   const out: LabelledItem[] = [];
   for (let i = 0; i < perColour; i++) {
     for (const label of ['warm', 'cool'] as const) {

@@ -5,21 +5,13 @@
  */
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Source } from '../index/sources.ts';
 import { connect, probe, unavailable, type QueueUrl } from './connection.ts';
-import { DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_MS, QUEUE_NAME, planJobs, type IndexJobData, type IndexJobResult, type PlannedJob } from './jobs.ts';
+import { DEFAULT_ATTEMPTS, DEFAULT_BACKOFF_MS, QUEUE_NAME, planJobs, type IndexJobData, type IndexJobResult, type PlanOptions, type PlannedJob } from './jobs.ts';
 
-export interface EnqueueOptions {
+export interface EnqueueOptions extends PlanOptions {
   queue: QueueUrl;
-  collection: string;
-  sources: readonly Source[];
-  sharedFolder: boolean;
-  jobSize: number;
-  truncate: boolean;
-  fetch: { allowPrivate: boolean; timeoutMs?: number };
   attempts?: number;
   backoffMs?: number;
-  onNote?: (line: string) => void;
 }
 
 export interface EnqueueSummary {

@@ -2,9 +2,9 @@
 // reaches it while it stops gets the registry's 503 SHUTTING_DOWN (Retry-After, Connection:
 // close) or a refused connection, never Fastify's own body or a reset, and it exits 0.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { test } from 'node:test';
+import { startServe } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/models.ts';
 
 type Raw = { status: number; headers: http.IncomingHttpHeaders; body: string } | { error: string };
@@ -44,20 +44,9 @@ function assertShuttingDown(answer: Raw, what: string): void {
 }
 
 test('SIGTERM under load: accepted requests finish with 200, later ones get 503 SHUTTING_DOWN, exit 0', async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', 'demo', '--port', '0', '--host', '127.0.0.1', '--batch-wait-ms', '0'], {
-    env: { ...process.env, XDG_DATA_HOME: await tempDir('tessera-drain-data-') },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-      const match = /serving .* on (http:\/\/\S+)/.exec(stderr);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-  });
+  const serve = startServe(['--model', 'demo', '--port', '0', '--host', '127.0.0.1', '--batch-wait-ms', '0'], { direct: true, env: { XDG_DATA_HOME: await tempDir('tessera-drain-data-') } });
+  const { child, exited } = serve;
+  const url = await serve.address;
 
   // A kept-alive connection, idle when the signal comes: a load balancer's pooled one.
   const pooled = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -101,8 +90,8 @@ test('SIGTERM under load: accepted requests finish with 200, later ones get 503 
     assert.equal(answer.status, 200, `accepted request ${k}: ${answer.body}`);
     assert.equal((JSON.parse(answer.body) as { data: unknown[] }).data.length, k < accepted.length ? 2 : 1);
   }
-  assert.equal(await exited, 0, stderr);
-  assert.match(stderr, /SIGTERM: finishing requests in flight/);
+  assert.equal(await exited, 0, serve.stderr());
+  assert.match(serve.stderr(), /SIGTERM: finishing requests in flight/);
   pooled.destroy();
   // After the exit nothing listens any more.
   assert.deepEqual(await request(`${url}/ready`), { error: 'ECONNREFUSED' });

@@ -1,27 +1,15 @@
 // `tessera serve` as a user runs it: a real process, signals and all.
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
+import { startServe as startServeProcess } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/models.ts';
 
 // serve opens the default store: keep it out of the user's ~/.local/share.
 const dataHome = await tempDir('tessera-serve-data-');
 
-function startServe(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn('./bin/tessera', ['serve', ...args], { env: { ...process.env, XDG_DATA_HOME: dataHome, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  const address = new Promise<string>((resolve, reject) => {
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-      const match = /serving .* on (http:\/\/\S+)/.exec(stderr);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${stderr}`)));
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, address, exited, stderr: () => stderr };
-}
+const startServe = (args: string[], env: NodeJS.ProcessEnv = {}) => startServeProcess(args, { env: { XDG_DATA_HOME: dataHome, ...env } });
 
 test('serve prints its address; SIGTERM finishes the request in flight and exits 0', async () => {
   const serve = startServe(['--model', 'demo', '--port', '0', '--batch-wait-ms', '400']);

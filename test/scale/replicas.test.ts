@@ -8,32 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { COLOURS as KNOWN } from '../../src/forge/colour.ts';
 import { startPostgres, type PgServer } from '../helpers/postgres.ts';
+import { startServe, type ServeProcess } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/models.ts';
 
-interface Replica {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<number | null>;
-  stderr: () => string;
-}
+type Replica = ServeProcess & { url: string };
 
 async function startReplica(store: string): Promise<Replica> {
-  const dataHome = await tempDir('tessera-replica-data-');
-  const child = spawn('./bin/tessera', ['serve', '--model', 'demo', '--port', '0', '--store', store], {
-    env: { ...process.env, XDG_DATA_HOME: dataHome },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-      const match = /serving .* on (http:\/\/\S+)/.exec(stderr);
-      if (match) resolve(match[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`replica exited with ${code}: ${stderr}`)));
-  });
-  return { child, url, exited, stderr: () => stderr };
+  const serve = startServe(['--model', 'demo', '--port', '0', '--store', store], { env: { XDG_DATA_HOME: await tempDir('tessera-replica-data-') } });
+  return { ...serve, url: await serve.address };
 }
 
 async function freePort(): Promise<number> {
