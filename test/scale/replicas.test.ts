@@ -1,5 +1,6 @@
-// Scale-out as a user deploys it: two `tessera serve` replicas sharing one PostgreSQL store,
-// behind HAProxy running deploy/haproxy.cfg as shipped. Real processes, real servers.
+// Scale-out as a user deploys it: two `tessera serve` replicas and two `tessera worker`s
+// sharing one PostgreSQL store, a Redis queue, and HAProxy running deploy/haproxy.cfg as
+// shipped in front of the replicas. Real processes, real servers.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -7,8 +8,11 @@ import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { COLOURS as KNOWN } from '../../src/forge/colour.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { startPostgres, type PgServer } from '../helpers/postgres.ts';
-import { startServe, type ServeProcess } from '../helpers/cli.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { startServe, tessera, type ServeProcess } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/models.ts';
 
 type Replica = ServeProcess & { url: string };
@@ -58,23 +62,52 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
 // The words the demo (colour) model knows: every query embeds to a meaningful vector.
 const COLOURS = KNOWN.map((c) => c.name);
 
-describe('two replicas on one PostgreSQL store, behind HAProxy', () => {
+describe('two replicas and two workers on one PostgreSQL store, behind HAProxy', () => {
   let pg: PgServer;
+  let redis: RedisServer;
+  let store: string;
   let replicas: Replica[];
+  let workers: ChildProcess[];
   let lb: { url: string; child: ChildProcess };
 
   before(async () => {
-    pg = await startPostgres();
-    const store = await pg.createDatabase();
+    [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
+    store = await pg.createDatabase();
     replicas = [await startReplica(store), await startReplica(store)];
+    workers = [1, 2].map((n) => spawn('./bin/tessera', ['worker', '--store', store, '--queue', redis.url, '--name', `worker-${n}`, '--threads', '1'], { stdio: 'ignore' }));
     lb = await startHaproxy(replicas);
   });
 
   after(async () => {
     lb?.child.kill('SIGTERM');
     for (const r of replicas ?? []) r.child.kill('SIGTERM');
-    await Promise.all((replicas ?? []).map((r) => r.exited));
-    await pg?.close();
+    await Promise.all([...(replicas ?? []).map((r) => r.exited), ...(workers ?? []).map((w) => (w.kill('SIGTERM'), once(w, 'exit')))]);
+    await Promise.all([pg?.close(), redis?.stop()]);
+  });
+
+  test('documents indexed by the workers through the queue are found through both replicas', async () => {
+    const dir = await tempDir('tessera-replica-docs-');
+    const file = join(dir, 'docs.jsonl');
+    const documents = Array.from({ length: 60 }, (_, i) => ({ id: `w-${i}`, text: `a ${COLOURS[i % COLOURS.length]} thing number ${i}` }));
+    await writeFile(file, documents.map((d) => JSON.stringify(d)).join('\n') + '\n');
+    const queued = await tessera(['index', file, '--collection', 'from-workers', '--model', 'demo', '--store', store, '--queue', redis.url, '--job-size', '10']);
+    assert.equal(queued.code, 0, queued.stderr);
+    const deadline = Date.now() + 90_000;
+    let status: { jobs: { done: number; total: number; failed: number }; workers: { name: string; connected: boolean }[] };
+    do {
+      assert.ok(Date.now() < deadline, 'the workers did not finish the 6 jobs');
+      const run = await tessera(['index', '--status', '--collection', 'from-workers', '--queue', redis.url, '--json']);
+      assert.equal(run.code, 0, run.stderr);
+      status = JSON.parse(run.stdout);
+    } while (status.jobs.done < 6);
+    assert.deepEqual([status.jobs.total, status.jobs.failed], [6, 0]);
+    assert.deepEqual(status.workers.filter((w) => w.connected).map((w) => w.name).sort(), ['worker-1', 'worker-2']);
+    const count = async (url: string) => ((await (await fetch(`${url}/v1/collections`)).json()) as { data: { name: string; count: number }[] }).data.find((c) => c.name === 'from-workers')?.count;
+    assert.deepEqual(await Promise.all(replicas.map((r) => count(r.url))), [60, 60]);
+    const [a, b] = await Promise.all(replicas.map((r) => post(`${r.url}/v1/collections/from-workers/search`, { query: 'a blue thing', k: 5 })));
+    assert.equal(a!.status, 200, JSON.stringify(a!.json));
+    assert.deepEqual(a!.json.data, b!.json.data);
+    assert.ok(a!.json.data.every((h: { text: string }) => h.text.includes('blue')), JSON.stringify(a!.json.data));
   });
 
   test('what is written through one replica is found through the other', async () => {
@@ -85,7 +118,7 @@ describe('two replicas on one PostgreSQL store, behind HAProxy', () => {
     assert.equal(written.status, 200, JSON.stringify(written.json));
     assert.equal(written.json.added, COLOURS.length);
     const listed = (await (await fetch(`${b!.url}/v1/collections`)).json()) as { data: { name: string; count: number }[] };
-    assert.deepEqual(listed.data.map((c) => [c.name, c.count]), [['shared', COLOURS.length]]);
+    assert.deepEqual(listed.data.filter((c) => c.name === 'shared').map((c) => c.count), [COLOURS.length]);
     const found = await post(`${b!.url}/v1/collections/shared/search`, { query: 'a blue thing', k: 1 });
     assert.equal(found.status, 200, JSON.stringify(found.json));
     assert.equal(found.json.data[0].id, 'doc-2');
