@@ -1,10 +1,31 @@
+/**
+ * `tessera bench` drives bench/ and transformers.js (a development dependency), which the
+ * package leaves out: from a clone it runs, from the package it says where to run it. The
+ * path is not a literal so that the package build does not compile bench/ in.
+ */
+async function benchCommand(): Promise<{ main(args: string[]): Promise<void> }> {
+  const path = './bench.ts';
+  try {
+    return (await import(path)) as { main(args: string[]): Promise<void> };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    throw new Error('the benchmarks run from a clone of the repository: the package leaves them and transformers.js out');
+  }
+}
+
+async function version(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   serve: () => import('./serve.ts'),
   embed: () => import('./embed.ts'),
   classify: () => import('./classify.ts'),
   train: () => import('./train.ts'),
   forge: () => import('./forge.ts'),
-  bench: () => import('./bench.ts'),
+  bench: benchCommand,
   eval: () => import('./eval.ts'),
   index: () => import('./index.ts'),
   search: () => import('./search.ts'),
@@ -32,6 +53,8 @@ Run \`tessera <command> --help\` for a command's options.`;
 const [command, ...args] = process.argv.slice(2);
 if (!command || command === '--help' || command === '-h') {
   console.log(USAGE);
+} else if (command === '--version' || command === '-V') {
+  console.log(await version());
 } else if (!(command in COMMANDS)) {
   console.error(`tessera: unknown command "${command}"\n\n${USAGE}`);
   process.exitCode = 2;
