@@ -54,3 +54,28 @@ export async function mapConcurrent<T, R>(
     for (let i = 0; i < Math.min(limit, items.length); i++) launch();
   });
 }
+
+/**
+ * Runs the work given for one key one at a time, in the order given; work of other keys runs
+ * alongside. A failure does not stop the work queued after it. Keys with nothing queued are
+ * forgotten.
+ */
+export class KeyedSerializer {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const tail = run.catch(() => {});
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return run;
+  }
+
+  /** Resolves once everything queued so far has settled. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.#tails.values()]);
+  }
+}

@@ -4,6 +4,7 @@
  * HTTP: the API (api/classifiers.ts) and the CLI (cli/train.ts) both call it.
  */
 import { randomUUID } from 'node:crypto';
+import { KeyedSerializer } from '../concurrency.ts';
 import { TesseraError } from '../errors.ts';
 import type { ClassifierAccess, ClassifierRecord, ClassifierStore } from '../store/classifiers.ts';
 import type { ModelRef } from '../store/store.ts';
@@ -39,7 +40,7 @@ function classLimit(count: number, max: number): TesseraError {
 
 export class Classifiers {
   /** In-process queue per classifier: trainings through one server wait here instead of racing. */
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #queues = new KeyedSerializer();
 
   constructor(readonly store: ClassifierStore, readonly limits: ClassifierLimits) {}
 
@@ -124,7 +125,7 @@ export class Classifiers {
    * compare-and-swap (a training that loses re-reads the winner's weights and trains on them).
    */
   train(id: string, options: { owner: string; served: ServedModel; examples: readonly Example[]; numIters: number; embedLabels: EmbedLabels }): Promise<ClassifierRecord> {
-    return queue(this.#queues, id, async () => {
+    return this.#queues.run(id, async () => {
       const vectors = new Map<string, Float32Array>();
       for (let attempt = 1; ; attempt++) {
         const current = await this.checkUpdate(id, options.owner, labelsOf(options.examples), options.served);
@@ -172,17 +173,6 @@ export class Classifiers {
 async function initialVectors(labels: string[], embed: EmbedLabels): Promise<Map<string, Float32Array>> {
   const vectors = await embed(labels);
   return new Map(labels.map((l, i) => [l, vectors[i]!]));
-}
-
-function queue<T>(queues: Map<string, Promise<unknown>>, key: string, work: () => Promise<T>): Promise<T> {
-  const previous = queues.get(key) ?? Promise.resolve();
-  const run = previous.then(work, work);
-  const tail = run.catch(() => {});
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return run;
 }
 
 /** Jina's listing of a classifier (GET /v1/classifiers). */

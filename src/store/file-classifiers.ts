@@ -17,6 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KeyedSerializer } from '../concurrency.ts';
 import { TesseraError } from '../errors.ts';
 import { CLASSIFIER_ID, weightsFromBytes, weightsToBytes, type ClassifierRecord, type ClassifierStore } from './classifiers.ts';
 
@@ -29,9 +30,9 @@ export class FileClassifierStore implements ClassifierStore {
   readonly #root: string;
   readonly #tmp: string;
   /** Creates of one owner, one at a time (count, then write). */
-  readonly #owners = new Map<string, Promise<unknown>>();
+  readonly #owners = new KeyedSerializer();
   /** Use counters of one classifier, one writer at a time. */
-  readonly #uses = new Map<string, Promise<unknown>>();
+  readonly #uses = new KeyedSerializer();
 
   constructor(storeDir: string) {
     this.#root = join(storeDir, 'classifiers');
@@ -97,7 +98,7 @@ export class FileClassifierStore implements ClassifierStore {
 
   async create(record: ClassifierRecord, maxPerOwner: number): Promise<void> {
     if (!CLASSIFIER_ID.test(record.id)) throw new Error(`classifier ids are UUIDs, got ${JSON.stringify(record.id)}`);
-    await serialize(this.#owners, record.owner, async () => {
+    await this.#owners.run(record.owner, async () => {
       const count = await this.countByOwner(record.owner);
       if (count >= maxPerOwner) throw countLimit(record.owner, maxPerOwner);
       await mkdir(this.#root, { recursive: true });
@@ -174,7 +175,7 @@ export class FileClassifierStore implements ClassifierStore {
 
   recordUse(id: string, at: string): Promise<void> {
     if (!CLASSIFIER_ID.test(id)) return Promise.resolve();
-    return serialize(this.#uses, id, async () => {
+    return this.#uses.run(id, async () => {
       const used = await this.#readUses(id);
       const temp = await this.#writeTemp(JSON.stringify({ usedNumber: used.usedNumber + 1, usedAt: at }), false);
       try {
@@ -224,15 +225,4 @@ function parseRecord(text: string, id: string): Omit<ClassifierRecord, 'usedNumb
   const weights = weightsFromBytes(Buffer.from(stored.weights, 'base64'));
   if (weights.length !== stored.labels.length * stored.dimensions) throw new TesseraError('STORE_INVALID', `classifier ${id}: its weights do not fit its labels and dimensions`);
   return { ...stored, weights };
-}
-
-function serialize<T>(locks: Map<string, Promise<unknown>>, key: string, work: () => Promise<T>): Promise<T> {
-  const previous = locks.get(key) ?? Promise.resolve();
-  const run = previous.then(work, work);
-  const tail = run.catch(() => {});
-  locks.set(key, tail);
-  void tail.then(() => {
-    if (locks.get(key) === tail) locks.delete(key);
-  });
-  return run;
 }

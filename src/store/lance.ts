@@ -24,6 +24,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as LanceModule from '@lancedb/lancedb';
 import type * as ArrowModule from 'apache-arrow';
+import { KeyedSerializer } from '../concurrency.ts';
 import { invalidArgument, TesseraError } from '../errors.ts';
 import type { ClassifierStore } from './classifiers.ts';
 import { FileClassifierStore } from './file-classifiers.ts';
@@ -253,7 +254,7 @@ export class LanceStore implements VectorStore {
   readonly #options: Required<Omit<LanceStoreOptions, 'readConsistencyInterval'>>;
   readonly #tables = new Map<string, Promise<LanceModule.Table>>();
   /** Tail of each collection's write queue. */
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedSerializer();
   #closed = false;
   /** Few-shot classifiers: files beside the tables (file-classifiers.ts). */
   readonly classifiers: ClassifierStore;
@@ -285,15 +286,9 @@ export class LanceStore implements VectorStore {
   // ---- plumbing ----
 
   #serialize<T>(name: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.#locks.get(name) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const tail = run.catch(() => {});
-    this.#locks.set(name, tail);
-    void tail.then(() => {
-      if (this.#locks.get(name) === tail) this.#locks.delete(name);
-    });
-    return run;
+    return this.#locks.run(name, work);
   }
+
 
   async #tableNames(): Promise<string[]> {
     const names: string[] = [];
@@ -639,7 +634,7 @@ export class LanceStore implements VectorStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await Promise.all([...this.#locks.values()]);
+    await this.#locks.idle();
     this.#closed = true;
     for (const pending of this.#tables.values()) await pending.then((t) => t.close(), () => {});
     this.#tables.clear();

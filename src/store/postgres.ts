@@ -213,6 +213,12 @@ interface Collection {
   kinds: Map<string, MetadataKind>;
 }
 
+/**
+ * `(n)`: the table's rows counted up to $1 (the ANN threshold) and no further, which is what
+ * choosing between exact and HNSW search needs, without counting a large table whole.
+ */
+const rowsUpTo = (table: string) => `(SELECT count(*) AS n FROM (SELECT 1 FROM ${table} LIMIT $1) few)`;
+
 function ident(tableName: string): string {
   // Our own names only (tessera_docs_<n>): a guard, not an escape.
   if (!/^tessera_docs_\d+$/.test(tableName)) throw new TesseraError('STORE_INVALID', `unexpected documents table name ${JSON.stringify(tableName)} in tessera_collections`);
@@ -714,7 +720,7 @@ export class PostgresStore implements VectorStore {
           `SELECT set_config('enable_indexscan', CASE WHEN n >= $1 THEN 'on' ELSE 'off' END, true),
                   set_config('hnsw.iterative_scan', CASE WHEN n >= $1 THEN 'relaxed_order' ELSE 'off' END, true),
                   set_config('hnsw.ef_search', $2, true)
-           FROM (SELECT count(*) AS n FROM (SELECT 1 FROM ${c.table} LIMIT $1) few) counted`,
+           FROM ${rowsUpTo(c.table)} counted`,
           [this.#annThreshold, ef],
         );
         return (await client.query<DocRow & { distance: number }>(sql, params.values)).rows;
@@ -731,7 +737,7 @@ export class PostgresStore implements VectorStore {
   usesIndex(collection: string): Promise<boolean> {
     return this.#guard(collection, async () => {
       const c = await this.#need(collection);
-      const { rows } = await this.#pool.query<{ n: string }>(`SELECT count(*) AS n FROM (SELECT 1 FROM ${c.table} LIMIT $1) few`, [this.#annThreshold]);
+      const { rows } = await this.#pool.query<{ n: string }>(`SELECT n FROM ${rowsUpTo(c.table)} counted`, [this.#annThreshold]);
       return Number(rows[0]!.n) >= this.#annThreshold;
     });
   }

@@ -5,12 +5,12 @@
  * process reported, and training resumes from it.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runAndKill } from '../helpers/kill.ts';
 import { openStore } from '../../src/store/open.ts';
 import { startPostgres, type PgServer } from '../helpers/postgres.ts';
 import { expectedWeights } from './classifier-crash-docs.ts';
@@ -23,33 +23,10 @@ after(async () => {
 });
 const child = fileURLToPath(new URL('./classifier-crash-child.ts', import.meta.url));
 
-/** Runs the trainer and kills it `delayMs` after its first report; the versions it reported. */
-function runAndKill(location: string, idFile: string, delayMs: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, location, idFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const committed: number[] = [];
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) {
-        const m = /^committed (\d+)$/.exec(line);
-        if (m) committed.push(Number(m[1]));
-      }
-      timer ??= setTimeout(() => proc.kill('SIGKILL'), delayMs);
-    });
-    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve(committed);
-      else reject(new Error(`the trainer ended by itself (code ${code}): ${stderr.slice(-2000)}`));
-    });
-  });
-}
-
 async function killRepeatedly(location: string, idFile: string, log: (line: string) => void): Promise<void> {
   let last = 0;
   for (let run = 0; run < 8; run++) {
-    const committed = await runAndKill(location, idFile, 50 + Math.floor(Math.random() * 700));
+    const committed = await runAndKill(child, [location, idFile], 50 + Math.floor(Math.random() * 700));
     assert.ok(committed.length > 0);
     const store = await openStore(location);
     const id = readFileSync(idFile, 'utf8');

@@ -4,12 +4,12 @@
  * its rewrite of the previous batch alike), and every batch reported committed is there.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runAndKill } from '../helpers/kill.ts';
 import { openLanceStore } from '../../src/store/lance.ts';
 import type { VectorStore } from '../../src/store/store.ts';
 import { cosineOf } from './contract.ts';
@@ -18,29 +18,6 @@ import { crashDoc, crashId, CRASH_BATCH, CRASH_COLLECTION, CRASH_WRITER } from '
 const dir = mkdtempSync(join(tmpdir(), 'tessera-crash-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const child = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
-
-/** Runs the writer from batch `first`, kills it `delayMs` after its first commit; the batches it reported. */
-function runAndKill(first: number, delayMs: number): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', child, dir, String(first)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const committed: number[] = [];
-    let stderr = '';
-    let timer: NodeJS.Timeout | undefined;
-    proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) {
-        const m = /^committed (\d+)$/.exec(line);
-        if (m) committed.push(Number(m[1]));
-      }
-      timer ??= setTimeout(() => proc.kill('SIGKILL'), delayMs);
-    });
-    proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    proc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL') resolve(committed);
-      else reject(new Error(`the writer ended by itself (code ${code}): ${stderr.slice(-2000)}`));
-    });
-  });
-}
 
 async function check(store: VectorStore, runs: { first: number; committed: number[] }[]): Promise<void> {
   const hashes = await store.hashes(CRASH_COLLECTION);
@@ -82,7 +59,7 @@ test('a writer SIGKILLed at random moments leaves whole batches only', { timeout
   const runs: { first: number; committed: number[] }[] = [];
   for (let r = 0; r < 6; r++) {
     const first = r * 1000;
-    const committed = await runAndKill(first, 150 + Math.floor(Math.random() * 1500));
+    const committed = await runAndKill(child, [dir, String(first)], 150 + Math.floor(Math.random() * 1500));
     assert.ok(committed.length > 0);
     runs.push({ first, committed });
     t.diagnostic(`run ${r}: killed after ${committed.length} reported batches`);
