@@ -33,7 +33,7 @@ export const SERVER_OPTIONS = {
   'max-image-batch': { type: 'integer', env: 'TESSERA_MAX_IMAGE_BATCH', default: 16, help: 'images per batch' },
   'request-timeout-ms': { type: 'integer', env: 'TESSERA_REQUEST_TIMEOUT_MS', default: 120_000, help: 'deadline of a request; work not started by then is dropped' },
   threads: { type: 'integer', env: 'TESSERA_THREADS', default: 0, help: 'ONNX Runtime threads per session (0: all cores)' },
-  store: { type: 'string', env: 'TESSERA_STORE', default: '', help: 'the store folder whose collections are served (default: $XDG_DATA_HOME/tessera, i.e. ~/.local/share/tessera)' },
+  store: { type: 'string', env: 'TESSERA_STORE', default: '', help: 'the store whose collections and classifiers are served: a folder, or a postgres:// URL shared by replicas (default: $XDG_DATA_HOME/tessera, i.e. ~/.local/share/tessera)' },
   'execution-providers': { type: 'string', env: 'TESSERA_EXECUTION_PROVIDERS', default: 'cpu', help: 'ONNX Runtime execution providers in order of preference, comma-separated, e.g. cuda,cpu' },
 } as const;
 

@@ -17,7 +17,8 @@ Zero-shot classification against labels, or few-shot with a classifier made by t
 ${MODEL_HELP}
   --labels L        comma-separated labels (at least two)
   --classifier-id ID  a classifier in the store (instead of --labels and --model)
-  --store DIR       the store holding it (default: TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --store DIR|URL   the store holding it: a folder or postgres://... (default: TESSERA_STORE,
+                    else $XDG_DATA_HOME/tessera)
   --owner ID        the API key id to use it as (default "${ANONYMOUS}")
   --truncate        drop the tail of texts over the model's limit instead of failing
 ${ITEM_HELP}`;

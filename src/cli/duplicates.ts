@@ -12,7 +12,8 @@ member (their stored embeddings are compared; no model is loaded).
   --collection N  the collection (required)
   --threshold T   cosine similarity, above 0 and at most 1 (default ${DEFAULT_DUPLICATE_THRESHOLD})
   --modality M    only text or only image documents
-  --store DIR     the store (default: TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --store DIR|URL the store: a folder or postgres://... (default: TESSERA_STORE, else
+                  $XDG_DATA_HOME/tessera)
   --json          print {"data": [{"ids": [...], "score"}]}, largest groups first`;
 
 export async function main(args: string[]): Promise<void> {

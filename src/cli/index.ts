@@ -32,7 +32,8 @@ against the file's folder), or a .txt file of image URLs, one a line (id = the U
   --model M           model of a new collection: hub id (default ${DEFAULT_MODEL}), a local
                       folder, or "demo"; an existing collection uses its own
   --dtype D           fp32 | fp16 | q8, for a new collection (default fp32)
-  --store DIR         the store (default $TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --store DIR|URL     the store: a folder or postgres://... (default $TESSERA_STORE, else
+                      $XDG_DATA_HOME/tessera)
   --prune             remove documents of these PATHs whose file, line or URL is gone
   --strict            exit 1 when any item failed (default: report it and go on)
   --json              print {"added","updated","skipped","removed","failed"} on stdout
@@ -47,7 +48,8 @@ against the file's folder), or a .txt file of image URLs, one a line (id = the U
 Spread over many workers (see tessera worker --help):
   --queue URL         cut the work into jobs on this Redis queue (redis://[:password@]host
                       [:port][/db]; --status reads $TESSERA_QUEUE when it is left out)
-                      instead of embedding here; the workers embed and write. Creates the collection if new, then returns.
+                      instead of embedding here; the workers embed and write. Creates the
+                      collection if new, then returns.
                       Jobs have fixed ids (collection, source, chunk, content): running this
                       again adds nothing for what is queued or done, and requeues failed jobs;
                       --json prints {"jobs","documents","added","existing","retried"} (jobs)

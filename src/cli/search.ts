@@ -28,7 +28,8 @@ Searches a collection with its own model (the one it was indexed with).
   --modality M    only text or only image documents
   --mode M        vector (default) or hybrid: full-text (BM25) and vector results fused by rank (needs a text)
   --filter JSON   metadata filter, e.g. '{"year": {"$gte": 2020}, "camera": {"$in": ["x100", "gr"]}}'
-  --store DIR     the store (default: TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --store DIR|URL the store: a folder or postgres://... (default: TESSERA_STORE, else
+                  $XDG_DATA_HOME/tessera)
   --threads N     ONNX Runtime intra-op threads per session (default: all cores)
   --json          print {"data": [{"id", "score", "text" | "image", "metadata"}]}, best first
                   (the table shows id, score, kind and the start of the text or the image's place)`;

@@ -28,7 +28,8 @@ classifier_id, or tessera classify --classifier-id ID.
   --num-iters N      passes over the examples (default 10)
   --public           any API key may classify with it (only its owner may train or delete it)
   --owner ID         the API key id it belongs to (default "${ANONYMOUS}": a server without keys)
-  --store DIR        the store (default: TESSERA_STORE, else $XDG_DATA_HOME/tessera)
+  --store DIR|URL    the store: a folder or postgres://... (default: TESSERA_STORE, else
+                     $XDG_DATA_HOME/tessera)
   --dtype D          fp32 | fp16 | q8 (creating only; default fp32)
   --threads N        ONNX Runtime intra-op threads per session (default: all cores)
 
