@@ -7,7 +7,7 @@ import type { SessionSettings, TensorData } from '../model/session.ts';
 import type { TokenizedText } from '../text/tokenizer.ts';
 import { DEFAULT_ATTENTION_BUDGET_BYTES } from './batching.ts';
 import { Semaphore } from './semaphore.ts';
-import { BatchScheduler, cancelled, type BatchReport, type JobTiming, type Modality } from './scheduler.ts';
+import { BatchScheduler, cancelled, type BatchGate, type BatchReport, type JobTiming, type Modality } from './scheduler.ts';
 import { l2normalize, readEmbeddings } from './pooling.ts';
 
 export type EmbedItem = { text: string } | { image: ImageSource };
@@ -42,6 +42,8 @@ export interface EmbedderOptions extends ResolveOptions, SessionSettings, Prepro
   maxWaitMs?: number;
   /** Items admitted and not yet finished, across all callers; beyond it QUEUE_FULL (default 4096). */
   maxPendingItems?: number;
+  /** Shared by embedders served together (a `new Semaphore(1)`): one batch of any of them at a time. */
+  batchGate?: BatchGate;
 }
 
 /**
@@ -65,6 +67,7 @@ export class Embedder {
     this.cleanup = cleanup;
     this.scheduler = new BatchScheduler({
       maxWaitMs: options.maxWaitMs ?? 2,
+      gate: options.batchGate,
       maxImageBatch: options.maxImageBatch ?? 16,
       text: {
         maxBatch: options.maxTextBatch ?? 32,

@@ -19,9 +19,19 @@ export interface JobTiming {
   inferenceMs: number;
 }
 
+/** Lets one batch at a time through: a Semaphore(1) shared by several schedulers (src/engine/semaphore.ts). */
+export interface BatchGate {
+  run<T>(task: () => Promise<T>): Promise<T>;
+}
+
 export interface SchedulerOptions {
   /** When the model is idle, wait this long for more work to join a batch (default 2 ms). */
   maxWaitMs: number;
+  /**
+   * Shared with the schedulers of other models served by the same process: at most one batch
+   * of any of them runs at a time, since they share the cores. Batches still never mix models.
+   */
+  gate?: BatchGate;
   maxImageBatch: number;
   text: Omit<TextBatchLimits, 'heads' | 'equalLengthsOnly'>;
   heads: number;
@@ -88,14 +98,24 @@ export class BatchScheduler {
       if (this.options.maxWaitMs > 0 && !this.full()) await sleep(this.options.maxWaitMs);
       for (;;) {
         this.dropCancelled();
-        const modality = this.nextModality();
-        if (!modality) break;
-        const batch = modality === 'text' ? this.takeTextBatch() : this.pending.image.splice(0, this.options.maxImageBatch);
-        await this.run(modality, batch);
+        if (!this.nextModality()) break;
+        // The batch is picked once the gate lets it through: work that arrived while another
+        // model's batch ran joins it, and work cancelled meanwhile is left out.
+        await this.gated(async () => {
+          this.dropCancelled();
+          const modality = this.nextModality();
+          if (!modality) return;
+          const batch = modality === 'text' ? this.takeTextBatch() : this.pending.image.splice(0, this.options.maxImageBatch);
+          await this.run(modality, batch);
+        });
       }
     } finally {
       this.running = false;
     }
+  }
+
+  private gated(task: () => Promise<void>): Promise<void> {
+    return this.options.gate ? this.options.gate.run(task) : task();
   }
 
   private full(): boolean {
