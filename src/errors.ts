@@ -20,6 +20,8 @@ export const ERRORS = {
   IMAGE_URL_BLOCKED: { status: 422, summary: 'an image URL points to a loopback, private, link-local or metadata address' },
   IMAGE_FETCH_FAILED: { status: 422, summary: 'an image URL could not be fetched (unreachable, error status, too many redirects, not an image)' },
   IMAGE_FETCH_TIMEOUT: { status: 422, summary: 'an image download took longer than the timeout' },
+  DIMENSIONS_INVALID: { status: 422, summary: 'dimensions is outside the sizes the model\'s vectors can be cut to' },
+  TASK_UNSUPPORTED: { status: 422, summary: 'the model has task instructions and the request names a task it has none for' },
   REQUEST_INVALID: { status: 422, summary: 'the request body is malformed or a field has the wrong type or value' },
   MODEL_MISMATCH: { status: 400, summary: 'the request names a model this server does not serve' },
   PAYLOAD_TOO_LARGE: { status: 413, summary: 'the request body is larger than the limit' },

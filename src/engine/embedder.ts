@@ -8,7 +8,9 @@ import type { TokenizedText } from '../text/tokenizer.ts';
 import { DEFAULT_ATTENTION_BUDGET_BYTES } from './batching.ts';
 import { Semaphore } from './semaphore.ts';
 import { BatchScheduler, cancelled, type BatchGate, type BatchReport, type JobTiming, type Modality } from './scheduler.ts';
-import { l2normalize, readEmbeddings } from './pooling.ts';
+import { checkDimensions, cutVector } from './dimensions.ts';
+import { readEmbeddings } from './pooling.ts';
+import { imageTokens } from './usage.ts';
 
 export type EmbedItem = { text: string } | { image: ImageSource };
 
@@ -19,15 +21,39 @@ export interface EmbedOptions {
   truncate?: boolean;
   /** Aborting (client gone, deadline passed) drops work not yet run: REQUEST_CANCELLED. */
   signal?: AbortSignal;
+  /**
+   * What the texts are for, as Jina's API names it (e.g. `retrieval.query`): a model with task
+   * instructions (jina-clip-v2) puts the task's instruction before each text and refuses other
+   * tasks (TASK_UNSUPPORTED). Images are not affected; models without instructions ignore it.
+   */
+  task?: string;
+  /** Keep the first `dimensions` values of each vector (Matryoshka), normalised again if asked; see checkDimensions. */
+  dimensions?: number;
+}
+
+/** What a loaded model is, for listings and limits. */
+export interface ModelInfo {
+  /** Length of its vectors (config.json's projection_dim). */
+  dimensions: number;
+  /** The most tokens of one text. */
+  maxTokens: number;
+  /** Side of the square images it sees. */
+  imageSize: number;
+  /** Sizes it was trained to be cut to (Matryoshka); empty when none. */
+  matryoshkaDimensions: readonly number[];
+  /** Tasks that have an instruction. */
+  tasks: readonly string[];
 }
 
 export interface Embedding {
   embedding: Float32Array;
   /** Text items: tokens the model saw (special tokens included). */
   tokens?: number;
-  /** Image items: size of the image as given (the server bills tiles on it). */
+  /** Image items: size of the image as given. */
   width?: number;
   height?: number;
+  /** Image items: what Jina bills for it on this model (tiles of its input size; see usage.ts). */
+  imageTokens?: number;
   timing: JobTiming;
 }
 
@@ -96,6 +122,16 @@ export class Embedder {
     return this.model.tokenizer.maxTokens;
   }
 
+  get info(): ModelInfo {
+    return {
+      dimensions: this.model.dimensions,
+      maxTokens: this.maxTokens,
+      imageSize: this.model.image.size,
+      matryoshkaDimensions: this.model.matryoshkaDimensions,
+      tasks: Object.keys(this.model.taskInstructions),
+    };
+  }
+
   /** Calls `listener` after every batch the model runs (sizes and timings, for metrics). */
   onBatch(listener: (report: BatchReport) => void): () => void {
     this.scheduler.listeners.add(listener);
@@ -114,10 +150,12 @@ export class Embedder {
 
   /** Embeds a mix of texts and images; results come back in input order. */
   async embed(items: readonly EmbedItem[], options: EmbedOptions = {}): Promise<Embedding[]> {
+    checkDimensions(options.dimensions, this.model.dimensions, this.model.matryoshkaDimensions);
+    const instruction = this.instruction(options.task);
     const texts: { index: number; text: string }[] = [];
     const images: { index: number; image: ImageSource }[] = [];
     items.forEach((item, index) => {
-      if (item !== null && typeof item === 'object' && 'text' in item) texts.push({ index, text: item.text });
+      if (item !== null && typeof item === 'object' && 'text' in item) texts.push({ index, text: typeof item.text === 'string' ? instruction + item.text : item.text });
       else if (item !== null && typeof item === 'object' && 'image' in item) images.push({ index, image: item.image });
       else throw invalidArgument(`input[${index}]`, 'an object with "text" or "image"', JSON.stringify(item));
     });
@@ -211,7 +249,8 @@ export class Embedder {
           throw err instanceof TesseraError ? err.forItem(positions[k]!) : err;
         }
         const { vector, timing } = await this.scheduler.submitImage(pixels, options.signal);
-        return { embedding: this.finish(vector, this.model.vision.output.normalized, options), ...size, timing };
+        const imageTokensOf = imageTokens(size.width, size.height, this.model.image.size);
+        return { embedding: this.finish(vector, this.model.vision.output.normalized, options), ...size, imageTokens: imageTokensOf, timing };
       }),
     );
   }
@@ -239,7 +278,7 @@ export class Embedder {
     const feeds: Record<string, TensorData> = { input_ids: { type: 'int64', data: ids, dims } };
     if (tower.takesAttentionMask) feeds.attention_mask = { type: 'int64', data: mask, dims };
     if (tower.takesTokenTypeIds) feeds.token_type_ids = { type: 'int64', data: new BigInt64Array(ids.length), dims };
-    const result = await tower.session.run(feeds);
+    const result = await tower.session.run({ ...tower.placeholders(rows.length), ...feeds }, [tower.output.name]);
     return readEmbeddings(result[tower.output.name]!, tower.output, mask);
   }
 
@@ -249,11 +288,32 @@ export class Embedder {
     const perImage = 3 * size * size;
     const batch = new Float32Array(images.length * perImage);
     images.forEach((pixels, k) => batch.set(pixels, k * perImage));
-    const result = await tower.session.run({ pixel_values: { type: 'float32', data: batch, dims: [images.length, 3, size, size] } });
+    const pixelValues: TensorData = { type: 'float32', data: batch, dims: [images.length, 3, size, size] };
+    const result = await tower.session.run({ ...tower.placeholders(images.length), pixel_values: pixelValues }, [tower.output.name]);
     return readEmbeddings(result[tower.output.name]!, tower.output);
   }
 
+  /**
+   * The prefix texts get for `task`: the model's instruction for it. A model with instructions
+   * (jina-clip-v2) takes no other task, as Jina's API refuses them for it; one without
+   * (jina-clip-v1) ignores the field, which clients such as LangChain always send.
+   */
+  private instruction(task: string | undefined): string {
+    if (task === undefined) return '';
+    if (typeof task !== 'string') throw invalidArgument('task', 'a string', task);
+    const table = this.model.taskInstructions;
+    const tasks = Object.keys(table);
+    if (tasks.length === 0) return '';
+    const instruction = table[task];
+    if (instruction === undefined) {
+      throw new TesseraError('TASK_UNSUPPORTED', `task ${JSON.stringify(task)} is not one this model takes; it takes ${tasks.map((t) => JSON.stringify(t)).join(', ')}, or no task`);
+    }
+    return instruction;
+  }
+
   private finish(vector: Float32Array, graphNormalized: boolean, options: EmbedOptions): Float32Array {
-    return (options.normalize ?? true) && !graphNormalized ? l2normalize(vector) : vector;
+    const size = checkDimensions(options.dimensions, this.model.dimensions, this.model.matryoshkaDimensions);
+    // A graph that normalises already needs it again only once cut.
+    return cutVector(vector, size, (options.normalize ?? true) && (!graphNormalized || size !== undefined));
   }
 }

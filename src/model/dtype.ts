@@ -21,8 +21,26 @@ export function parseDtype(s: string): Dtype {
   return s;
 }
 
-/** Repo-relative paths of the text and vision ONNX graphs for a dtype. */
+/** Repo-relative paths of the text and vision ONNX graphs for a dtype (jina-clip-v1's layout). */
 export function onnxFiles(dtype: Dtype): { text: string; vision: string } {
   const suffix = DTYPE_SUFFIX[dtype];
   return { text: `onnx/text_model${suffix}.onnx`, vision: `onnx/vision_model${suffix}.onnx` };
+}
+
+/**
+ * How a repo ships its graphs: `towers`, one graph per tower (jina-clip-v1, the CLIP exports),
+ * or `combined`, one graph holding both with external data (jina-clip-v2: onnx/model.onnx).
+ */
+export type OnnxLayout = 'towers' | 'combined';
+
+/** The graphs a layout needs for a dtype, repo-relative. */
+export function onnxGraphs(dtype: Dtype, layout: OnnxLayout): string[] {
+  if (layout === 'combined') return [`onnx/model${DTYPE_SUFFIX[dtype]}.onnx`];
+  const { text, vision } = onnxFiles(dtype);
+  return [text, vision];
+}
+
+/** The layout whose graphs for `dtype` are all among `files` (towers first), or undefined. */
+export function onnxLayoutOf(dtype: Dtype, files: ReadonlySet<string>): OnnxLayout | undefined {
+  return (['towers', 'combined'] as const).find((layout) => onnxGraphs(dtype, layout).every((f) => files.has(f)));
 }

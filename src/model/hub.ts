@@ -25,7 +25,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadFile, HubApiError, listFiles, modelInfo, pathsInfo, type PathInfo } from '@huggingface/hub';
 import { invalidArgument, TesseraError } from '../errors.ts';
-import { DTYPES, onnxFiles, parseDtype, type Dtype } from './dtype.ts';
+import { DTYPES, onnxGraphs, onnxLayoutOf, parseDtype, type Dtype } from './dtype.ts';
 import { downloadReporter, formatBytes, truthy, type DownloadReporter } from './progress.ts';
 
 export interface DownloadOptions {
@@ -52,7 +52,7 @@ export interface HubSettings {
   downloadTimeoutMs: number;
 }
 
-/** The files of a jina-clip-v1-layout repo taken when present, besides the ONNX graphs. */
+/** The files of a jina-clip repo taken when present, besides the ONNX graphs. */
 export const MODEL_CONFIG_FILES = [
   'config.json',
   'preprocessor_config.json',
@@ -99,27 +99,27 @@ export function repoCacheFolder(cacheDir: string, repo: string): string {
 
 /**
  * The repo files a dtype needs, in download order: config and tokenizer files the repo has,
- * then the external-data files of the two graphs, then the graphs themselves (last, so that a
- * snapshot holding both graphs is known to be complete even without a listing).
+ * then the external-data files of the graphs, then the graphs themselves (last, so that a
+ * snapshot holding every graph is known to be complete even without a listing). The graphs are
+ * the two towers (jina-clip-v1) or one combined graph (jina-clip-v2), whichever the repo has.
  */
 export function modelFilesFor(dtype: Dtype, repoFiles: readonly string[], repo = 'the repository'): string[] {
   const have = new Set(repoFiles);
-  const { text, vision } = onnxFiles(dtype);
-  for (const graph of [text, vision]) {
-    if (!have.has(graph)) {
-      const offered = DTYPES.filter((d) => have.has(onnxFiles(d).text) && have.has(onnxFiles(d).vision));
-      throw new TesseraError(
-        'MODEL_FILE_MISSING',
-        `${repo} has no ${graph}, which dtype ${dtype} needs; ` +
-          (offered.length > 0
-            ? `it offers dtype ${offered.join(', ')}`
-            : 'it has no onnx/text_model*.onnx + onnx/vision_model*.onnx pair (is it a jina-clip-v1 ONNX export?)'),
-      );
-    }
+  const layout = onnxLayoutOf(dtype, have);
+  if (!layout) {
+    const offered = DTYPES.filter((d) => onnxLayoutOf(d, have) !== undefined);
+    throw new TesseraError(
+      'MODEL_FILE_MISSING',
+      `${repo} has neither ${onnxGraphs(dtype, 'towers').join(' + ')} nor ${onnxGraphs(dtype, 'combined')[0]}, which dtype ${dtype} needs; ` +
+        (offered.length > 0
+          ? `it offers dtype ${offered.join(', ')}`
+          : 'it has no onnx/text_model*.onnx + onnx/vision_model*.onnx pair and no onnx/model*.onnx (is it a jina-clip ONNX export?)'),
+    );
   }
+  const graphs = onnxGraphs(dtype, layout);
   const configs = MODEL_CONFIG_FILES.filter((f) => have.has(f));
-  const data = [text, vision].flatMap((graph) => externalDataFiles(graph, repoFiles));
-  return [...configs, ...data, text, vision];
+  const data = graphs.flatMap((graph) => externalDataFiles(graph, repoFiles));
+  return [...configs, ...data, ...graphs];
 }
 
 /** External-data files of an ONNX graph as exporters name them: `x.onnx_data`, `x.onnx.data`, chunks `_1`, `_2`... */
@@ -245,13 +245,12 @@ async function lookupCache(ctx: Context): Promise<CacheLookup> {
     }
   }
   const snapshot = join(ctx.storage, 'snapshots', commit);
-  const { text, vision } = onnxFiles(ctx.dtype);
-  for (const graph of [text, vision]) {
-    if (!(await exists(join(snapshot, graph)))) {
-      return { ok: false, why: `${graph} (dtype ${ctx.dtype}) is not in the cached snapshot ${snapshot}` };
-    }
+  for (const layout of ['towers', 'combined'] as const) {
+    const graphs = onnxGraphs(ctx.dtype, layout);
+    if ((await Promise.all(graphs.map((graph) => exists(join(snapshot, graph))))).every(Boolean)) return { ok: true, snapshot };
   }
-  return { ok: true, snapshot };
+  const wanted = `${onnxGraphs(ctx.dtype, 'towers').join(' + ')} or ${onnxGraphs(ctx.dtype, 'combined')[0]}`;
+  return { ok: false, why: `neither ${wanted} (dtype ${ctx.dtype}) is in the cached snapshot ${snapshot}` };
 }
 
 async function fromCache(ctx: Context, reason: string): Promise<string> {

@@ -1,22 +1,37 @@
 import { join } from 'node:path';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { TesseraError } from '../errors.ts';
 import { parsePreprocessorConfig, type ImagePreprocessConfig } from '../image/preprocess.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
-import { onnxFiles, type Dtype } from './dtype.ts';
+import { onnxGraphs, onnxLayoutOf, type Dtype, type OnnxLayout } from './dtype.ts';
 import { readJsonFile } from './files.ts';
-import { createSession, planOutput, requireInputs, type OutputPlan, type Session, type SessionSettings } from './session.ts';
+import { createSession, planOutput, requireInputs, type OutputPlan, type Session, type SessionSettings, type TensorData } from './session.ts';
 
-/** jina-clip-v1 and OpenAI CLIP (the hub's ONNX exports, e.g. Xenova/clip-vit-base-patch16). */
+/** jina-clip-v1 and v2, and OpenAI CLIP (the hub's ONNX exports, e.g. Xenova/clip-vit-base-patch16). */
 export const SUPPORTED_MODEL_TYPES = ['jina_clip', 'clip'] as const;
 
 export const TEXT_INPUTS = ['input_ids', 'attention_mask', 'token_type_ids'] as const;
 export const VISION_INPUTS = ['pixel_values'] as const;
 
-export interface TextTower {
+/**
+ * The most tokens of one text tessera embeds: Jina's API limit for every jina-clip model.
+ * jina-clip-v2's tokenizer advertises 8,194 (its backbone's position count), its card 8,192.
+ */
+export const MAX_TEXT_TOKENS = 8192;
+
+interface Tower {
   session: Session;
   file: string;
   output: OutputPlan;
+  /**
+   * What a combined graph (both towers in one) needs for the other tower's input when only
+   * this one is wanted, as transformers.js's JinaCLIPModel sends it: an empty image batch for
+   * texts, one token per image for images. Empty for a graph of one tower.
+   */
+  placeholders(batch: number): Record<string, TensorData>;
+}
+
+export interface TextTower extends Tower {
   takesAttentionMask: boolean;
   takesTokenTypeIds: boolean;
   /**
@@ -30,26 +45,68 @@ export interface TextTower {
   heads: number;
 }
 
-export interface VisionTower {
-  session: Session;
-  file: string;
-  output: OutputPlan;
+export interface VisionTower extends Tower {
   imageSize: number;
 }
 
-/** A model folder in the hub layout, loaded: configs read, both ONNX sessions open. */
+/** A model folder in the hub layout, loaded: configs read, the ONNX session(s) open. */
 export interface LoadedModel {
   dir: string;
   modelType: string;
   dtype: Dtype;
+  layout: OnnxLayout;
   tokenizer: TextTokenizer;
   image: ImagePreprocessConfig;
   text: TextTower;
   vision: VisionTower;
+  /** Length of its vectors: config.json's projection_dim (both towers project to it). */
+  dimensions: number;
+  /** Text prefixes by task (the config's task_instructions, jina-clip-v2); empty when the model has none. */
+  taskInstructions: Readonly<Record<string, string>>;
+  /** The sizes the model was trained to be cut to (Matryoshka, jina-clip-v2), ascending; empty when none. */
+  matryoshkaDimensions: readonly number[];
 }
 
 function record(value: unknown): Record<string, unknown> {
-  return value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {};
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function positive(value: unknown): number | undefined {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * jina-clip-v2's text_config names its backbone (jina-embeddings-v3) and passes settings to it
+ * in hf_model_config_kwargs; v1's text_config holds them itself. Reads a key from either.
+ */
+function textSetting(textConfig: Record<string, unknown>, key: string): unknown {
+  return textConfig[key] ?? record(textConfig.hf_model_config_kwargs)[key];
+}
+
+/** task_instructions as the config holds them (top level, text_config, or the backbone's kwargs). */
+function taskInstructionsOf(config: Record<string, unknown>, path: string): Record<string, string> {
+  const raw = config.task_instructions ?? textSetting(record(config.text_config), 'task_instructions');
+  if (raw === undefined || raw === null) return {};
+  const table = record(raw);
+  if (raw !== table || Object.values(table).some((v) => typeof v !== 'string')) {
+    throw new TesseraError('MODEL_FILE_INVALID', `${path}: task_instructions must map task names to text prefixes, got ${JSON.stringify(raw).slice(0, 80)}`);
+  }
+  return table as Record<string, string>;
+}
+
+function matryoshkaOf(config: Record<string, unknown>, path: string): number[] {
+  const raw = config.matryoshka_dimensions;
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw) || raw.length === 0 || raw.some((d) => positive(d) === undefined)) {
+    throw new TesseraError('MODEL_FILE_INVALID', `${path}: matryoshka_dimensions must be a list of positive integers, got ${JSON.stringify(raw).slice(0, 80)}`);
+  }
+  return [...(raw as number[])].sort((a, b) => a - b);
+}
+
+async function filesUnder(dir: string): Promise<Set<string>> {
+  const entries = await readdir(join(dir, 'onnx')).catch(() => [] as string[]);
+  return new Set(entries.map((name) => `onnx/${name}`));
 }
 
 export async function loadModelDir(dir: string, dtype: Dtype, settings: SessionSettings = {}): Promise<LoadedModel> {
@@ -67,47 +124,92 @@ export async function loadModelDir(dir: string, dtype: Dtype, settings: SessionS
 
   const preprocessorPath = join(dir, 'preprocessor_config.json');
   const image = parsePreprocessorConfig(await readJsonFile(preprocessorPath), preprocessorPath);
-  const maxPositions = Number(textConfig.max_position_embeddings);
-  const tokenizer = await TextTokenizer.load(dir, Number.isFinite(maxPositions) && maxPositions > 0 ? maxPositions : undefined);
+  const tokenizer = await TextTokenizer.load(dir, Math.min(positive(textSetting(textConfig, 'max_position_embeddings')) ?? MAX_TEXT_TOKENS, MAX_TEXT_TOKENS));
 
-  const files = onnxFiles(dtype);
-  const textFile = join(dir, files.text);
-  const visionFile = join(dir, files.vision);
-  for (const file of [textFile, visionFile]) {
-    const exists = await stat(file).then((s) => s.isFile(), () => false);
-    if (!exists) throw new TesseraError('MODEL_FILE_MISSING', `${file} is missing (dtype ${dtype})`);
+  const dimensions = positive(config.projection_dim) ?? positive(textSetting(textConfig, 'embed_dim')) ?? positive(textSetting(textConfig, 'hidden_size'));
+  if (dimensions === undefined) throw new TesseraError('MODEL_FILE_INVALID', `${configPath}: no projection_dim (the length of the model's vectors)`);
+
+  const present = await filesUnder(dir);
+  const layout = onnxLayoutOf(dtype, present);
+  if (!layout) {
+    // Half a pair of towers names the missing half; nothing at all names both layouts.
+    const towers = onnxGraphs(dtype, 'towers');
+    const wanted = towers.some((f) => present.has(f))
+      ? towers.filter((f) => !present.has(f)).map((f) => join(dir, f)).join(' and ')
+      : `${towers.map((f) => join(dir, f)).join(' + ')} or ${join(dir, onnxGraphs(dtype, 'combined')[0]!)}`;
+    throw new TesseraError('MODEL_FILE_MISSING', `${wanted} is missing (dtype ${dtype})`);
   }
-  const [textSession, visionSession] = await Promise.all([createSession(textFile, settings), createSession(visionFile, settings)]);
-
-  requireInputs(textSession, TEXT_INPUTS, 'input_ids', textFile);
-  requireInputs(visionSession, VISION_INPUTS, 'pixel_values', visionFile);
-  const heads = Number(textConfig.num_attention_heads);
-  const imageSize = Number(visionConfig.image_size);
+  const files = onnxGraphs(dtype, layout).map((f) => join(dir, f));
+  const sessions = await Promise.all(files.map((file) => createSession(file, settings)));
+  const imageSize = positive(visionConfig.image_size) ?? image.size;
+  const common = { modelType, heads: positive(textSetting(textConfig, 'num_attention_heads')) ?? 12, imageSize };
+  const { text, vision } = layout === 'combined'
+    ? combinedTowers(sessions[0]!, files[0]!, common)
+    : separateTowers(sessions[0]!, files[0]!, sessions[1]!, files[1]!, common);
 
   return {
     dir,
     modelType,
     dtype,
+    layout,
     tokenizer,
     image,
-    text: {
-      session: textSession,
-      file: textFile,
-      output: planOutput(textSession, 'text', textFile),
-      takesAttentionMask: textSession.inputNames.includes('attention_mask'),
-      takesTokenTypeIds: textSession.inputNames.includes('token_type_ids'),
-      paddingInvariant: modelType === 'clip',
-      heads: Number.isFinite(heads) && heads > 0 ? heads : 12,
-    },
+    text,
+    vision,
+    dimensions,
+    taskInstructions: taskInstructionsOf(config, configPath),
+    matryoshkaDimensions: matryoshkaOf(config, configPath),
+  };
+}
+
+interface TowerFacts {
+  modelType: string;
+  heads: number;
+  imageSize: number;
+}
+
+const none = (): Record<string, TensorData> => ({});
+
+function textTower(session: Session, file: string, facts: TowerFacts, placeholders: Tower['placeholders']): TextTower {
+  return {
+    session,
+    file,
+    output: planOutput(session, 'text', file),
+    placeholders,
+    takesAttentionMask: session.inputNames.includes('attention_mask'),
+    takesTokenTypeIds: session.inputNames.includes('token_type_ids'),
+    paddingInvariant: facts.modelType === 'clip',
+    heads: facts.heads,
+  };
+}
+
+/** jina-clip-v1 and CLIP: onnx/text_model.onnx and onnx/vision_model.onnx. */
+function separateTowers(textSession: Session, textFile: string, visionSession: Session, visionFile: string, facts: TowerFacts) {
+  requireInputs(textSession, TEXT_INPUTS, ['input_ids'], textFile);
+  requireInputs(visionSession, VISION_INPUTS, ['pixel_values'], visionFile);
+  return {
+    text: textTower(textSession, textFile, facts, none),
+    vision: { session: visionSession, file: visionFile, output: planOutput(visionSession, 'image', visionFile), placeholders: none, imageSize: facts.imageSize },
+  };
+}
+
+/** jina-clip-v2: one onnx/model.onnx taking input_ids and pixel_values, giving both embeddings. */
+function combinedTowers(session: Session, file: string, facts: TowerFacts) {
+  requireInputs(session, [...TEXT_INPUTS, ...VISION_INPUTS], ['input_ids', 'pixel_values'], file);
+  const size = facts.imageSize;
+  return {
+    text: textTower(session, file, facts, () => ({ pixel_values: { type: 'float32', data: new Float32Array(0), dims: [0, 3, size, size] } })),
     vision: {
-      session: visionSession,
-      file: visionFile,
-      output: planOutput(visionSession, 'image', visionFile),
-      imageSize: Number.isFinite(imageSize) && imageSize > 0 ? imageSize : image.size,
+      session,
+      file,
+      output: planOutput(session, 'image', file),
+      placeholders: (batch: number): Record<string, TensorData> => ({ input_ids: { type: 'int64', data: new BigInt64Array(batch).fill(1n), dims: [batch, 1] } }),
+      imageSize: size,
     },
   };
 }
 
 export async function releaseModel(model: LoadedModel): Promise<void> {
-  await Promise.all([model.text.session.release(), model.vision.session.release()]);
+  const sessions = new Set([model.text.session, model.vision.session]);
+  await Promise.all([...sessions].map((s) => s.release()));
 }

@@ -35,7 +35,7 @@ parentPort.on('message', async (message) => {
     } else if (op === 'run') {
       const session = sessions.get(message.session);
       const feeds = Object.fromEntries(Object.entries(message.feeds).map(([name, t]) => [name, new ort.Tensor(t.type, t.data, t.dims)]));
-      const outputs = await session.run(feeds);
+      const outputs = message.fetches ? await session.run(feeds, message.fetches) : await session.run(feeds);
       dieIfKilled();
       const result = Object.fromEntries(Object.entries(outputs).map(([name, t]) => [name, plain(t)]));
       parentPort.postMessage({ id, result }, Object.values(result).map((t) => t.data.buffer));

@@ -29,7 +29,8 @@ export interface TensorData {
 export interface Session {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, TensorData>): Promise<Record<string, TensorData>>;
+  /** Runs the graph; with `fetches`, only those outputs are computed and returned. */
+  run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
 }
 
@@ -243,9 +244,9 @@ export async function createSession(path: string, settings: SessionSettings): Pr
   return {
     inputNames: names.inputNames,
     outputNames: names.outputNames,
-    run: async (feeds) => {
+    run: async (feeds, fetches) => {
       const plain = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { type: t.type, data: t.data, dims: [...t.dims] }]));
-      return (await thread.call({ op: 'run', session: id, feeds: plain })) as Record<string, TensorData>;
+      return (await thread.call({ op: 'run', session: id, feeds: plain, fetches: fetches && [...fetches] })) as Record<string, TensorData>;
     },
     release: async () => {
       thread.sessions.delete(id); // a restart from now on leaves it out
@@ -288,11 +289,12 @@ export function planOutput(session: Session, modality: 'text' | 'image', file: s
   throw new TesseraError('MODEL_FILE_INVALID', `${file}: no embedding output among [${names.join(', ')}]; expected ${modality}_embeds, *_embeddings, l2norm_* or last_hidden_state`);
 }
 
-/** Names of the input a session needs, checked against what the modality can feed. */
-export function requireInputs(session: Session, known: readonly string[], required: string, file: string): void {
+/** Checks a session takes every `required` input and nothing but what the modality can feed (`known`). */
+export function requireInputs(session: Session, known: readonly string[], required: readonly string[], file: string): void {
   const names = session.inputNames;
-  if (!names.includes(required)) {
-    throw new TesseraError('MODEL_FILE_INVALID', `${file}: expected an input named ${required} but the graph takes [${names.join(', ')}]`);
+  const lacking = required.filter((n) => !names.includes(n));
+  if (lacking.length > 0) {
+    throw new TesseraError('MODEL_FILE_INVALID', `${file}: expected input(s) named ${lacking.join(' and ')} but the graph takes [${names.join(', ')}]`);
   }
   const unknown = names.filter((n) => !known.includes(n));
   if (unknown.length > 0) {

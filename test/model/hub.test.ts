@@ -251,7 +251,7 @@ describe('downloadModel', () => {
     process.env.HF_HUB_OFFLINE = 'true';
     await assert.rejects(
       downloadModel(REPO, { dtype: 'q8' }),
-      isError('HUB_OFFLINE', /onnx\/text_model_quantized\.onnx \(dtype q8\) is not in the cached snapshot/, /--model demo/),
+      isError('HUB_OFFLINE', /neither onnx\/text_model_quantized\.onnx \+ onnx\/vision_model_quantized\.onnx or onnx\/model_quantized\.onnx \(dtype q8\) is in the cached snapshot/, /--model demo/),
     );
   });
 
@@ -500,8 +500,14 @@ describe('modelFilesFor', () => {
   });
 
   test('a missing graph is MODEL_FILE_MISSING', () => {
-    assert.throws(() => modelFilesFor('q8', listing, 'x/y'), isError('MODEL_FILE_MISSING', /^x\/y has no onnx\/text_model_quantized\.onnx, which dtype q8 needs; it offers dtype fp32, fp16$/));
-    assert.throws(() => modelFilesFor('fp32', ['config.json']), isError('MODEL_FILE_MISSING', /jina-clip-v1 ONNX export/));
+    assert.throws(() => modelFilesFor('q8', listing, 'x/y'), isError('MODEL_FILE_MISSING', /^x\/y has neither onnx\/text_model_quantized\.onnx \+ onnx\/vision_model_quantized\.onnx nor onnx\/model_quantized\.onnx, which dtype q8 needs; it offers dtype fp32, fp16$/));
+    assert.throws(() => modelFilesFor('fp32', ['config.json']), isError('MODEL_FILE_MISSING', /no onnx\/model\*\.onnx \(is it a jina-clip ONNX export\?\)/));
+  });
+
+  test("jina-clip-v2's combined graph: its external data, then the graph", () => {
+    const v2 = ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'onnx/model.onnx', 'onnx/model.onnx_data', 'onnx/model_fp16.onnx', 'onnx/model_fp16.onnx_data', 'onnx/model_quantized.onnx'];
+    assert.deepEqual(modelFilesFor('fp32', v2), ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'onnx/model.onnx_data', 'onnx/model.onnx']);
+    assert.deepEqual(modelFilesFor('q8', v2), ['config.json', 'preprocessor_config.json', 'tokenizer.json', 'onnx/model_quantized.onnx']);
   });
 });
 
