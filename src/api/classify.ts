@@ -6,7 +6,7 @@ import type { ApiContext } from './context.ts';
 import { embedRequestItems } from './embed-items.ts';
 import { parseClassifyRequest } from './request.ts';
 import { parseClassifyByIdRequest } from './classifier-request.ts';
-import { servedModel } from './classifiers.ts';
+import { classifierModel } from './classifiers.ts';
 import { TesseraError } from '../errors.ts';
 
 /** POST /v1/classify in the shape of Jina's Classifier API: zero-shot on `labels`, or few-shot with a `classifier_id`. */
@@ -18,21 +18,21 @@ export const classifyRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (ap
       if (!ctx.classifiers) throw new TesseraError('CLASSIFIER_NOT_FOUND', `no classifier ${JSON.stringify(byId.classifierId)}: this server has no store, so no classifiers (serve it with --store)`);
       admit(ctx, request, estimateTokens(byId.items));
       const record = await ctx.classifiers.usable(byId.classifierId, request.tessera.keyId);
-      ctx.classifiers.checkModel(record, servedModel(ctx));
-      const results = await embedRequestItems(ctx, request, reply, byId.items, { normalize: true, truncate: false });
+      const model = classifierModel(ctx, ctx.classifiers, record); // the model it was trained on, whichever is asked for
+      const results = await embedRequestItems(ctx, model.engine, request, reply, byId.items, { normalize: true, truncate: false });
       const classified = await ctx.classifiers.classify(record, results.map((r) => r.embedding));
       const usage = bill(ctx, request, results);
       return { model: record.modelName, object: 'list', usage, data: classified.map((c, index) => ({ object: 'classification', index, ...c })) };
     }
     const body = parseClassifyRequest(request.body, ctx.limits);
     admit(ctx, request, estimateTokens(body.items) + estimateTokens(body.labels.map((text) => ({ kind: 'text', text }))));
-    ctx.checkModel(body.model);
-    const labels = await ctx.engine().embedTexts(body.labels);
-    const results = await embedRequestItems(ctx, request, reply, body.items, { normalize: true, truncate: false });
+    const model = ctx.model(body.model);
+    const labels = await model.engine.embedTexts(body.labels);
+    const results = await embedRequestItems(ctx, model.engine, request, reply, body.items, { normalize: true, truncate: false });
     const usage = bill(ctx, request, [...results, ...labels]);
     const labelVectors = labels.map((l) => l.embedding);
     return {
-      model: ctx.servedName,
+      model: model.name,
       object: 'list',
       usage,
       data: results.map((r, index) => ({ object: 'classification', index, ...classify(r.embedding, labelVectors, body.labels) })),

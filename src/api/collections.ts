@@ -8,18 +8,19 @@ import type { Embedding } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
 import { fetchImage } from '../image/fetch.ts';
 import { embedDocuments, parseDocumentInput, type DocumentInput } from '../index/document.ts';
-import { checkCollectionModel, requireCollection } from '../search/collection.ts';
+import { requireCollection } from '../search/collection.ts';
 import { findDuplicates, parseThreshold } from '../search/duplicates.ts';
 import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
-import type { SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
+import type { CollectionInfo, SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
 import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
 import { describe } from './request.ts';
 import { bill, recordTimings } from './billing.ts';
 import { requestSignal, type ApiContext } from './context.ts';
+import type { ModelHandle } from './models.ts';
 
 const invalid = (message: string) => new TesseraError('REQUEST_INVALID', message);
 
@@ -73,11 +74,25 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
   const thumbnails = new ThumbnailCache();
   const fetcher = (url: string, signal?: AbortSignal) => fetchImage(url, ctx.fetchPolicy, signal);
 
-  /** The named collection, checked to hold vectors of the served model (for search and writes). */
-  async function servable(name: string) {
+  /**
+   * The named collection and the served model it records (for search and writes):
+   * COLLECTION_MODEL_MISMATCH when this server does not serve that model.
+   */
+  async function servable(name: string): Promise<{ info: CollectionInfo; model: ModelHandle }> {
     const info = await requireCollection(store, validateCollectionName(name, 'collection'));
-    checkCollectionModel(info, ctx.modelRef);
-    return info;
+    const slot = ctx.models.serving(info);
+    if (!slot) {
+      throw new TesseraError(
+        'COLLECTION_MODEL_MISMATCH',
+        `collection ${JSON.stringify(info.name)} holds vectors of ${info.model} (${info.dtype}), which this server does not serve; it serves ${ctx.models.describe()}. Serve that model too: --model ${info.model} --dtype ${info.dtype}`,
+      );
+    }
+    return { info, model: slot.handle() };
+  }
+
+  /** How a collection is shown: `model_name` is the name this server serves its model as (null: not served). */
+  function collectionView(info: CollectionInfo) {
+    return { name: info.name, model: info.model, model_name: ctx.models.serving(info)?.name ?? null, dimensions: info.dimensions, count: info.count };
   }
 
   function billed(request: FastifyRequest, embeddings: readonly Embedding[]) {
@@ -87,23 +102,21 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
 
   app.get('/v1/collections', async () => {
     const collections = await store.listCollections();
-    return { data: collections.map((c) => ({ name: c.name, model: c.model, dimensions: c.dimensions, count: c.count })) };
+    return { data: collections.map(collectionView) };
   });
 
   app.post('/v1/collections', async (request) => {
     const body = bodyObject(request.body, ['name', 'model', 'dtype']);
     const name = validateCollectionName(body.name, 'name');
-    if (body.model !== undefined && body.model !== null) {
-      if (typeof body.model !== 'string') throw invalid(`model must be a string, got ${describe(body.model)}`);
-      // The served name, an alias, or the model as the server was started with it.
-      if (body.model !== ctx.modelRef.model) ctx.checkModel(body.model);
+    // The served name, an alias, or the model as the server was started with it; none: the first served.
+    if (body.model !== undefined && body.model !== null && typeof body.model !== 'string') throw invalid(`model must be a string, got ${describe(body.model)}`);
+    const slot = typeof body.model === 'string' ? ctx.models.resolve(body.model) : ctx.models.default;
+    if (body.dtype !== undefined && body.dtype !== null && body.dtype !== slot.ref.dtype) {
+      throw new TesseraError('MODEL_MISMATCH', `dtype ${JSON.stringify(body.dtype)} is not served here; ${JSON.stringify(slot.name)} runs ${slot.ref.dtype}`);
     }
-    if (body.dtype !== undefined && body.dtype !== null && body.dtype !== ctx.modelRef.dtype) {
-      throw new TesseraError('MODEL_MISMATCH', `dtype ${JSON.stringify(body.dtype)} is not served here; this server runs ${ctx.modelRef.dtype}`);
-    }
-    const dimensions = ctx.dimensions();
-    const info = await store.createCollection({ name, ...ctx.modelRef, dimensions });
-    return { name: info.name, model: info.model, dimensions: info.dimensions, count: info.count };
+    const model = slot.handle();
+    const info = await store.createCollection({ name, ...model.ref, dimensions: model.dimensions });
+    return collectionView(info);
   });
 
   app.delete<{ Params: NameParams }>('/v1/collections/:name', async (request) => {
@@ -130,11 +143,10 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
       }
     });
     const name = request.params.name;
-    await servable(name);
+    const { model } = await servable(name);
     admit(ctx, request, documentTokens(inputs));
-    const engine = ctx.engine();
     const signal = requestSignal(ctx, request, reply);
-    const outcomes = await embedDocuments(engine, inputs, {
+    const outcomes = await embedDocuments(model.engine, inputs, {
       allowPaths: false, // remote clients never name the server's files
       fetchPolicy: ctx.fetchPolicy,
       signal,
@@ -146,7 +158,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     }
     const done = outcomes.filter((o) => o.ok);
     const existing = new Set((await store.get(name, inputs.map((d) => d.id))).map((d) => d.id));
-    await store.upsert(name, done.map((o) => o.record), ctx.modelRef);
+    await store.upsert(name, done.map((o) => o.record), model.ref);
     const usage = billed(request, done.map((o) => o.embedding));
     return {
       ids: inputs.map((d) => d.id),
@@ -197,11 +209,11 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     const terms = parseQuery(body.query, 'query', ctx.limits.maxTextChars);
     const params = parseSearchParameters(body);
     const name = validateCollectionName(request.params.name, 'collection');
-    await servable(name);
+    const { model } = await servable(name);
     admit(ctx, request, queryTokens(terms));
     const started = performance.now();
     const outcome = await searchCollection(
-      { store, embedder: ctx.engine(), model: ctx.modelRef, fetchImage: fetcher },
+      { store, embedder: model.engine, model: model.ref, fetchImage: fetcher },
       name,
       { ...params, terms },
       requestSignal(ctx, request, reply),

@@ -6,11 +6,11 @@ import { TesseraError } from '../errors.ts';
  * what it means. Flags win over environment variables, which win over defaults.
  */
 export const SERVER_OPTIONS = {
-  model: { type: 'string', env: 'TESSERA_MODEL', default: 'jinaai/jina-clip-v1', help: 'hub repository id, local folder in the hub layout, or "demo"' },
-  dtype: { type: 'string', env: 'TESSERA_DTYPE', default: 'fp32', help: 'fp32 | fp16 | q8' },
+  model: { type: 'list', env: 'TESSERA_MODEL', default: 'jinaai/jina-clip-v1', help: 'hub repository id, local folder in the hub layout, or "demo"; repeat the flag (or separate by commas) to serve several models, the first being the default' },
+  dtype: { type: 'string', env: 'TESSERA_DTYPE', default: 'fp32', help: 'fp32 | fp16 | q8, for every model served' },
   host: { type: 'string', env: 'TESSERA_HOST', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all interfaces)' },
   port: { type: 'integer', env: 'TESSERA_PORT', default: 8080, help: 'port to listen on (0: any free port)' },
-  'served-model-name': { type: 'string', env: 'TESSERA_SERVED_MODEL_NAME', default: '', help: 'the name clients put in "model" (default: the model\'s name, e.g. jina-clip-v1)' },
+  'served-model-name': { type: 'list', env: 'TESSERA_SERVED_MODEL_NAME', default: '', help: 'the name clients put in "model" (default: the model\'s name, e.g. jina-clip-v1); with several models one name per model, in the order of --model (repeated or comma-separated)' },
   'api-keys': { type: 'string', env: 'TESSERA_API_KEYS_FILE', default: '', help: 'file of API keys, one per line; TESSERA_API_KEYS may also hold comma-separated keys. No keys: no auth' },
   'rate-limit-rpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_RPM', default: 0, help: 'requests per minute per key (0: unlimited)' },
   'rate-limit-tpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_TPM', default: 0, help: 'tokens per minute per key (0: unlimited)' },
@@ -38,24 +38,36 @@ export const SERVER_OPTIONS = {
 } as const;
 
 type Spec = typeof SERVER_OPTIONS;
-type ValueOf<S> = S extends { type: 'integer' } ? number : S extends { type: 'boolean' } ? boolean : string;
+type ValueOf<S> = S extends { type: 'integer' } ? number : S extends { type: 'boolean' } ? boolean : S extends { type: 'list' } ? readonly string[] : string;
 export type ServerConfig = { readonly [K in keyof Spec]: ValueOf<Spec[K]> };
 
-/** Reads flags and environment into one frozen, validated configuration. */
+type Value = string | number | boolean | readonly string[];
+
+/**
+ * Reads flags and environment into one frozen, validated configuration. A `list` option is a
+ * repeatable flag whose values may also hold several entries separated by commas (its
+ * environment variable too): `--model a --model b` and `TESSERA_MODEL=a,b` are the same.
+ */
 export function parseServerConfig(args: string[], env: NodeJS.ProcessEnv = process.env): ServerConfig {
   const options = Object.fromEntries(
-    Object.entries(SERVER_OPTIONS).map(([name, spec]) => [name, { type: spec.type === 'boolean' ? 'boolean' : 'string' }]),
-  ) as Record<string, { type: 'string' | 'boolean' }>;
+    Object.entries(SERVER_OPTIONS).map(([name, spec]) => [name, spec.type === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple: spec.type === 'list' }]),
+  ) as Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
   const { values } = parseArgs({ args, options, strict: true });
-  const config: Record<string, string | number | boolean> = {};
+  const config: Record<string, Value> = {};
   for (const [name, spec] of Object.entries(SERVER_OPTIONS)) {
     const raw = values[name] ?? env[spec.env];
-    config[name] = raw === undefined ? spec.default : coerce(name, spec.type, raw);
+    config[name] = coerce(name, spec.type, raw ?? spec.default);
   }
   return Object.freeze(config) as ServerConfig;
 }
 
-function coerce(name: string, type: string, raw: string | boolean): string | number | boolean {
+function coerce(name: string, type: string, raw: string | boolean | number | (string | boolean)[]): Value {
+  if (typeof raw === 'number') return raw; // a default
+  if (type === 'list') {
+    const entries = (Array.isArray(raw) ? raw : [raw]).flatMap((value) => String(value).split(','));
+    return Object.freeze(entries.map((entry) => entry.trim()).filter((entry) => entry !== ''));
+  }
+  if (Array.isArray(raw)) raw = raw.at(-1)!;
   if (type === 'boolean') {
     if (typeof raw === 'boolean') return raw;
     if (/^(1|true|yes|on)$/i.test(raw)) return true;
@@ -71,7 +83,7 @@ function coerce(name: string, type: string, raw: string | boolean): string | num
 
 export function serverHelp(): string {
   const rows = Object.entries(SERVER_OPTIONS).map(([name, spec]) => {
-    const flag = `--${name}${spec.type === 'boolean' ? '' : ' V'}`;
+    const flag = `--${name}${spec.type === 'boolean' ? '' : ' V'}${spec.type === 'list' ? '...' : ''}`;
     return `  ${flag.padEnd(28)} ${spec.help} [${spec.env}; default ${JSON.stringify(spec.default)}]`;
   });
   return `usage: tessera serve [options]\n\n${rows.join('\n')}`;

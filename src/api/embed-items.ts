@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { EmbedItem, Embedding } from '../engine/embedder.ts';
+import type { EmbedItem, EmbedOptions, Embedder, Embedding } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
 import { mapConcurrent } from '../concurrency.ts';
 import { fetchImage } from '../image/fetch.ts';
@@ -25,15 +25,18 @@ export async function resolveItems(ctx: ApiContext, items: readonly RequestItem[
   });
 }
 
-/** Embeds a request's items on the served model, under the request's deadline; records the timing headers. */
+/** Options of one request's embedding: the engine's, without the signal (the request's deadline gives it). */
+export type RequestEmbedOptions = Omit<EmbedOptions, 'signal'>;
+
+/** Embeds a request's items on `engine` (the model the request picked), under the request's deadline; records the timing headers. */
 export async function embedRequestItems(
   ctx: ApiContext,
+  engine: Embedder,
   request: FastifyRequest,
   reply: FastifyReply,
   items: readonly RequestItem[],
-  options: { normalize: boolean; truncate: boolean },
+  options: RequestEmbedOptions,
 ): Promise<Embedding[]> {
-  const engine = ctx.engine();
   const signal = requestSignal(ctx, request, reply);
   const results = await engine.embed(await resolveItems(ctx, items, signal), { ...options, signal });
   recordTimings(request, results);

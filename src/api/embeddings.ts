@@ -12,11 +12,11 @@ export const embeddingsRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (
   const embeddings = async (request: FastifyRequest, reply: FastifyReply) => {
     const body = parseEmbeddingsRequest(request.body, ctx.limits);
     admit(ctx, request, estimateTokens(body.items));
-    ctx.checkModel(body.model);
-    const results = await embedRequestItems(ctx, request, reply, body.items, { normalize: body.normalized, truncate: body.truncate });
+    const model = ctx.model(body.model);
+    const results = await embedRequestItems(ctx, model.engine, request, reply, body.items, { normalize: body.normalized, truncate: body.truncate });
     const usage = bill(ctx, request, results);
     return {
-      model: ctx.servedName,
+      model: model.name,
       object: 'list',
       usage,
       data: results.map((r, index) => {

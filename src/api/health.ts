@@ -11,15 +11,29 @@ export const STORE_PING_DEADLINE_MS = 1000;
 export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
   app.get('/health', async () => ({ status: 'ok' }));
 
-  // Ready means a request would be served now: the model answers and so does the store.
+  // Ready means a request would be served now: every model answers and so does the store.
   app.get('/ready', async (request, reply) => {
-    const why = ctx.unavailable ?? (ctx.store ? await storeUnavailable(ctx.store) : undefined);
+    const why = ctx.models.unavailable ?? (ctx.store ? await storeUnavailable(ctx.store) : undefined);
     if (why) return reply.code(why.status).send(errorBody(request, why.code, why.message));
-    return { status: 'ready', model: ctx.servedName };
+    return { status: 'ready', model: ctx.models.default.name, models: ctx.models.names };
   });
 
+  // Jina's and OpenAI's list shape, with what a client needs to know of each model; facts
+  // are null until the model has been warmed up.
   app.get('/v1/models', async () => {
-    return { object: 'list', data: [{ id: ctx.servedName, object: 'model', created: 0, owned_by: 'tessera', ready: ctx.ready }] };
+    return {
+      object: 'list',
+      data: ctx.models.slots.map((slot) => ({
+        id: slot.name,
+        object: 'model',
+        created: slot.created,
+        owned_by: 'tessera',
+        dimensions: slot.known?.dimensions ?? null,
+        max_tokens: slot.known?.maxTokens ?? null,
+        image_size: slot.known?.imageSize ?? null,
+        ready: slot.ready,
+      })),
+    };
   });
 
   app.get('/metrics', async (_request, reply) => {

@@ -16,6 +16,8 @@ export interface EmbeddingsRequest {
   keyed: boolean;
   normalized: boolean;
   truncate: boolean;
+  /** Jina's `task` (e.g. retrieval.query): the engine applies it where the model has task instructions. */
+  task?: string;
   dimensions?: number;
 }
 
@@ -120,7 +122,11 @@ export function parseEmbeddingsRequest(rawBody: unknown, limits: RequestLimits):
     if (!Number.isInteger(body.dimensions) || (body.dimensions as number) < 1) throw invalid(`dimensions must be a positive integer, got ${describe(body.dimensions)}`);
     dimensions = body.dimensions as number;
   }
-  if (body.task !== undefined && body.task !== null && typeof body.task !== 'string') throw invalid(`task must be a string, got ${describe(body.task)}`);
+  let task: string | undefined;
+  if (body.task !== undefined && body.task !== null) {
+    if (typeof body.task !== 'string') throw invalid(`task must be a string, got ${describe(body.task)}`);
+    task = body.task;
+  }
   optionalBoolean(body, 'late_chunking', false);
   return {
     model,
@@ -129,6 +135,7 @@ export function parseEmbeddingsRequest(rawBody: unknown, limits: RequestLimits):
     keyed,
     normalized: optionalBoolean(body, 'normalized', true),
     truncate: optionalBoolean(body, 'truncate', false),
+    task,
     dimensions,
   };
 }

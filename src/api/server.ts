@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import sharp from 'sharp';
 import type { Embedder } from '../engine/embedder.ts';
 import type { FetchPolicy } from '../image/fetch.ts';
 import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
+import { TesseraError } from '../errors.ts';
+import { modelRefOf } from '../search/collection.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import type { ApiKeys } from './auth.ts';
 import { Classifiers } from '../classifier/classifiers.ts';
@@ -11,7 +12,8 @@ import { classifierRoutes } from './classifiers.ts';
 import { classifyRoutes } from './classify.ts';
 import { collectionsRoutes } from './collections.ts';
 import type { ServerConfig } from './config.ts';
-import { ModelSlot, type ApiContext } from './context.ts';
+import type { ApiContext } from './context.ts';
+import { ModelRegistry, modelSpecs, servedName, type ModelSpec } from './models.ts';
 import { Drain } from './drain.ts';
 import { embeddingsRoutes } from './embeddings.ts';
 import { installErrorHandlers } from './error-handler.ts';
@@ -23,28 +25,36 @@ import { ServerMetrics } from './metrics.ts';
 
 export interface ServerOptions {
   config: ServerConfig;
-  /** What clients put in `model`, e.g. jina-clip-v1. */
-  servedName: string;
-  /** Other names accepted in `model`, e.g. the hub id jinaai/jina-clip-v1. */
+  /**
+   * The models served, in order: the first is the default. Default: one model, from
+   * `servedName`, `aliases` and `modelRef` when given, else from config (modelSpecs).
+   */
+  models?: readonly ModelSpec[];
+  /** One model: what clients put in `model`, e.g. jina-clip-v1. */
+  servedName?: string;
+  /** One model: other names accepted in `model`, e.g. the hub id jinaai/jina-clip-v1. */
   aliases?: string[];
+  /** One model: as collections and classifiers record it (default: config's first model and dtype). */
+  modelRef?: ModelRef;
   apiKeys: ApiKeys | null;
   /**
    * The collections to serve under /v1/collections, and the few-shot classifiers (/v1/train,
-   * /v1/classifiers); without one those routes do not exist.
+   * /v1/classifiers); without one those routes do not exist. A collection or classifier is
+   * used with the served model it records; those of a model not served are listed but not
+   * searched, written or used.
    */
   store?: VectorStore;
-  /**
-   * The loaded model as collections record it (default: config.model and config.dtype).
-   * Collections of another model are listed but not searched or written.
-   */
-  modelRef?: ModelRef;
 }
 
 export interface TesseraServer {
   app: FastifyInstance;
   metrics: ServerMetrics;
-  /** Hands the loaded model to the server: warms it up, then /ready turns 200. */
-  attach(embedder: Embedder): Promise<void>;
+  /**
+   * Hands a loaded model to the server (`model`: its served name; default the first): warms
+   * it up, then it answers, and /ready turns 200 once every model has. `residentBytes` is
+   * reported in /metrics.
+   */
+  attach(embedder: Embedder, options?: { model?: string; residentBytes?: number }): Promise<void>;
   /**
    * Stops the server without failing what it accepted: new requests get 503 SHUTTING_DOWN
    * from now on, the ones in flight finish, then the listener and connections close.
@@ -52,14 +62,23 @@ export interface TesseraServer {
   shutdown(): Promise<void>;
 }
 
+/** The served models an options object describes. */
+function specsOf(options: ServerOptions): readonly ModelSpec[] {
+  if (options.models) return options.models;
+  if (options.servedName === undefined && options.modelRef === undefined) return modelSpecs(options.config);
+  const ref = options.modelRef ?? modelRefOf(options.config.model[0] ?? '', options.config.dtype);
+  const name = options.servedName ?? servedName(ref.model);
+  return [{ name, aliases: [...new Set([...(options.aliases ?? []), ref.model])], ref, source: ref.model }];
+}
+
 /**
  * The HTTP server: shared hooks (auth, timing headers, metrics) and the error registry at
  * the root, then one plugin per API family, each given the same ApiContext.
  */
 export function createServer(options: ServerOptions): TesseraServer {
-  const { config, servedName } = options;
+  const { config } = options;
   const metrics = new ServerMetrics();
-  const slot = new ModelSlot(servedName, new Set([servedName, ...(options.aliases ?? [])]));
+  const models = new ModelRegistry(specsOf(options));
   const fetchPolicy: Partial<FetchPolicy> = {
     timeoutMs: config['fetch-timeout-ms'],
     maxBytes: config['max-image-bytes'],
@@ -68,8 +87,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   };
   const ctx: ApiContext = {
     config,
-    servedName,
-    modelRef: options.modelRef ?? { model: config.model, dtype: config.dtype },
+    models,
     metrics,
     limiter: new RateLimiter({
       requestsPerMinute: config['rate-limit-rpm'] || undefined,
@@ -80,15 +98,7 @@ export function createServer(options: ServerOptions): TesseraServer {
     limits: { maxItems: config['max-items'], maxTextChars: config['max-text-chars'], maxClassifierInputs: config['classifier-max-inputs'] },
     store: options.store,
     classifiers: options.store && new Classifiers(options.store.classifiers, { maxClasses: config['classifier-max-classes'], maxPerOwner: config['classifier-max-per-key'] }),
-    get ready() {
-      return slot.ready;
-    },
-    get unavailable() {
-      return slot.unavailable;
-    },
-    engine: () => slot.engine(),
-    dimensions: () => (slot.engine(), slot.dimensions),
-    checkModel: (requested) => slot.checkModel(requested),
+    model: (requested) => (requested === undefined ? models.default : models.resolve(requested)).handle(),
   };
 
   const app = Fastify({
@@ -107,22 +117,23 @@ export function createServer(options: ServerOptions): TesseraServer {
   installRequestHooks(app, options.apiKeys, metrics, drain);
   installErrorHandlers(app, config);
 
-  // A dead inference thread has lost the model: /ready says so at once. Once the thread is
-  // back with the model, a warm-up like attach's turns /ready 200 again; one overtaken by a
-  // newer death proves nothing and is ignored.
-  let embedder: Embedder | undefined;
+  // A dead inference thread has lost every model (one thread serves them all): /ready says
+  // so at once. Once the thread is back with the models, a warm-up of each like attach's
+  // turns it ready again; one overtaken by a newer death proves nothing and is ignored.
   let deaths = 0;
   const offDeath = onInferenceThreadDeath(({ error }) => {
     deaths++;
-    slot.markUnavailable(error);
+    for (const slot of models.slots) slot.markUnavailable(error);
   });
   const offRestart = onInferenceThreadRestart(() => {
     const seen = deaths;
-    if (!embedder) return;
-    warmUp(embedder).then(
-      () => deaths === seen && slot.markReady(),
-      (err: unknown) => app.log.warn({ err }, 'warm-up after the inference thread restarted failed'),
-    );
+    for (const slot of models.slots) {
+      if (!slot.loaded) continue;
+      slot.warmUp().then(
+        () => deaths === seen && slot.markReady(),
+        (err: unknown) => app.log.warn({ err, model: slot.name }, 'warm-up after the inference thread restarted failed'),
+      );
+    }
   });
   app.addHook('onClose', async () => {
     offDeath();
@@ -136,19 +147,13 @@ export function createServer(options: ServerOptions): TesseraServer {
   if (ctx.classifiers) void app.register(classifierRoutes, { ctx, classifiers: ctx.classifiers });
   void app.register(webPlugin); // GET /: the search page
 
-  // One text and one image through the real path, so /ready means "answers now".
-  async function warmUp(loaded: Embedder): Promise<void> {
-    const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer();
-    const [text] = await loaded.embed([{ text: 'warm-up' }, { image }]);
-    slot.dimensions = text!.embedding.length;
-  }
-
-  async function attach(loaded: Embedder): Promise<void> {
-    slot.set(loaded);
-    metrics.watch(loaded);
-    embedder = loaded; // from now on a restarted thread is warmed up too
+  async function attach(loaded: Embedder, how: { model?: string; residentBytes?: number } = {}): Promise<void> {
+    const slot = how.model === undefined ? models.default : models.get(how.model);
+    if (!slot) throw new TesseraError('INVALID_ARGUMENT', `attach: no served model is named ${JSON.stringify(how.model)}; the served models are ${models.listNames()}`);
+    slot.set(loaded, how.residentBytes); // from now on a restarted thread warms it up too
+    metrics.watch(loaded, slot.name, how.residentBytes);
     const seen = deaths;
-    await warmUp(loaded);
+    await slot.warmUp();
     if (deaths === seen) slot.markReady();
   }
 

@@ -24,10 +24,8 @@ export function modelSettings(values: { dtype?: string; threads?: string }): { d
   return { dtype: parseDtype(values.dtype ?? 'fp32'), intraOpThreads: threads };
 }
 
-/** The name responses carry for a model: the hub repository's name, or the folder's. */
-export function servedName(model: string): string {
-  return model.replace(/[\\/]+$/, '').split(/[\\/]/).at(-1) ?? model;
-}
+/** The name responses carry for a model (one home: the server's models, api/models.ts). */
+export { servedName } from '../api/models.ts';
 
 /** Options naming what to embed or classify, as parseArgs declarations. */
 export const ITEM_OPTIONS = {

@@ -1,24 +1,23 @@
 import { loadApiKeys, API_KEYS_ENV } from '../api/auth.ts';
 import { parseServerConfig, serverHelp } from '../api/config.ts';
 import { createServer } from '../api/server.ts';
-import { Embedder } from '../engine/embedder.ts';
+import { loadModels, modelSpecs } from '../api/models.ts';
 import { parseDtype } from '../model/dtype.ts';
-import { modelRefOf } from '../search/collection.ts';
 import { openStore } from '../store/open.ts';
 import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
-import { servedName } from './options.ts';
 
 export async function main(args: string[]): Promise<void> {
   if (args.includes('--help') || args.includes('-h')) return console.log(serverHelp());
   const config = parseServerConfig(args);
   const apiKeys = await loadApiKeys({ file: config['api-keys'] || undefined, env: process.env[API_KEYS_ENV] });
-  const name = config['served-model-name'] || servedName(config.model);
+  const specs = modelSpecs(config);
   const store = await openStore(config.store || undefined);
-  const modelRef = modelRefOf(config.model, config.dtype);
-  const server = createServer({ config, servedName: name, aliases: [config.model, modelRef.model], apiKeys, store, modelRef });
+  const server = createServer({ config, models: specs, apiKeys, store });
 
-  // Load before listening: offline with nothing cached, this fails fast with advice.
-  const embedder = await Embedder.load(config.model, {
+  // Load before listening, one model after another (each one's memory is measured alone):
+  // offline with nothing cached this fails fast with advice, and a model that cannot be
+  // loaded fails the start, naming it.
+  const loaded = await loadModels(specs, {
     dtype: parseDtype(config.dtype),
     progress: true,
     intraOpThreads: config.threads || undefined,
@@ -29,10 +28,14 @@ export async function main(args: string[]): Promise<void> {
     maxTextBatch: config['max-text-batch'],
     maxImageBatch: config['max-image-batch'],
     maxPendingItems: config['max-pending-items'],
+  }).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
   });
-  await server.attach(embedder);
+  for (const { spec, embedder, residentBytes } of loaded) await server.attach(embedder, { model: spec.name, residentBytes });
   const address = await server.app.listen({ host: config.host, port: config.port });
-  console.error(`tessera: serving ${name} (${config.model}, ${config.dtype}) on ${address}${apiKeys ? ` with ${apiKeys.size} API key(s)` : ''}`);
+  const served = specs.map((s) => `${s.name} (${s.source}, ${config.dtype})`).join(', ');
+  console.error(`tessera: serving ${served} on ${address}${apiKeys ? ` with ${apiKeys.size} API key(s)` : ''}`);
   console.error(`tessera: collections from the store at ${store.location}`);
 
   // A dead inference thread is restarted with the model (session.ts); the requests it was
@@ -53,7 +56,7 @@ export async function main(args: string[]): Promise<void> {
     // A failing exit must not wait on a stuck request; a clean stop waits for every one.
     if (code !== 0) setTimeout(() => process.exit(code), 5000).unref();
     await server.shutdown(); // new requests: 503 SHUTTING_DOWN; in flight: finished
-    await embedder.close();
+    await Promise.all(loaded.map((m) => m.embedder.close()));
     await store.close();
     process.exit(code);
   };

@@ -96,12 +96,13 @@ after(async () => {
 });
 
 describe('collections', () => {
-  test('GET /v1/collections lists name, model, dimensions and count', async () => {
-    const answer = await json<{ data: { name: string; model: string; dimensions: number; count: number }[] }>(await fetch(`${api.url}/v1/collections`));
+  test('GET /v1/collections lists name, model, the served name of that model, dimensions and count', async () => {
+    const answer = await json<{ data: { name: string; model: string; model_name: string | null; dimensions: number; count: number }[] }>(await fetch(`${api.url}/v1/collections`));
     const colours = answer.data.find((c) => c.name === 'colours');
-    assert.deepEqual(Object.keys(colours!).sort(), ['count', 'dimensions', 'model', 'name']);
+    assert.deepEqual(Object.keys(colours!).sort(), ['count', 'dimensions', 'model', 'model_name', 'name']);
     assert.equal(colours!.count, IMAGES.length + Object.keys(TEXTS).length);
     assert.equal(colours!.model, await forged('colour'));
+    assert.equal(colours!.model_name, 'jina-clip-v1');
     assert.equal(colours!.dimensions, (await api.embedder.embedTexts(['red']))[0]!.embedding.length);
   });
 
@@ -472,8 +473,9 @@ describe('bad input: a specific 4xx naming the field, and nothing stored changes
 
   test('a collection of another model is listed, but searching or writing it is COLLECTION_MODEL_MISMATCH', async () => {
     await store.createCollection({ name: 'foreign', model: 'jinaai/jina-clip-v1', dtype: 'fp32', dimensions: 768 });
-    const listed = await json<{ data: { name: string; model: string }[] }>(await fetch(`${api.url}/v1/collections`));
+    const listed = await json<{ data: { name: string; model: string; model_name: string | null }[] }>(await fetch(`${api.url}/v1/collections`));
     assert.equal(listed.data.find((c) => c.name === 'foreign')?.model, 'jinaai/jina-clip-v1');
+    assert.equal(listed.data.find((c) => c.name === 'foreign')?.model_name, null);
     const before = await snapshot();
     for (const response of [
       await api.post('/v1/collections/foreign/search', { query: 'red' }),
@@ -482,7 +484,7 @@ describe('bad input: a specific 4xx naming the field, and nothing stored changes
       const answer = await json<ErrorBody>(response);
       assert.equal(response.status, 409);
       assert.equal(answer.code, 'COLLECTION_MODEL_MISMATCH');
-      assert.match(answer.detail, /jinaai\/jina-clip-v1/);
+      assert.match(answer.detail, /jinaai\/jina-clip-v1 \(fp32\), which this server does not serve; it serves "jina-clip-v1" \(/);
     }
     assert.equal(await snapshot(), before);
   });

@@ -52,7 +52,7 @@ test('serve --store DIR serves that store\'s collections', async () => {
   try {
     const created = await fetch(`${url}/v1/collections`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'c' }) });
     assert.equal(created.status, 200, await created.clone().text());
-    assert.deepEqual(await created.json(), { name: 'c', model: 'demo', dimensions: 32, count: 0 }); // the colour model's width
+    assert.deepEqual(await created.json(), { name: 'c', model: 'demo', model_name: 'demo', dimensions: 32, count: 0 }); // the colour model's width
     const listed = (await (await fetch(`${url}/v1/collections`)).json()) as { data: { name: string }[] };
     assert.deepEqual(listed.data.map((c) => c.name), ['c']);
     assert.match(serve.stderr(), new RegExp(`store at ${storeDir}`));

@@ -2,7 +2,8 @@ import { after } from 'node:test';
 import { parseServerConfig } from '../../src/api/config.ts';
 import { createServer, type TesseraServer } from '../../src/api/server.ts';
 import type { ApiKeys } from '../../src/api/auth.ts';
-import { Embedder, type EmbedderOptions } from '../../src/engine/embedder.ts';
+import type { Embedder, EmbedderOptions } from '../../src/engine/embedder.ts';
+import { loadModels, type ModelSpec } from '../../src/api/models.ts';
 import { modelRefOf } from '../../src/search/collection.ts';
 import type { VectorStore } from '../../src/store/store.ts';
 import { forged } from './models.ts';
@@ -10,7 +11,10 @@ import { forged } from './models.ts';
 export interface TestServer {
   url: string;
   server: TesseraServer;
+  /** The first served model's engine. */
   embedder: Embedder;
+  /** Every served model's engine, by served name. */
+  embedders: Record<string, Embedder>;
   post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>;
   close(): Promise<void>;
 }
@@ -20,9 +24,23 @@ after(async () => {
   await Promise.all(open.map((s) => s.close()));
 });
 
-/** A real tessera server on a loopback port, over a forged model. */
+/** A model for startServer: a forged preset or a folder, and the name it is served as. */
+export interface TestModel {
+  model: 'tiny' | 'colour' | string;
+  name: string;
+  aliases?: string[];
+}
+
+const folderOf = async (model: string) => (model === 'tiny' || model === 'colour' ? forged(model) : model);
+
+/**
+ * A real tessera server on a loopback port, over forged models loaded as `tessera serve`
+ * loads them (loadModels: one after another, one batch gate). One model by default, served
+ * as jina-clip-v1 (alias jinaai/jina-clip-v1); `models` serves several.
+ */
 export async function startServer(options: {
   model?: 'tiny' | 'colour' | string;
+  models?: TestModel[];
   args?: string[];
   env?: NodeJS.ProcessEnv;
   apiKeys?: ApiKeys | null;
@@ -30,10 +48,14 @@ export async function startServer(options: {
   /** Serve this store's collections (the caller closes it). */
   store?: VectorStore;
 } = {}): Promise<TestServer> {
-  const model = options.model ?? 'tiny';
-  const dir = model === 'tiny' || model === 'colour' ? await forged(model) : model;
+  const models = options.models ?? [{ model: options.model ?? 'tiny', name: 'jina-clip-v1', aliases: ['jinaai/jina-clip-v1'] }];
+  const specs: ModelSpec[] = await Promise.all(models.map(async ({ model, name, aliases = [] }) => {
+    const dir = await folderOf(model);
+    const ref = modelRefOf(dir, 'fp32');
+    return { name, aliases: [...aliases, dir, ref.model], ref, source: dir };
+  }));
   const config = parseServerConfig(['--port', '0', ...(options.args ?? [])], options.env ?? {});
-  const embedder = await Embedder.load(dir, {
+  const loaded = await loadModels(specs, {
     allowPaths: false,
     maxWaitMs: config['batch-wait-ms'],
     maxPendingItems: config['max-pending-items'],
@@ -41,28 +63,22 @@ export async function startServer(options: {
     maxImageBatch: config['max-image-batch'],
     ...options.engine,
   });
-  const server = createServer({
-    config,
-    servedName: 'jina-clip-v1',
-    aliases: ['jinaai/jina-clip-v1'],
-    apiKeys: options.apiKeys ?? null,
-    store: options.store,
-    modelRef: modelRefOf(dir, 'fp32'),
-  });
-  await server.attach(embedder);
+  const server = createServer({ config, models: specs, apiKeys: options.apiKeys ?? null, store: options.store });
+  for (const { spec, embedder, residentBytes } of loaded) await server.attach(embedder, { model: spec.name, residentBytes });
   const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
   let closed = false;
   const handle: TestServer = {
     url,
     server,
-    embedder,
+    embedder: loaded[0]!.embedder,
+    embedders: Object.fromEntries(loaded.map((m) => [m.spec.name, m.embedder])),
     post: (path, body, headers = {}) =>
       fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) }),
     async close() {
       if (closed) return;
       closed = true;
       await server.app.close();
-      await embedder.close();
+      await Promise.all(loaded.map((m) => m.embedder.close()));
     },
   };
   open.push(handle);
