@@ -15,8 +15,7 @@
  */
 import { elementCount, type ParamSpec, type WeightSource } from './graph.ts';
 import { IMAGE_MEAN, IMAGE_STD } from './hub-files.ts';
-import type { Preset } from './presets.ts';
-import { visionMlpHidden } from './presets.ts';
+import { visionMlpHidden, type Preset, type VisionDims } from './presets.ts';
 
 export interface Colour {
   name: string;
@@ -82,7 +81,11 @@ export function colourTokenIds(vocab: readonly string[]): number[][] {
 }
 
 export function colourWeights(preset: Preset, vocab: readonly string[]): WeightSource {
-  const set = handSetTensors(preset, vocab);
+  return handSetWeights(handSetTensors(preset, vocab));
+}
+
+/** A weight source giving the hand-set tensors by name, and for every other param zero (LayerNorm gains: one). */
+export function handSetWeights(set: ReadonlyMap<string, Float32Array>): WeightSource {
   return (param: ParamSpec) => {
     const data = set.get(param.name);
     if (data) return data;
@@ -92,31 +95,48 @@ export function colourWeights(preset: Preset, vocab: readonly string[]): WeightS
 }
 
 function handSetTensors(preset: Preset, vocab: readonly string[]): Map<string, Float32Array> {
-  const { text, vision, projectionDim } = preset;
+  const { text, projectionDim } = preset;
   const m = COLOUR_MODEL;
   const n = COLOURS.length;
-  const width = vision.width;
-  const hidden = visionMlpHidden(vision);
-  const colourDim = (c: number): number => m.pixelDims + 2 * c;
-  if (text.hidden < 2 * n || projectionDim < 2 * n || width < m.pixelDims + 2 * n || hidden < 2 + 2 * n) {
-    throw new Error(`the colour model needs room for ${n} colours: text hidden and projection >= ${2 * n}, vision width >= ${m.pixelDims + 2 * n}`);
+  if (text.hidden < 2 * n || projectionDim < 2 * n) {
+    throw new Error(`the colour model needs room for ${n} colours: text hidden and projection >= ${2 * n}`);
   }
-  const tensors = new Map<string, Float32Array>();
-  const tensor = (name: string, size: number): Float32Array => {
-    const t = new Float32Array(size);
-    tensors.set(name, t);
-    return t;
-  };
+  const tensors = colourVisionTensors(preset.vision, projectionDim, '');
 
   // Text: colour words point along t_c; every other token is zero, which LayerNorm keeps zero
   // and zero attention / MLP weights pass through each post-LN layer unchanged.
-  const words = tensor('embeddings.word_embeddings.weight', text.vocabSize * text.hidden);
+  const words = new Float32Array(text.vocabSize * text.hidden);
+  tensors.set('embeddings.word_embeddings.weight', words);
   colourTokenIds(vocab).forEach((ids, c) => {
     for (const id of ids) {
       words[id * text.hidden + 2 * c] = m.wordAmplitude;
       words[id * text.hidden + 2 * c + 1] = -m.wordAmplitude;
     }
   });
+  return tensors;
+}
+
+/**
+ * The vision tower's hand-set tensors (names under `prefix`): the patch embedding's pixel
+ * code, block 0's colour votes into residual dims 8 + 2c, 9 + 2c, and the head copying
+ * them onto output dims 2c, 2c + 1. How the votes are pooled is the caller's: v1 pools the
+ * mean over patches; v2 pools the CLS token and adds a gathering block (v2-colour.ts).
+ */
+export function colourVisionTensors(vision: VisionDims, projectionDim: number, prefix: string): Map<string, Float32Array> {
+  const m = COLOUR_MODEL;
+  const n = COLOURS.length;
+  const width = vision.width;
+  const hidden = visionMlpHidden(vision);
+  const colourDim = (c: number): number => m.pixelDims + 2 * c;
+  if (projectionDim < 2 * n || width < m.pixelDims + 2 * n || hidden < 2 + 2 * n) {
+    throw new Error(`the colour model needs room for ${n} colours: projection >= ${2 * n}, vision width >= ${m.pixelDims + 2 * n}`);
+  }
+  const tensors = new Map<string, Float32Array>();
+  const tensor = (name: string, size: number): Float32Array => {
+    const t = new Float32Array(size);
+    tensors.set(prefix + name, t);
+    return t;
+  };
 
   // Patch embedding: dims 0-2 the channel means of the normalised patch, 3 the constant K,
   // 4-7 their negatives (zero mean, so LayerNorm only rescales the code).

@@ -1,11 +1,14 @@
 /**
  * The forge: builds model folders of jina-clip-v1's architecture in the Hugging Face hub
  * layout (config.json, preprocessor_config.json, tokenizer files, onnx/text_model.onnx,
- * onnx/vision_model.onnx), for tests and benchmarks on machines that cannot reach the hub.
+ * onnx/vision_model.onnx), for tests and benchmarks on machines that cannot reach the hub;
+ * the clip-* presets build OpenAI CLIP (clip-forge.ts), the v2-* presets jina-clip-v2 as
+ * one combined graph with external data (onnx/model.onnx + model.onnx_data, v2-forge.ts).
  *
  * @example
  *   await forgeModel({ preset: 'tiny', outDir: '/tmp/tiny' });
  *   await forgeModel({ preset: 'colour', outDir: '/tmp/demo', attentionMask: false });
+ *   await forgeModel({ preset: 'v2-colour', outDir: '/tmp/demo-v2' });
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +23,8 @@ import { quantizeGraph } from './quantize.ts';
 import { randomWeights } from './random-weights.ts';
 import { buildTextGraph } from './text-tower.ts';
 import { tokenizerFiles } from './tokenizer-files.ts';
+import { forgeV2Model } from './v2-forge.ts';
+import { isV2Preset } from './v2-presets.ts';
 import { buildVisionGraph } from './vision-tower.ts';
 import { buildVocab } from './vocab.ts';
 import { writeModel, type ModelInfo } from './writer.ts';
@@ -31,6 +36,19 @@ export { IMAGE_MEAN, IMAGE_STD, PREPROCESSOR_CONFIG } from './hub-files.ts';
 export { PRESET_NAMES, PRESETS, type Preset, type PresetName } from './presets.ts';
 export { TEXT_INPUTS, TEXT_OUTPUT } from './text-tower.ts';
 export { VISION_INPUT, VISION_OUTPUT } from './vision-tower.ts';
+export { V2_MODEL_DATA_FILE, V2_MODEL_FILE, V2_QUANTIZED_MODEL_FILE } from './v2-forge.ts';
+export { V2_INPUTS, V2_OUTPUTS } from './v2-graph.ts';
+export { V2_PREPROCESSOR_CONFIG, V2_TASK_INSTRUCTIONS } from './v2-hub-files.ts';
+export { isV2Preset, V2_PRESET_NAMES, V2_PRESETS, type V2Preset, type V2PresetName, type V2TextDims } from './v2-presets.ts';
+export { V2_MODEL_MAX_LENGTH } from './v2-tokenizer.ts';
+export { V2_MASK_TOKEN, V2_SPECIAL_TOKENS, WORD_START } from './v2-vocab.ts';
+export {
+  COLOUR_LANGUAGES,
+  colourWordList,
+  MULTILINGUAL_COLOUR_WORDS,
+  type ColourLanguage,
+  type ColourWord,
+} from './v2-colour-words.ts';
 
 export const DEFAULT_SEED = 0;
 export const OPSET_VERSION = 17;
@@ -41,7 +59,10 @@ export interface ForgeOptions {
   preset: PresetName;
   /** Created if missing; files already there with the same names are replaced. */
   outDir: string;
-  /** Give the text graph an attention_mask input (default true; false for clip-* presets, as the hub's CLIP exports). */
+  /**
+   * Give the text graph an attention_mask input (default true; false for clip-* presets, as
+   * the hub's CLIP exports; v2-* presets have none, their graph masks pad tokens itself).
+   */
   attentionMask?: boolean;
   /** Seed of the random presets' weights (default 0); recorded but unused by `colour`. */
   seed?: number;
@@ -69,7 +90,7 @@ export interface ForgeSummary {
 export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   const started = performance.now();
   const { preset: presetName, outDir } = options;
-  const attentionMask = options.attentionMask ?? !isClipPreset(presetName);
+  const attentionMask = options.attentionMask ?? !(isClipPreset(presetName) || isV2Preset(presetName));
   const seed = options.seed ?? DEFAULT_SEED;
   if (!PRESET_NAMES.includes(presetName)) throw invalidArgument('preset', PRESET_NAMES.join(' | '), presetName);
   if (typeof outDir !== 'string' || outDir === '') throw invalidArgument('outDir', 'a directory path', outDir);
@@ -77,6 +98,15 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument('seed', 'an integer from 0 to 4294967295', seed);
 
   const files: ForgedFile[] = [];
+  if (isV2Preset(presetName)) {
+    if (attentionMask) throw invalidArgument('attentionMask', 'false or unset for the v2 presets (their graph derives the mask from input_ids)', true);
+    const onFile = (path: string, bytes: number): void => {
+      files.push({ path, bytes });
+      options.onFile?.({ path, bytes });
+    };
+    await forgeV2Model({ preset: presetName, outDir, seed, quantized: options.quantized === true, onFile });
+    return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
+  }
   if (isClipPreset(presetName)) {
     if (options.quantized) throw invalidArgument('quantized', 'false for the CLIP presets (no q8 variant yet)', true);
     const onFile = (path: string, bytes: number): void => {

@@ -9,6 +9,9 @@ import protobuf from 'protobufjs';
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT64: 7 } as const;
 export type DataTypeValue = (typeof DataType)[keyof typeof DataType];
 
+/** TensorProto.DataLocation: EXTERNAL means the bytes live in another file, named by external_data. */
+export const DataLocation = { DEFAULT: 0, EXTERNAL: 1 } as const;
+
 /** AttributeProto.AttributeType values. */
 export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7 } as const;
 
@@ -77,6 +80,8 @@ const descriptor = {
             dataType: { type: 'int32', id: 2 },
             name: { type: 'string', id: 8 },
             rawData: { type: 'bytes', id: 9 },
+            externalData: { rule: 'repeated', type: 'StringStringEntryProto', id: 13 },
+            dataLocation: { type: 'int32', id: 14 },
           },
         },
         ValueInfoProto: {

@@ -1,5 +1,9 @@
-/** The model sizes the forge builds. `full` has jina-clip-v1's dimensions; clip-* are OpenAI CLIP (clip-presets.ts). */
+/**
+ * The model sizes the forge builds. `full` has jina-clip-v1's dimensions; clip-* are OpenAI
+ * CLIP (clip-presets.ts); v2-* are jina-clip-v2 (v2-presets.ts).
+ */
 import type { ClipPresetName } from './clip-presets.ts';
+import type { V2PresetName } from './v2-presets.ts';
 
 export interface TextDims {
   hidden: number;
@@ -25,10 +29,10 @@ export interface VisionDims {
   layerNormEps: number;
 }
 
-/** The jina-clip-v1 presets (this file); PresetName adds the OpenAI CLIP ones. */
+/** The jina-clip-v1 presets (this file); PresetName adds the OpenAI CLIP and jina-clip-v2 ones. */
 export type JinaPresetName = 'tiny' | 'full' | 'colour';
-export type PresetName = JinaPresetName | ClipPresetName;
-export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'full', 'colour', 'clip-tiny'];
+export type PresetName = JinaPresetName | ClipPresetName | V2PresetName;
+export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'full', 'colour', 'clip-tiny', 'v2-tiny', 'v2-full', 'v2-colour'];
 
 export interface Preset {
   name: JinaPresetName;
@@ -77,11 +81,15 @@ export function visionHeads(v: VisionDims): number {
   return v.width / v.headWidth;
 }
 
-/** SwiGLU hidden size: round(width * mlp_ratio), 2048 for width 768. */
+/**
+ * SwiGLU hidden size: int(width * mlp_ratio), as EVA's Block computes it: 2048 for width 768,
+ * 2730 for EVA02-L's 1024 (rounding would give 2731, a shape the real checkpoint lacks).
+ */
 export function visionMlpHidden(v: VisionDims): number {
-  return Math.round(v.width * v.mlpRatio);
+  return Math.trunc(v.width * v.mlpRatio);
 }
 
+/** Patches per side: a stride-patch convolution ignores the pixels left over (512 / 14 gives 36). */
 export function patchesPerSide(v: VisionDims): number {
-  return v.imageSize / v.patchSize;
+  return Math.floor(v.imageSize / v.patchSize);
 }

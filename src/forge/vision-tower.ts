@@ -4,6 +4,8 @@
  * rotary position embedding to the queries and keys of patch tokens (not CLS) and normalises
  * its output before the projection (EVA-02's `subln`), a SwiGLU feed-forward with an inner
  * LayerNorm, a final LayerNorm, mean pooling over patch tokens and a linear head.
+ * jina-clip-v2's EVA02-L/14 is the same tower with other sizes and CLS pooling
+ * (addVisionTower's options; v2-graph.ts builds it into the combined graph).
  *
  * Input: pixel_values float32 [batch_size, 3, 224, 224] (normalised with the processor's
  * mean/std). Output: image_embeds float32 [batch_size, projection_dim], not normalised.
@@ -17,7 +19,7 @@ export const VISION_INPUT = 'pixel_values';
 export const VISION_OUTPUT = 'image_embeds';
 
 /** The pooling this tower uses, as recorded in config.json. */
-export const VISION_POOLING = 'mean';
+export const VISION_POOLING: 'mean' | 'cls' = 'mean';
 
 const ROPE_THETA = 10000;
 
@@ -62,17 +64,38 @@ function rotateHalfMatrix(headDim: number): Float32Array {
 }
 
 export function buildVisionGraph(v: VisionDims, projectionDim: number): GraphBuilder {
-  if (v.imageSize % v.patchSize !== 0) throw new Error('image size must be a multiple of the patch size');
-  if (v.headWidth % 4 !== 0) throw new Error('2D rotary embedding needs a head width divisible by 4');
   const g = new GraphBuilder('jina_clip_vision');
+  const pixels = g.input(VISION_INPUT, DataType.FLOAT, ['batch_size', 3, v.imageSize, v.imageSize]);
+  addVisionTower(g, v, projectionDim, pixels, { prefix: '', pooling: VISION_POOLING, output: VISION_OUTPUT });
+  g.output(VISION_OUTPUT, DataType.FLOAT, ['batch_size', projectionDim]);
+  return g;
+}
+
+export interface VisionTowerOptions {
+  /** Prepended to every param and table name ('' for v1's own graph, 'vision_model.' in v2's combined one). */
+  prefix: string;
+  /** `mean` over patch tokens (jina-clip-v1) or the `cls` token (jina-clip-v2), after the final LayerNorm. */
+  pooling: 'mean' | 'cls';
+  /** Name of the embedding the tower produces, [batch, projectionDim]. */
+  output: string;
+}
+
+/**
+ * Adds the tower to `g`, reading `pixels` [batch, 3, imageSize, imageSize]. A patch grid that
+ * does not fill the image (v2: 36 patches of 14 on 512 px) drops the last pixels of each
+ * row and column, as the stride-patch convolution of the original does.
+ */
+export function addVisionTower(g: GraphBuilder, v: VisionDims, projectionDim: number, pixels: string, options: VisionTowerOptions): string {
+  if (v.imageSize < v.patchSize) throw new Error('image size must be at least the patch size');
+  if (v.headWidth % 4 !== 0) throw new Error('2D rotary embedding needs a head width divisible by 4');
+  const { prefix } = options;
   const side = patchesPerSide(v);
   const patches = side * side;
   const tokens = patches + 1;
-  const pixels = g.input(VISION_INPUT, DataType.FLOAT, ['batch_size', 3, v.imageSize, v.imageSize]);
 
   let x = g.scoped('embeddings', () => {
-    const kernel = g.param('patch_embed.proj.weight', [v.width, 3, v.patchSize, v.patchSize], 'weight');
-    const conv = g.node('Conv', [pixels, kernel, g.param('patch_embed.proj.bias', [v.width], 'bias')], {
+    const kernel = g.param(`${prefix}patch_embed.proj.weight`, [v.width, 3, v.patchSize, v.patchSize], 'weight');
+    const conv = g.node('Conv', [pixels, kernel, g.param(`${prefix}patch_embed.proj.bias`, [v.width], 'bias')], {
       kernel_shape: attr.ints([v.patchSize, v.patchSize]),
       strides: attr.ints([v.patchSize, v.patchSize]),
     });
@@ -80,31 +103,34 @@ export function buildVisionGraph(v: VisionDims, projectionDim: number): GraphBui
     const patchTokens = g.node('Transpose', [flat], { perm: attr.ints([0, 2, 1]) });
     const batch = g.node('Gather', [g.node('Shape', [pixels]), g.constInt64([0])], { axis: attr.int(0) });
     const clsShape = g.node('Concat', [batch, g.constInt64([1, v.width])], { axis: attr.int(0) });
-    const cls = g.node('Expand', [g.param('cls_token', [1, 1, v.width], 'weight'), clsShape]);
+    const cls = g.node('Expand', [g.param(`${prefix}cls_token`, [1, 1, v.width], 'weight'), clsShape]);
     const sequence = g.node('Concat', [cls, patchTokens], { axis: attr.int(1) });
-    return g.node('Add', [sequence, g.param('pos_embed', [1, tokens, v.width], 'weight')]);
+    return g.node('Add', [sequence, g.param(`${prefix}pos_embed`, [1, tokens, v.width], 'weight')]);
   });
 
   const { cos, sin } = rotaryTables(v);
   const rope = {
-    cos: g.constFloat('rope.cos', [patches, v.headWidth], cos),
-    sin: g.constFloat('rope.sin', [patches, v.headWidth], sin),
-    rotate: g.constFloat('rope.rotate_half', [v.headWidth, v.headWidth], rotateHalfMatrix(v.headWidth)),
+    cos: g.constFloat(`${prefix}rope.cos`, [patches, v.headWidth], cos),
+    sin: g.constFloat(`${prefix}rope.sin`, [patches, v.headWidth], sin),
+    rotate: g.constFloat(`${prefix}rope.rotate_half`, [v.headWidth, v.headWidth], rotateHalfMatrix(v.headWidth)),
     tokens,
   };
   for (let block = 0; block < v.layers; block++) {
-    x = g.scoped(`blocks.${block}`, () => visionBlock(g, v, `blocks.${block}`, x, rope));
+    x = g.scoped(`blocks.${block}`, () => visionBlock(g, v, `${prefix}blocks.${block}`, x, rope));
   }
 
-  g.scoped('head', () => {
-    const normed = layerNorm(g, x, 'norm', v.width, v.layerNormEps);
-    const patchTokens = g.node('Slice', [normed, g.constInt64([1]), g.constInt64([tokens]), g.constInt64([1])]);
-    const pooled = g.node('ReduceMean', [patchTokens], { axes: attr.ints([1]), keepdims: attr.int(0) });
-    const product = g.node('MatMul', [pooled, g.param('head.weight', [v.width, projectionDim], 'weight')]);
-    g.node('Add', [product, g.param('head.bias', [projectionDim], 'bias')], {}, VISION_OUTPUT);
+  return g.scoped('head', () => {
+    const normed = layerNorm(g, x, `${prefix}norm`, v.width, v.layerNormEps);
+    const pooled =
+      options.pooling === 'cls'
+        ? g.node('Gather', [normed, g.constInt64([0], [])], { axis: attr.int(1) }) // [b, width]
+        : g.node('ReduceMean', [g.node('Slice', [normed, g.constInt64([1]), g.constInt64([tokens]), g.constInt64([1])])], {
+            axes: attr.ints([1]),
+            keepdims: attr.int(0),
+          });
+    const product = g.node('MatMul', [pooled, g.param(`${prefix}head.weight`, [v.width, projectionDim], 'weight')]);
+    return g.node('Add', [product, g.param(`${prefix}head.bias`, [projectionDim], 'bias')], {}, options.output);
   });
-  g.output(VISION_OUTPUT, DataType.FLOAT, ['batch_size', projectionDim]);
-  return g;
 }
 
 interface Rope {

@@ -63,6 +63,11 @@ const ONSETS = ['b', 'c', 'd', 'f', 'g', 'h', 'j', 'k', 'l', 'm', 'n', 'p', 'r',
 const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ea', 'ou'];
 const CODAS = ['', 'n', 'r', 's', 't', 'l', 'm', 'nd', 'st', 'ck'];
 
+/** The English word list of the vocabulary (the v2 vocabulary reuses it). */
+export function englishWords(): string[] {
+  return COMMON_WORDS.split(/\s+/).filter((word) => word !== '');
+}
+
 /** Tokens before the generated ones (the smallest vocabulary the forge makes). */
 export function baseTokens(): string[] {
   const tokens: string[] = [];

@@ -5,11 +5,17 @@
  * ModelProto's own fields, then field 7 (graph) whose length it computes up front from the
  * tensor shapes, then GraphProto's own fields, then one field 5 (initializer) per tensor,
  * each a TensorProto header followed by field 9 (raw_data, little-endian).
+ *
+ * writeModelWithExternalData writes the other layout ONNX has, the one models over
+ * protobuf's 2 GB limit need: the .onnx file holds the graph and, for each weight, only a
+ * reference (data_location EXTERNAL, external_data location/offset/length) into a second
+ * file, `<model>.onnx_data`, which receives the weights one after the other.
  */
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { elementCount, type GraphBuilder, type TypedWeightSource } from './graph.ts';
-import { DataType, FIELD, GraphProto, ModelProto, TensorProto } from './onnx-proto.ts';
+import { basename } from 'node:path';
+import { elementCount, type GraphBuilder, type ParamSpec, type TypedWeightSource } from './graph.ts';
+import { DataLocation, DataType, FIELD, GraphProto, ModelProto, TensorProto } from './onnx-proto.ts';
 
 export interface ModelInfo {
   producerName: string;
@@ -94,6 +100,106 @@ export async function writeModel(path: string, graph: GraphBuilder, weights: Typ
   if (total !== expected) throw new Error(`internal error: wrote ${total} bytes to ${path}, expected ${expected}`);
   await rename(partial, path);
   return total;
+}
+
+export interface ExternalDataSizes {
+  /** Bytes of the .onnx file (graph, constants, weight references). */
+  model: number;
+  /** Bytes of the `<model>.onnx_data` file (the weights). */
+  data: number;
+}
+
+/**
+ * Tensors of 1 MiB or more start on a 64 KiB boundary of the data file, as onnx's own
+ * save_model(..., save_as_external_data=True) aligns them, so a runtime can map them
+ * straight from the file; smaller ones only on 64 bytes.
+ */
+const ALIGN_LARGE = 1 << 16;
+const ALIGN_SMALL = 64;
+const LARGE_TENSOR = 1 << 20;
+
+function paramBytes(p: ParamSpec): number {
+  const dataType = p.dataType ?? DataType.FLOAT;
+  return elementCount(p.dims) * (dataType === DataType.FLOAT ? 4 : dataType === DataType.INT64 ? 8 : 1);
+}
+
+/**
+ * Writes `graph` to `path` with every param stored in `${path}_data` (the file name
+ * transformers.js looks for when config.json says use_external_data_format) and the small
+ * constants inline. Both files are written under temporary names and renamed at the end.
+ */
+export async function writeModelWithExternalData(path: string, graph: GraphBuilder, weights: TypedWeightSource, info: ModelInfo): Promise<ExternalDataSizes> {
+  if (endianness() !== 'LE') throw new Error('the forge writes weights straight from typed arrays and needs a little-endian machine');
+  graph.validate();
+  const dataPath = `${path}_data`;
+  const location = basename(dataPath);
+
+  // The layout first: every offset is known before a single weight is made.
+  let offset = 0;
+  const layout = graph.params.map((p) => {
+    const length = paramBytes(p);
+    const align = length >= LARGE_TENSOR ? ALIGN_LARGE : ALIGN_SMALL;
+    offset = Math.ceil(offset / align) * align;
+    const entry = { offset, length };
+    offset += length;
+    return entry;
+  });
+  const dataBytes = offset;
+
+  const initializer = [
+    ...graph.constants.map((c) => ({
+      name: c.name,
+      dims: c.dims,
+      dataType: c.dataType,
+      rawData: new Uint8Array(c.data.buffer, c.data.byteOffset, c.data.byteLength),
+    })),
+    ...graph.params.map((p, i) => ({
+      name: p.name,
+      dims: p.dims,
+      dataType: p.dataType ?? DataType.FLOAT,
+      dataLocation: DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(layout[i]!.offset) },
+        { key: 'length', value: String(layout[i]!.length) },
+      ],
+    })),
+  ];
+  const model = ModelProto.encode({
+    irVersion: info.irVersion,
+    producerName: info.producerName,
+    producerVersion: info.producerVersion,
+    docString: info.docString,
+    graph: { name: graph.name, node: graph.nodes, input: graph.inputs, output: graph.outputs, initializer },
+    opsetImport: [{ domain: '', version: info.opsetVersion }],
+    metadataProps: Object.entries(info.metadata).map(([key, value]) => ({ key, value })),
+  }).finish();
+
+  const partialData = `${dataPath}.partial`;
+  const partialModel = `${path}.partial`;
+  const file = new BufferedFile(await open(partialData, 'w'));
+  try {
+    for (const [index, param] of graph.params.entries()) {
+      const { offset: start, length } = layout[index]!;
+      if (start > file.written) await file.write(new Uint8Array(start - file.written));
+      const data = weights(param);
+      if (data.byteLength !== length) throw new Error(`weight ${param.name}: ${data.length} values for dims [${param.dims}]`);
+      await file.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+    await file.close();
+    if (file.written !== dataBytes) throw new Error(`internal error: wrote ${file.written} bytes to ${dataPath}, expected ${dataBytes}`);
+    const modelFile = new BufferedFile(await open(partialModel, 'w'));
+    await modelFile.write(model);
+    await modelFile.close();
+  } catch (err) {
+    await file.close().catch(() => undefined);
+    await rm(partialData, { force: true });
+    await rm(partialModel, { force: true });
+    throw err;
+  }
+  await rename(partialData, dataPath);
+  await rename(partialModel, path);
+  return { model: model.length, data: dataBytes };
 }
 
 /** Size of a length-delimited field (one-byte tag) holding `length` bytes. */
