@@ -4,7 +4,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { startServe as startServeProcess } from '../helpers/cli.ts';
-import { tempDir } from '../helpers/models.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { forged, forgedCopy, tempDir } from '../helpers/models.ts';
 
 // serve opens the default store: keep it out of the user's ~/.local/share.
 const dataHome = await tempDir('tessera-serve-data-');
@@ -64,4 +66,39 @@ test('serve --store DIR serves that store\'s collections', async () => {
   const store = await openStore(storeDir);
   assert.equal((await store.getCollection('c'))?.model, 'demo');
   await store.close();
+});
+
+test('TESSERA_MODEL=a,b serves both models, each by the name TESSERA_SERVED_MODEL_NAME gives it at the same position', async () => {
+  const tiny = await forged('tiny');
+  const serve = startServe(['--port', '0'], { TESSERA_MODEL: `demo,${tiny}`, TESSERA_SERVED_MODEL_NAME: 'colours,tiny' });
+  const url = await serve.address;
+  try {
+    assert.match(serve.stderr(), new RegExp(`serving colours \\(demo, fp32\\), tiny \\(${tiny}, fp32\\) on`));
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string; dimensions: number; ready: boolean }[] };
+    assert.deepEqual(models.data.map((m) => [m.id, m.dimensions, m.ready]), [['colours', 32, true], ['tiny', 32, true]]);
+    for (const model of ['colours', 'tiny', 'demo', tiny]) {
+      const response = await fetch(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, input: ['a red car'] }) });
+      assert.equal(response.status, 200, model);
+      assert.equal(((await response.json()) as { model: string }).model, model === 'colours' || model === 'demo' ? 'colours' : 'tiny');
+    }
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    for (const model of ['colours', 'tiny']) assert.match(metrics, new RegExp(`^tessera_model_resident_bytes\\{model="${model}"\\} \\d+$`, 'm'));
+  } finally {
+    serve.child.kill('SIGTERM');
+    await serve.exited;
+  }
+});
+
+test('a model that cannot be loaded fails the start, naming it; so does a name count that does not match the models', async () => {
+  const broken = await forgedCopy('tiny');
+  await writeFile(join(broken, 'onnx', 'text_model.onnx'), 'not an ONNX model');
+  const serve = startServe(['--port', '0', '--model', 'demo', '--model', broken, '--served-model-name', 'colours', '--served-model-name', 'broken']);
+  serve.address.catch(() => undefined);
+  assert.equal(await serve.exited, 1);
+  assert.match(serve.stderr(), new RegExp(`model "broken" \\(--model ${broken}\\): `));
+
+  const miscounted = startServe(['--port', '0', '--model', 'demo', '--model', broken, '--served-model-name', 'only-one']);
+  miscounted.address.catch(() => undefined);
+  assert.equal(await miscounted.exited, 1);
+  assert.match(miscounted.stderr(), /--served-model-name gives 1 name\(s\) for 2 model\(s\); give one name per --model/);
 });
