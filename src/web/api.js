@@ -58,7 +58,11 @@ async function call(method, path, body, signal) {
   return response;
 }
 
-/** @returns {Promise<{name: string, model: string, dimensions: number, count: number}[]>} */
+/**
+ * `model` is the model as the collection records it; `model_name` the name the server serves
+ * it as, or null when the server does not serve that model (the collection cannot be searched).
+ * @returns {Promise<{name: string, model: string, model_name: string | null, dimensions: number, count: number}[]>}
+ */
 export async function listCollections() {
   const response = await call('GET', '/v1/collections');
   return (await response.json()).data;

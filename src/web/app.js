@@ -16,6 +16,7 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 const form = /** @type {HTMLFormElement} */ ($('search'));
 const q = /** @type {HTMLInputElement} */ ($('q'));
 const collectionSelect = /** @type {HTMLSelectElement} */ ($('collection'));
+const collectionModel = $('collection-model');
 const modalitySelect = /** @type {HTMLSelectElement} */ ($('modality'));
 const modeSelect = /** @type {HTMLSelectElement} */ ($('mode'));
 const minScoreInput = /** @type {HTMLInputElement} */ ($('min_score'));
@@ -42,6 +43,8 @@ let collectionsLoaded = false;
 let lastRun = '';
 /** The collection the URL names, until the list of collections has arrived. */
 let pendingCollection = '';
+/** The listed collections by name: which model each uses. */
+let collections = new Map();
 
 // ---------------------------------------------------------------- state <-> form
 
@@ -66,10 +69,19 @@ function selectValue(select, value) {
   select.value = value;
 }
 
+/** The model the chosen collection uses, under the picker; a model the server does not serve is flagged. */
+function showCollectionModel() {
+  const c = collections.get(collectionSelect.value);
+  collectionModel.textContent = !c ? '' : c.model_name ? `Model: ${c.model_name}` : `Model: ${c.model} (not served here)`;
+  collectionModel.title = c ? `${c.model}, ${c.dimensions} dimensions` : '';
+  collectionModel.classList.toggle('unserved', Boolean(c && !c.model_name));
+}
+
 function writeForm(state, nextImage) {
   q.value = state.q;
   if (collectionsLoaded) selectValue(collectionSelect, state.collection || collectionSelect.options[0]?.value || '');
   else pendingCollection = state.collection;
+  showCollectionModel();
   selectValue(modalitySelect, state.modality);
   selectValue(modeSelect, state.mode);
   minScoreInput.value = state.min_score;
@@ -333,7 +345,10 @@ function runIfChanged() {
 }
 for (const select of [collectionSelect, modalitySelect, modeSelect]) {
   select.addEventListener('change', () => {
-    if (select === collectionSelect) setLike(''); // ids belong to one collection
+    if (select === collectionSelect) {
+      setLike(''); // ids belong to one collection
+      showCollectionModel();
+    }
     runIfChanged();
   });
 }
@@ -388,14 +403,16 @@ async function loadCollections() {
   const previous = pendingCollection || collectionSelect.value;
   collectionSelect.replaceChildren();
   const list = await listCollections();
+  collections = new Map(list.map((c) => [c.name, c]));
   for (const c of list) {
-    const option = new Option(`${c.name} (${c.count.toLocaleString()})`, c.name);
+    const option = new Option(`${c.name} (${c.count.toLocaleString()}) · ${c.model_name ?? 'model not served'}`, c.name);
     option.title = `${c.model}, ${c.dimensions} dimensions, ${c.count} documents`;
     collectionSelect.append(option);
   }
   collectionsLoaded = true;
   selectValue(collectionSelect, previous || list[0]?.name || '');
   pendingCollection = '';
+  showCollectionModel();
 }
 
 async function start() {

@@ -347,3 +347,46 @@ describe('the search page on a server with API keys', () => {
     await context.close();
   });
 });
+
+describe('the search page on a server of two models', () => {
+  test('the picker shows which model each collection uses, and each collection is searched with its own', async () => {
+    const store = await openStore(await tempDir('tessera-web-models-'));
+    stores.push(store);
+    const server = await startServer({ models: [{ model: 'colour', name: 'colour' }, { model: 'tiny', name: 'tiny' }], store });
+    const documents = await collectionDocuments();
+    for (const [name, model] of [['colours', 'colour'], ['randoms', 'tiny']]) {
+      assert.equal((await server.post('/v1/collections', { name, model })).status, 200);
+      const upserted = await server.post(`/v1/collections/${name}/documents`, { documents });
+      assert.equal(upserted.status, 200, await upserted.clone().text());
+    }
+    await store.createCollection({ name: 'elsewhere', model: 'jinaai/jina-clip-v1', dtype: 'fp32', dimensions: 768 });
+
+    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(server.url + '/?q=red&collection=colours&modality=image');
+    await ready(page);
+    await firstResultIs(page, 'images/red.png');
+    assert.equal(await page.textContent('#collection-model'), 'Model: colour');
+    const options = await page.$$eval('#collection option', (els) => els.map((el) => el.textContent));
+    assert.deepEqual(options.sort(), ['colours (14) · colour', 'elsewhere (0) · model not served', 'randoms (14) · tiny']);
+
+    // The tiny model's collection: its own model answers (its scores, not the colour model's).
+    await page.getByLabel('Collection').selectOption('randoms');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('collection') === 'randoms');
+    assert.equal(await page.textContent('#collection-model'), 'Model: tiny');
+    await page.waitForSelector('[data-id]');
+    const direct = (await (await server.post('/v1/collections/randoms/search', { query: 'red', k: 24, modality: 'image' })).json()) as { data: { id: string }[] };
+    await firstResultIs(page, direct.data[0]!.id);
+    await shot(page, '8-two-models');
+
+    // A collection of a model this server does not serve: flagged, and the API's reason shown.
+    await page.getByLabel('Collection').selectOption('elsewhere');
+    assert.match(await page.textContent('#collection-model') ?? '', /jinaai\/jina-clip-v1 \(not served here\)/);
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match(await page.textContent('#error') ?? '', /does not serve/);
+    await context.close();
+    assert.deepEqual(errors, []);
+  });
+});
