@@ -221,7 +221,7 @@ export class ModelRegistry {
 }
 
 /** A model loaded for serving, and the process RSS growth while it loaded. */
-export interface LoadedModel {
+export interface ServedEmbedder {
   spec: ModelSpec;
   embedder: Embedder;
   residentBytes: number;
@@ -234,9 +234,9 @@ export interface LoadedModel {
  * may reuse it). A model that fails to load fails the whole call, its name in the error,
  * and the models loaded before it are closed.
  */
-export async function loadModels(specs: readonly ModelSpec[], options: EmbedderOptions = {}): Promise<LoadedModel[]> {
+export async function loadModels(specs: readonly ModelSpec[], options: EmbedderOptions = {}): Promise<ServedEmbedder[]> {
   const batchGate = new Semaphore(1);
-  const loaded: LoadedModel[] = [];
+  const loaded: ServedEmbedder[] = [];
   try {
     for (const spec of specs) {
       const before = process.memoryUsage().rss;
