@@ -27,7 +27,7 @@ export const SERVER_OPTIONS = {
   'max-redirects': { type: 'integer', env: 'TESSERA_MAX_REDIRECTS', default: 5, help: 'redirects followed per image URL' },
   'fetch-concurrency': { type: 'integer', env: 'TESSERA_FETCH_CONCURRENCY', default: 8, help: 'image URLs fetched at once per request' },
   'allow-private-urls': { type: 'boolean', env: 'TESSERA_ALLOW_PRIVATE_URLS', default: false, help: 'UNSAFE on shared networks: let image URLs reach loopback, private and link-local addresses' },
-  'max-pending-items': { type: 'integer', env: 'TESSERA_MAX_PENDING_ITEMS', default: 4096, help: 'items in flight across all requests (429 beyond)' },
+  'max-pending-items': { type: 'integer', env: 'TESSERA_MAX_PENDING_ITEMS', default: 4096, help: 'items in flight across all requests, per model (429 beyond)' },
   'batch-wait-ms': { type: 'integer', env: 'TESSERA_BATCH_WAIT_MS', default: 2, help: 'how long an idle model waits for concurrent requests to join a batch' },
   'max-text-batch': { type: 'integer', env: 'TESSERA_MAX_TEXT_BATCH', default: 32, help: 'texts per batch' },
   'max-image-batch': { type: 'integer', env: 'TESSERA_MAX_IMAGE_BATCH', default: 16, help: 'images per batch' },
