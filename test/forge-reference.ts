@@ -30,7 +30,7 @@ export function linear(x: Matrix, weight: Float32Array, bias: Float32Array | und
   });
 }
 
-function layerNorm(x: Matrix, gamma: Float32Array, beta: Float32Array, eps: number): Matrix {
+export function layerNorm(x: Matrix, gamma: Float32Array, beta: Float32Array, eps: number): Matrix {
   return x.map((row) => {
     const n = row.length;
     const mean = row.reduce((s, v) => s + v, 0) / n;
@@ -40,7 +40,7 @@ function layerNorm(x: Matrix, gamma: Float32Array, beta: Float32Array, eps: numb
   });
 }
 
-function add(a: Matrix, b: Matrix): Matrix {
+export function add(a: Matrix, b: Matrix): Matrix {
   return a.map((row, r) => row.map((v, i) => v + b[r]![i]!));
 }
 
@@ -56,7 +56,7 @@ function softmaxInPlace(row: Float64Array): void {
 }
 
 /** Multi-head attention over one sequence; `bias(h, i, j)` is added to the scaled scores. */
-function attention(q: Matrix, k: Matrix, v: Matrix, heads: number, bias: (h: number, i: number, j: number) => number): Matrix {
+export function attention(q: Matrix, k: Matrix, v: Matrix, heads: number, bias: (h: number, i: number, j: number) => number): Matrix {
   const s = q.length;
   const dim = q[0]!.length;
   const headDim = dim / heads;
@@ -102,8 +102,8 @@ const erf = (x: number): number => {
   return Math.sign(x) * (1 - erfc);
 };
 
-const gelu = (x: number): number => 0.5 * x * (1 + erf(x / Math.SQRT2));
-const silu = (x: number): number => x / (1 + Math.exp(-x));
+export const gelu = (x: number): number => 0.5 * x * (1 + erf(x / Math.SQRT2));
+export const silu = (x: number): number => x / (1 + Math.exp(-x));
 
 function alibiSlopes(n: number): number[] {
   const pow2 = (m: number): number[] => {
@@ -150,11 +150,23 @@ export function referenceText(d: TextDims, weights: Weights, ids: readonly numbe
   return pooled.map((v) => v / count);
 }
 
-/** image_embeds of one image given as normalised CHW pixels. */
-export function referenceVision(v: VisionDims, projectionDim: number, weights: Weights, pixels: Float32Array): Float64Array {
+export interface ReferenceVisionOptions {
+  /** Prefix of every weight name ('vision_model.' in jina-clip-v2's combined graph). */
+  prefix?: string;
+  /** `mean` over patch tokens (jina-clip-v1) or the CLS token (jina-clip-v2), after the final LayerNorm. */
+  pooling?: 'mean' | 'cls';
+}
+
+/**
+ * image_embeds of one image given as normalised CHW pixels. A patch grid that does not fill
+ * the image uses floor(size / patch) patches per side and ignores the pixels left over.
+ */
+export function referenceVision(v: VisionDims, projectionDim: number, weightMap: Weights, pixels: Float32Array, options: ReferenceVisionOptions = {}): Float64Array {
+  const prefix = options.prefix ?? '';
+  const weights: Weights = new Map([...weightMap].filter(([name]) => name.startsWith(prefix)).map(([name, t]) => [name.slice(prefix.length), t]));
   const W = v.width;
   const P = v.patchSize;
-  const side = v.imageSize / P;
+  const side = Math.floor(v.imageSize / P);
   const size = v.imageSize;
   const kernel = w(weights, 'patch_embed.proj.weight');
   const kernelBias = w(weights, 'patch_embed.proj.bias');
@@ -204,7 +216,7 @@ export function referenceVision(v: VisionDims, projectionDim: number, weights: W
   };
 
   const eps = v.layerNormEps;
-  const hidden = Math.round(W * v.mlpRatio);
+  const hidden = Math.trunc(W * v.mlpRatio); // EVA: int(dim * mlp_ratio)
   for (let b = 0; b < v.layers; b++) {
     const p = `blocks.${b}`;
     const ln = (name: string, input: Matrix): Matrix => layerNorm(input, w(weights, `${p}.${name}.weight`), w(weights, `${p}.${name}.bias`), eps);
@@ -224,6 +236,7 @@ export function referenceVision(v: VisionDims, projectionDim: number, weights: W
   }
   const normed = layerNorm(x, w(weights, 'norm.weight'), w(weights, 'norm.bias'), eps);
   const pooled = new Float64Array(W);
-  for (let t = 1; t < normed.length; t++) for (let i = 0; i < W; i++) pooled[i] += normed[t]![i]! / (normed.length - 1);
+  if (options.pooling === 'cls') pooled.set(normed[0]!);
+  else for (let t = 1; t < normed.length; t++) for (let i = 0; i < W; i++) pooled[i] += normed[t]![i]! / (normed.length - 1);
   return linear([pooled], w(weights, 'head.weight'), w(weights, 'head.bias'), projectionDim)[0]!;
 }

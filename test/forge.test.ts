@@ -190,7 +190,7 @@ describe('forged folder', () => {
     await assert.rejects(forgeModel({ preset: 'huge' as 'tiny', outDir: out }), (err: unknown) => {
       assert.ok(err instanceof TesseraError);
       assert.equal(err.code, 'INVALID_ARGUMENT');
-      assert.equal(err.message, 'expected tiny | full | colour | clip-tiny for preset but received "huge"');
+      assert.equal(err.message, 'expected tiny | full | colour | clip-tiny | v2-tiny | v2-full | v2-colour for preset but received "huge"');
       return true;
     });
     await assert.rejects(forgeModel({ preset: 'tiny', outDir: out, seed: -1 }), /seed/);
@@ -210,8 +210,8 @@ describe('tessera forge (CLI)', () => {
   });
 
   test('says which flag is wrong', async () => {
-    await assert.rejects(forgeCli(['--out', 'x']), { message: 'expected tiny | full | colour | clip-tiny for --preset but received undefined' });
-    await assert.rejects(forgeCli(['--preset', 'small', '--out', 'x']), { message: 'expected tiny | full | colour | clip-tiny for --preset but received "small"' });
+    await assert.rejects(forgeCli(['--out', 'x']), { message: 'expected tiny | full | colour | clip-tiny | v2-tiny | v2-full | v2-colour for --preset but received undefined' });
+    await assert.rejects(forgeCli(['--preset', 'small', '--out', 'x']), { message: 'expected tiny | full | colour | clip-tiny | v2-tiny | v2-full | v2-colour for --preset but received "small"' });
     await assert.rejects(forgeCli(['--preset', 'tiny']), { message: 'expected a directory for --out but received undefined' });
     await assert.rejects(forgeCli(['--preset', 'tiny', '--out', 'x', '--seed', '1e3']), /--seed/);
   });

@@ -2,20 +2,26 @@ import { parseArgs } from 'node:util';
 import { invalidArgument } from '../errors.ts';
 import { DEFAULT_SEED, forgeModel, PRESET_NAMES, type PresetName } from '../forge/index.ts';
 
-const HELP = `usage: tessera forge --preset tiny|full|colour|clip-tiny --out DIR [--no-attention-mask] [--seed N]
+const HELP = `usage: tessera forge --preset P --out DIR [--no-attention-mask] [--seed N] [--q8]
 
-Builds a model folder of jina-clip-v1's architecture in the Hugging Face hub layout:
-config.json, preprocessor_config.json, tokenizer files, onnx/text_model.onnx and
-onnx/vision_model.onnx.
+Builds a model folder in the Hugging Face hub layout. jina-clip-v1 presets: config.json,
+preprocessor_config.json, tokenizer files, onnx/text_model.onnx and onnx/vision_model.onnx.
+jina-clip-v2 presets (v2-*), as jinaai/jina-clip-v2: one graph for both towers,
+onnx/model.onnx with its weights in onnx/model.onnx_data.
 
   --preset P            tiny (seeded random, small), full (seeded random, jina-clip-v1's
                         dimensions, about 900 MB), colour (small, hand-set weights that
                         know colour words and image colours; what --model demo uses),
                         clip-tiny (seeded random, small, OpenAI CLIP's architecture and
-                        byte-level BPE tokenizer, as Xenova/clip-vit-base-patch16)
+                        byte-level BPE tokenizer, as Xenova/clip-vit-base-patch16),
+                        v2-tiny (seeded random, small, jina-clip-v2's architecture and
+                        XLM-RoBERTa Unigram tokenizer), v2-full (seeded random,
+                        jina-clip-v2's dimensions, about 3.5 GB), v2-colour (small,
+                        hand-set, knows colour words in eight languages; --model demo-v2)
   --out DIR             the folder to write (created if missing; files are replaced)
   --no-attention-mask   build the text graph without an attention_mask input (clip-tiny
-                        is built without one anyway, as the hub's CLIP exports)
+                        and the v2 presets are built without one anyway, as the hub's
+                        exports)
   --seed N              seed of the random weights (default ${DEFAULT_SEED})
   --q8                  also write the int8 variant (onnx/*_quantized.onnx, --dtype q8)`;
 
@@ -45,7 +51,7 @@ export async function main(args: string[]): Promise<void> {
   const summary = await forgeModel({
     preset: values.preset as PresetName,
     outDir: values.out,
-    // Unset: each preset's default (jina presets with attention_mask, clip-tiny without).
+    // Unset: each preset's default (jina-clip-v1 presets with attention_mask, clip-tiny and v2-* without).
     attentionMask: values['no-attention-mask'] ? false : undefined,
     seed,
     quantized: values.q8 === true,
