@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { l2normalize } from '../engine/pooling.ts';
 import { encodeFor } from '../encoding/encode.ts';
 import { admit, estimateTokens } from './admission.ts';
 import { bill } from './billing.ts';
@@ -13,22 +12,20 @@ export const embeddingsRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (
     const body = parseEmbeddingsRequest(request.body, ctx.limits);
     admit(ctx, request, estimateTokens(body.items));
     const model = ctx.model(body.model);
-    const results = await embedRequestItems(ctx, model.engine, request, reply, body.items, { normalize: body.normalized, truncate: body.truncate });
+    // The engine applies `task` (a model's task instructions) and `dimensions` (Matryoshka
+    // truncation, normalised again), and refuses what the model cannot do.
+    const results = await embedRequestItems(ctx, model.engine, request, reply, body.items, {
+      normalize: body.normalized,
+      truncate: body.truncate,
+      task: body.task,
+      dimensions: body.dimensions,
+    });
     const usage = bill(ctx, request, results);
     return {
       model: model.name,
       object: 'list',
       usage,
-      data: results.map((r, index) => {
-        let vector = r.embedding;
-        // Fewer dimensions than the model has: keep the first ones (jina-clip-v1 was not
-        // trained for this; see the README), normalised again if asked.
-        if (body.dimensions !== undefined && body.dimensions < vector.length) {
-          vector = vector.slice(0, body.dimensions);
-          if (body.normalized) l2normalize(vector);
-        }
-        return { object: 'embedding', index, embedding: encodeFor(vector, body) };
-      }),
+      data: results.map((r, index) => ({ object: 'embedding', index, embedding: encodeFor(r.embedding, body) })),
     };
   };
   app.post('/v1/embeddings', embeddings);

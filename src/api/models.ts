@@ -73,7 +73,7 @@ export class ModelSlot {
   readonly ref: ModelRef;
   readonly source: string;
   private embedder: Embedder | undefined;
-  /** Learnt from the warm-up. */
+  /** Known once warmed up. */
   private facts: ModelFacts | undefined;
   /** Process RSS growth while the model loaded, when it was measured. */
   residentBytes: number | undefined;
@@ -111,8 +111,9 @@ export class ModelSlot {
   async warmUp(): Promise<void> {
     const embedder = this.embedder!;
     const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer();
-    const [text] = await embedder.embed([{ text: 'warm-up' }, { image }]);
-    this.facts = { dimensions: text!.embedding.length, maxTokens: embedder.maxTokens, imageSize: embedder.model.image.size };
+    await embedder.embed([{ text: 'warm-up' }, { image }]);
+    const { dimensions, maxTokens, imageSize } = embedder.info;
+    this.facts = { dimensions, maxTokens, imageSize };
   }
 
   /** The model answers (after a warm-up). */

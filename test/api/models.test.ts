@@ -1,12 +1,14 @@
 // Several models served by one server: the forged colour model (knows colour words and
 // coloured images) and the forged tiny model (seeded random weights), over real HTTP, real
-// ONNX sessions and a real store. Each request, collection and classifier goes to its model;
-// the two models never run a batch at the same time.
+// ONNX sessions and a real store (and, for task and dimensions, a forged jina-clip-v2 beside
+// a v1). Each request, collection and classifier goes to its model; the models never run a
+// batch at the same time.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parseServerConfig } from '../../src/api/config.ts';
 import { createServer } from '../../src/api/server.ts';
 import type { BatchReport } from '../../src/engine/scheduler.ts';
+import { forgeModel } from '../../src/forge/index.ts';
 import { modelRefOf } from '../../src/search/collection.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { VectorStore } from '../../src/store/store.ts';
@@ -228,4 +230,33 @@ test('two models may not share a served name, and the same model is not served t
   const config = parseServerConfig([], {});
   assert.throws(() => createServer({ config, models: [spec, { ...spec, ref: modelRefOf(tiny, 'q8') }], apiKeys: null }), /two models are served as "x"/);
   assert.throws(() => createServer({ config, models: [spec, { ...spec, name: 'y' }], apiKeys: null }), /is given twice/);
+});
+
+test('task and dimensions reach the model each request picks: a v2 model applies them, a v1 model beside it keeps its ways', async () => {
+  const v2dir = await tempDir('tessera-models-v2-');
+  await forgeModel({ preset: 'v2-tiny', outDir: v2dir });
+  const server = await startServer({ models: [{ model: 'tiny', name: 'v1' }, { model: v2dir, name: 'v2' }] });
+  const v2 = server.embedders.v2!;
+  const embed = async (body: Record<string, unknown>, status = 200) => json<Embedded & ErrorBody>(await server.post('/v1/embeddings', { input: ['red roses'], ...body }), status);
+
+  const listed = await json<{ data: ModelEntry[] }>(await fetch(`${server.url}/v1/models`));
+  assert.deepEqual(listed.data.map((m) => [m.id, m.dimensions, m.image_size]), [['v1', 32, 224], ['v2', v2.info.dimensions, v2.info.imageSize]]);
+
+  // The v2 model's instruction and Matryoshka cut, as its engine gives them.
+  const smallest = Math.max(v2.info.matryoshkaDimensions[0]!, Math.ceil(v2.info.dimensions / 16));
+  const [expected] = await v2.embedTexts(['red roses'], { task: 'retrieval.query', dimensions: smallest });
+  const answer = await embed({ model: 'v2', task: 'retrieval.query', dimensions: smallest });
+  assert.equal(answer.data[0]!.embedding.length, smallest);
+  assert.ok(maxAbsDiff(answer.data[0]!.embedding, expected!.embedding) <= 1e-6);
+  const [plain] = await v2.embedTexts(['red roses']);
+  assert.ok(maxAbsDiff((await embed({ model: 'v2' })).data[0]!.embedding, plain!.embedding) <= 1e-6);
+  assert.equal((await embed({ model: 'v2', task: 'retrieval.passage' }, 422)).code, 'TASK_UNSUPPORTED');
+  assert.equal((await embed({ model: 'v2', dimensions: smallest - 1 }, 422)).code, 'DIMENSIONS_INVALID');
+
+  // The v1 model ignores tasks and cuts to any size, as tessera always did.
+  const [v1plain] = await server.embedders.v1!.embedTexts(['red roses']);
+  assert.ok(maxAbsDiff((await embed({ model: 'v1', task: 'retrieval.passage' })).data[0]!.embedding, v1plain!.embedding) <= 1e-6);
+  const cut = (await embed({ model: 'v1', dimensions: 3 })).data[0]!.embedding;
+  assert.equal(cut.length, 3);
+  assert.ok(Math.abs(Math.hypot(...cut) - 1) < 1e-5);
 });
