@@ -79,7 +79,10 @@ export function buildV2Vocab(size: number, scripts: 'common' | 'full'): ScoredPi
   add(WORD_START, SCORE.wordStart);
   // A character the NFKC normaliser rewrites ("ª" -> "a", "µ" -> "μ", "…" -> "...") could never be matched.
   for (const c of [...PUNCTUATION, ...DIGITS, ...scriptCharacters(scripts)]) if (c.normalize('NFKC') === c) add(c, SCORE.char);
-  for (const w of wordPieces()) add(w.normalize('NFKC'), SCORE.word);
+  const words = wordPieces().map((w) => w.normalize('NFKC'));
+  // Every character of a known word is a piece too, so no script the words use falls to <unk>.
+  for (const c of words.flatMap((w) => [...w])) add(c, SCORE.char);
+  for (const w of words) add(w, SCORE.word);
   for (const s of SUFFIXES.split(/\s+/)) if (s) add(s, SCORE.suffix);
   const base = pieces.length;
   if (size < base + 1) throw new Error(`a v2 vocabulary with ${scripts} scripts needs at least ${base + 1} pieces, asked for ${size}`);
@@ -130,11 +133,18 @@ const WORDS = {
   中国 北京`.split(/\s+/).filter(Boolean),
 };
 
+/** About 700 of the most frequent Chinese characters and Japanese kanji (a small model's `common` set). */
 const COMMON_HANZI = `
 的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生自会那后能对着事其里所去行过家十用发天
 如然作方成者多日都三小军二无同么经法当起与好看学进种将还分此心前面又定见只主没公从知使点动手高本已长月文意明外实力加正
-水合气全表从问西东北南山川海花草木树鸟鱼马牛羊狗猫车路门房屋城市街店书字语话写读听说吃喝饭茶酒米肉菜果苹香色光电脑机
-红绿蓝黄白黑灰紫橙粉棕金银赤青緑黒写真電車駅東京日本語私僕彼女男子供美愛春夏秋冬雨雪風雲星空朝昼夜今週年時分秒
+水合气全表问西东北南山川海花草木树鸟鱼马牛羊狗猫车路门房屋城市街店书字语话写读听吃喝饭茶酒米肉菜果苹香色光电脑机
+红绿蓝黄白黑灰紫橙粉棕金银赤青緑黒真電駅東京本私僕彼女男供美愛春夏秋冬雨雪風雲星空朝昼夜今週時分秒止停前後左右
+开关问题回最新老师朋友工作学校医院公司名字现在因为所以但是如果没有已经可以知道觉得喜欢希望需要应该一起比较非常
+四五六七八九百千万元块钱买卖给让被把跟向往从每些什怎哪谁几多少太真很更最再也还又都只就才刚正在着过了吗呢吧啊
+走跑站坐睡起来去进出上下开关放拿送找等想看见听说读写学教问答做用打玩唱跳笑哭爱恨怕急忙累病死活住生长变
+山水火土石田林森河湖江海岛天地日月星云风雨雪电光影声音色形体头手足口目耳鼻心身面肉血骨衣服鞋帽包伞笔纸
+東西南北駅道路橋港空港電話番号会社学校先生友達家族父母兄弟姉妹子供赤ちゃん猫犬鳥魚花木森山川海島町村市県国
+語言葉文字漢字平仮名片仮名読書音楽映画写真絵旅行料理食事朝昼晩御飯茶酒水氷湯雨雪晴曇天気温暑寒涼暖新古高安
 `;
 const COMMON_HANGUL = '가나다라마바사아자차카타파하한국어는을를이가에의도와과고서요니다습니까안녕하세요감사합빨강초록파랑노랑하얀검은색';
 const COMMON_EMOJI = '😀😃😄😁😆😅😂🤣😊😇🙂😉😍😘😋😎🤔😐😴😢😭😡👍👎👏🙏💪👋❤💔💯🔥⭐🌟✨🎉🎂🍎🍌🍕☕🍺🚗🚲✈🏠🌳🌸🌹🌈☀🌙⚡❄🐶🐱🐟🐦🔴🟢🔵🟡🟠🟣⚪⚫🟤';
