@@ -70,10 +70,17 @@ async function photo(width: number, height: number, seed: number, format: BenchI
   return image.webp({ quality: 85 }).toBuffer();
 }
 
-/** The image set, written into `dir` once (later calls reuse the files). */
-export async function benchImages(dir: string, size: SetSize): Promise<BenchImage[]> {
+/** `count` of `items`, evenly spaced from the first, so a shorter set keeps the range of sizes and formats. */
+export function spread<T>(items: readonly T[], count: number): T[] {
+  if (count >= items.length) return [...items];
+  return Array.from({ length: count }, (_, k) => items[Math.floor((k * items.length) / count)]!);
+}
+
+/** The image set, written into `dir` once (later calls reuse the files); `count` takes fewer of them (spread). */
+export async function benchImages(dir: string, size: SetSize, count?: number): Promise<BenchImage[]> {
   await mkdir(dir, { recursive: true });
-  const specs = size === 'tiny' ? TINY_IMAGES : size === 'quick' ? QUICK_IMAGES : FULL_IMAGES;
+  const all = size === 'tiny' ? TINY_IMAGES : size === 'quick' ? QUICK_IMAGES : FULL_IMAGES;
+  const specs = count === undefined ? all : spread(all, count);
   const out: BenchImage[] = [];
   for (const [width, height, format] of specs) {
     const seed = FULL_IMAGES.findIndex((s) => s[0] === width && s[1] === height && s[2] === format) + 1;

@@ -1,11 +1,15 @@
 /**
  * Floating-point operations (a multiply-add counts 2) of one item, from the model's
  * dimensions: every matrix product of the towers, attention included; element-wise work
- * (norms, activations, softmax) is left out, as it is a few percent at these sizes.
+ * (norms, activations, softmax, rotary on text) is left out, as it is a few percent at these sizes.
  */
 import type { ModelDims } from './model.ts';
 
-/** One text of `tokens` tokens through the text tower. */
+/**
+ * One text of `tokens` tokens through the text tower: jina-clip-v1's JinaBERT (GEGLU
+ * feed-forward) or jina-clip-v2's XLM-RoBERTa (plain GELU fc1 / fc2). Neither projects the
+ * pooled text (v1's projection is absent, v2 has none).
+ */
 export function textFlops(dims: ModelDims, tokens: number): number {
   const { hidden: d, layers, intermediate: i, geglu } = dims.text;
   const perLayer =
@@ -16,10 +20,15 @@ export function textFlops(dims: ModelDims, tokens: number): number {
   return layers * perLayer;
 }
 
-/** One image through the vision tower. */
+/** Patches per side: the stride-patch convolution drops what is left over (512 / 14: 36). */
+export function patchesPerSide(dims: ModelDims): number {
+  return Math.floor(dims.vision.imageSize / dims.vision.patchSize);
+}
+
+/** One image through the vision tower (EVA-02: 2D rotary, SwiGLU, a linear head). */
 export function imageFlops(dims: ModelDims): number {
-  const { width: d, layers, mlpHidden: h, imageSize, patchSize, headWidth, projectionDim } = dims.vision;
-  const patches = (imageSize / patchSize) ** 2;
+  const { width: d, layers, mlpHidden: h, patchSize, headWidth, projectionDim } = dims.vision;
+  const patches = patchesPerSide(dims) ** 2;
   const tokens = patches + 1;
   const heads = d / headWidth;
   const patchEmbed = 2 * patches * d * 3 * patchSize * patchSize;

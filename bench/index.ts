@@ -50,9 +50,10 @@ export async function indexPhotos(count: number, size: SetSize): Promise<string>
   return dir;
 }
 
-export async function indexScenario(modelDir: string, threads: number, size: SetSize, log: (line: string) => void): Promise<Record<string, unknown>> {
-  const plan = PLAN[size];
-  const folder = await indexPhotos(plan.images, size);
+/** `affordable` cuts the photo count for a model whose images cost more (jina-clip-v2). */
+export async function indexScenario(modelDir: string, threads: number, size: SetSize, log: (line: string) => void, affordable: (photos: number) => number = (n) => n): Promise<Record<string, unknown>> {
+  const plan = { ...PLAN[size], images: affordable(PLAN[size].images) };
+  const folder = await indexPhotos(PLAN[size].images, size);
   const paths = (await readdir(folder)).filter((f) => f.endsWith('.jpg')).sort().slice(0, plan.images).map((f) => join(folder, f));
   const files = join(tmpdir(), `tessera-bench-index-${process.pid}`);
   // Exactly the files both sides see.

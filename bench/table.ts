@@ -37,8 +37,10 @@ export function formatTable(report: Obj): string {
     const met = typeof value === 'number' && row.op ? ((row.op === '>=' ? value >= row.limit : value <= row.limit) ? 'yes' : 'no') : '';
     lines.push(`| ${row.what} | ${fmt(get(report, row.ours))} | ${row.theirs ? fmt(get(report, row.theirs)) : ''} | ${row.value ? fmt(value) : ''} | ${row.target} | ${met} |`);
   }
+  const model = get(report, 'model_option');
+  if (model !== undefined) lines.push('', `model: ${String(model)} (${String(get(report, 'model'))})`);
   const ceiling = get(report, 'ceiling.gflops');
-  if (ceiling !== undefined) lines.push('', `ceiling: ${fmt(ceiling)} GFLOP/s (best MatMul, ${fmt(get(report, 'ceiling.best_shape'))}); ${fmt(Number(get(report, 'flops.per_image')) / 1e9)} GFLOP per image, ${fmt(Number(get(report, 'flops.per_512_token_text')) / 1e9)} GFLOP per 512-token text`);
+  if (ceiling !== undefined) lines.push(...(model === undefined ? [''] : []), `ceiling: ${fmt(ceiling)} GFLOP/s (best MatMul, ${fmt(get(report, 'ceiling.best_shape'))}); ${fmt(Number(get(report, 'flops.per_image')) / 1e9)} GFLOP per image, ${fmt(Number(get(report, 'flops.per_512_token_text')) / 1e9)} GFLOP per 512-token text`);
   const long = get(report, 'startup.long_doc') as Obj | undefined;
   if (long) lines.push(`long document: ${fmt(long.tokens)} tokens in ${fmt(long.seconds)} s, peak RSS ${fmt(long.peak_rss_mb)} MB${long.note ? ` (${String(long.note)})` : ''}`);
   const levels = get(report, 'server.levels') as Obj[] | undefined;

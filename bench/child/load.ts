@@ -15,7 +15,7 @@ const loadMs = performance.now() - started;
 const rssAfterLoad = process.memoryUsage().rss;
 // Ready as the server means it: one text and one image have run (first runs allocate).
 await embedder.embedTexts(['warm up']);
-await embedder.embedPixels(new Float32Array(3 * 224 * 224), 1);
+await embedder.embedPixels(new Float32Array(3 * embedder.model.image.size ** 2), 1);
 const readyMs = performance.now() - started;
 const rssAfterWarmup = process.memoryUsage().rss;
 const out: Record<string, number> = { load_ms: loadMs, ready_ms: readyMs, rss_after_load: rssAfterLoad, rss_after_warmup: rssAfterWarmup };

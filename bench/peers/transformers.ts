@@ -1,10 +1,15 @@
 /**
  * The peer: transformers.js (the Node library a user would otherwise reach for) running the
- * same ONNX files, the way its documentation shows: AutoProcessor + JinaCLIPVisionModel for
- * images, AutoTokenizer + JinaCLIPTextModel with padded batches for texts. Same onnxruntime-node
- * build, same thread count; its own session defaults otherwise.
+ * same ONNX files, the way its documentation shows for each model. jina-clip-v1's two towers:
+ * AutoProcessor + JinaCLIPVisionModel for images, AutoTokenizer + JinaCLIPTextModel with padded
+ * batches for texts. jina-clip-v2's one combined graph: JinaCLIPModel for both, given
+ * pixel_values (AutoProcessor's, at the config's 512 px) or the tokenizer's padded batch, which
+ * sends the placeholder for the other input itself. Same onnxruntime-node build, same thread
+ * count; its own session defaults otherwise.
  */
-import { AutoProcessor, AutoTokenizer, JinaCLIPTextModel, JinaCLIPVisionModel, RawImage, Tensor, env } from '@huggingface/transformers';
+import { AutoProcessor, AutoTokenizer, JinaCLIPModel, JinaCLIPTextModel, JinaCLIPVisionModel, RawImage, Tensor, env } from '@huggingface/transformers';
+import type { OnnxLayout } from '../../src/model/dtype.ts';
+import { modelFiles } from '../model.ts';
 
 env.allowRemoteModels = false;
 
@@ -22,23 +27,47 @@ function rows(t: Tensor): Float32Array[] {
   return Array.from({ length: batch }, (_, b) => data.slice(b * dim, (b + 1) * dim));
 }
 
+type Model = Awaited<ReturnType<typeof JinaCLIPModel.from_pretrained>>;
+type Inputs = Record<string, unknown>;
+
+/** One session run of either kind, returning its embeddings (not normalised). */
+interface Runner {
+  images(inputs: Inputs): Promise<Tensor>;
+  texts(inputs: Inputs): Promise<Tensor>;
+  dispose(): Promise<void>;
+}
+
 export class TransformersPeer {
   private constructor(
-    private readonly vision: Awaited<ReturnType<typeof JinaCLIPVisionModel.from_pretrained>>,
-    private readonly text: Awaited<ReturnType<typeof JinaCLIPTextModel.from_pretrained>>,
+    /** What the report calls this side. */
+    readonly names: { images: string; texts: string },
+    private readonly runner: Runner,
     private readonly processor: Awaited<ReturnType<typeof AutoProcessor.from_pretrained>>,
     private readonly tokenizer: Awaited<ReturnType<typeof AutoTokenizer.from_pretrained>>,
   ) {}
 
   static async load(dir: string, dtype: 'fp32' | 'q8', threads: number): Promise<TransformersPeer> {
     const options = { dtype, session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 } } as const;
-    const [vision, text, processor, tokenizer] = await Promise.all([
-      JinaCLIPVisionModel.from_pretrained(dir, options),
-      JinaCLIPTextModel.from_pretrained(dir, options),
-      AutoProcessor.from_pretrained(dir),
-      AutoTokenizer.from_pretrained(dir),
-    ]);
-    return new TransformersPeer(vision, text, processor, tokenizer);
+    const layout: OnnxLayout = (await modelFiles(dir, dtype))?.layout ?? 'towers';
+    const [processor, tokenizer] = await Promise.all([AutoProcessor.from_pretrained(dir), AutoTokenizer.from_pretrained(dir)]);
+    if (layout === 'combined') {
+      const model: Model = await JinaCLIPModel.from_pretrained(dir, options);
+      const runner: Runner = {
+        images: async (inputs) => (await model({ pixel_values: inputs.pixel_values })).image_embeddings as Tensor,
+        texts: async (inputs) => (await model(inputs)).text_embeddings as Tensor,
+        dispose: async () => void (await model.dispose()),
+      };
+      const names = { images: 'transformers.js (AutoProcessor + JinaCLIPModel)', texts: 'transformers.js (AutoTokenizer + JinaCLIPModel, padded batches)' };
+      return new TransformersPeer(names, runner, processor, tokenizer);
+    }
+    const [vision, text] = await Promise.all([JinaCLIPVisionModel.from_pretrained(dir, options), JinaCLIPTextModel.from_pretrained(dir, options)]);
+    const runner: Runner = {
+      images: async (inputs) => (await vision(inputs)).image_embeds as Tensor,
+      texts: async (inputs) => (await text(inputs)).text_embeds as Tensor,
+      dispose: async () => void (await Promise.all([vision.dispose(), text.dispose()])),
+    };
+    const names = { images: 'transformers.js (AutoProcessor + JinaCLIPVisionModel)', texts: 'transformers.js (AutoTokenizer + JinaCLIPTextModel, padded batches)' };
+    return new TransformersPeer(names, runner, processor, tokenizer);
   }
 
   /** Images from files, `batch` at a time: read + process, then run. */
@@ -49,12 +78,12 @@ export class TransformersPeer {
     for (let i = 0; i < paths.length; i += batch) {
       const t0 = performance.now();
       const images = await Promise.all(paths.slice(i, i + batch).map((p) => RawImage.read(p)));
-      const inputs = await this.processor(null, images);
+      const inputs = (await this.processor(null, images)) as Inputs;
       const t1 = performance.now();
-      const { image_embeds } = await this.vision(inputs);
+      const embeddings = await this.runner.images(inputs);
       inferenceMs += performance.now() - t1;
       preprocessMs += t1 - t0;
-      vectors.push(...rows(image_embeds as Tensor));
+      vectors.push(...rows(embeddings));
     }
     return { items: paths.length, wallMs: performance.now() - started, preprocessMs, inferenceMs, vectors };
   }
@@ -66,17 +95,17 @@ export class TransformersPeer {
     const vectors: Float32Array[] = [];
     for (let i = 0; i < texts.length; i += batch) {
       const t0 = performance.now();
-      const inputs = this.tokenizer(texts.slice(i, i + batch), { padding: true, truncation: true });
+      const inputs = this.tokenizer(texts.slice(i, i + batch), { padding: true, truncation: true }) as Inputs;
       const t1 = performance.now();
-      const { text_embeds } = await this.text(inputs);
+      const embeddings = await this.runner.texts(inputs);
       inferenceMs += performance.now() - t1;
       preprocessMs += t1 - t0;
-      vectors.push(...rows(text_embeds as Tensor));
+      vectors.push(...rows(embeddings));
     }
     return { items: texts.length, wallMs: performance.now() - started, preprocessMs, inferenceMs, vectors };
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.vision.dispose(), this.text.dispose()]);
+    await this.runner.dispose();
   }
 }

@@ -3,18 +3,22 @@ import { parseArgs } from 'node:util';
 import { runBench, SCENARIOS, type Scenario } from '../../bench/run.ts';
 import { formatTable } from '../../bench/table.ts';
 import { invalidArgument } from '../errors.ts';
+import { PRESET_NAMES } from '../forge/index.ts';
 import type { GraphOptimizationLevel } from '../model/session.ts';
 
-const HELP = `usage: tessera bench [--quick] [--json FILE] [--model DIR] [--threads N] [--only a,b] [--graph-opt L]
+const HELP = `usage: tessera bench [--quick] [--json FILE] [--model M] [--threads N] [--only a,b] [--graph-opt L]
 
 Measures tessera against transformers.js on the same model files and against the machine's
 MatMul ceiling: images, texts, the server under load, q8 against fp32, start-up and memory.
 Prints a table; --json writes every figure.
 
-  --quick          smaller sets and shorter runs (a few minutes on 2 cores)
+  --quick          smaller sets and shorter runs (a few minutes on 2 cores for jina-clip-v1; a model
+                   with costlier images runs fewer of them)
   --json FILE      write the full report as JSON
-  --model DIR      a model folder in the hub layout (default: the forged full model, jina-clip-v1's
-                   dimensions, built on first use into ~/.cache/tessera/forge/full-0)
+  --model M        a forge preset, forged on first use into ~/.cache/tessera/forge/<preset>-0: full
+                   (default; jina-clip-v1's dimensions), v2-full (jina-clip-v2's), ${PRESET_NAMES.filter((p) => p !== 'full' && p !== 'v2-full').join(', ')};
+                   or a model folder in the hub layout (./NAME for a folder named like a preset),
+                   or a hub repository id
   --threads N      ONNX Runtime threads for both sides (default: all cores)
   --only LIST      scenarios to run, of ${SCENARIOS.join(', ')} (default: all)
   --graph-opt L    tessera's graph optimisation level: disabled | basic | extended | all`;
