@@ -78,7 +78,8 @@ describe('the v2 colour model', () => {
     v2ColourTokenIds(vocab).forEach((ids, c) => ids.forEach((id) => owner.set(id, c)));
     for (const { word, colourIndex } of colourWordList()) {
       for (const text of [word, `${INSTRUCTION}${word}`]) {
-        const colours = tokenizer.encode(text).ids.filter((id) => owner.has(id)).map((id) => owner.get(id));
+        const ids: number[] = tokenizer.encode(text).ids;
+        const colours = ids.filter((id) => owner.has(id)).map((id) => owner.get(id));
         assert.ok(colours.length > 0 && colours.every((c) => c === colourIndex), `${JSON.stringify(text)}: ${tokenizer.encode(text).tokens.join(' ')}`);
       }
     }
