@@ -22,7 +22,7 @@ export const classifyRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (ap
       const results = await embedRequestItems(ctx, model.engine, request, reply, byId.items, { normalize: true, truncate: false });
       const classified = await ctx.classifiers.classify(record, results.map((r) => r.embedding));
       const usage = bill(ctx, request, results);
-      return { model: record.modelName, object: 'list', usage, data: classified.map((c, index) => ({ object: 'classification', index, ...c })) };
+      return { model: model.name, object: 'list', usage, data: classified.map((c, index) => ({ object: 'classification', index, ...c })) };
     }
     const body = parseClassifyRequest(request.body, ctx.limits);
     admit(ctx, request, estimateTokens(body.items) + estimateTokens(body.labels.map((text) => ({ kind: 'text', text }))));
