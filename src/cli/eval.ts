@@ -22,8 +22,10 @@ Datasets and their layouts: docs/evaluation.md.
   --data PATH     the dataset folder for --task
   --suite seed    every task on every dataset under --data-root
   --data-root DIR flickr8k/, flickr30k/, mscoco/, cifar100/, beir/<name>/, labelled/<name>/
-  --model M       hub repository id, local folder in the hub layout, or "demo" (repeatable;
-                  default ${DEFAULT_MODEL})
+  --model M       hub repository id, local folder in the hub layout (either layout: v1's two
+                  towers or v2's combined graph), "demo" or "demo-v2" (repeatable; default
+                  ${DEFAULT_MODEL}); on a model with task instructions (jina-clip-v2) BEIR
+                  queries are embedded for retrieval.query, everything else without a task
   --baseline M    the model the "% change" row compares with (default: the last --model)
   --dtype D       fp32 | fp16 | q8 (default fp32)
   --json FILE     write every figure and the exact settings as JSON

@@ -20,11 +20,16 @@ const MAGIC = Buffer.from('TSEC0001');
 const HEADER = MAGIC.length + 4;
 const KEY_BYTES = 32;
 
-/** sha256 of an item: texts and images hash in separate namespaces. */
-export function itemKey(item: { text: string } | { image: Uint8Array }): Buffer {
+/**
+ * sha256 of an item: texts and images hash in separate namespaces, and a text embedded for a
+ * task (jina-clip-v2 puts the task's instruction before it) apart from the same text without.
+ */
+export function itemKey(item: { text: string; task?: string } | { image: Uint8Array }): Buffer {
   const h = createHash('sha256');
-  if ('text' in item) h.update('text\0').update(item.text, 'utf8');
-  else h.update('image\0').update(item.image);
+  if ('text' in item) {
+    if (item.task === undefined) h.update('text\0').update(item.text, 'utf8');
+    else h.update('task\0').update(item.task, 'utf8').update('\0').update(item.text, 'utf8');
+  } else h.update('image\0').update(item.image);
   return h.digest();
 }
 

@@ -3,7 +3,8 @@ import { itemKey, type EmbeddingCache } from './cache.ts';
 
 /** What the harness needs of a model: `Embedder` satisfies it; tests wrap it to count calls. */
 export interface Encoder {
-  embedTexts(texts: readonly string[], options?: { truncate?: boolean }): Promise<{ embedding: Float32Array }[]>;
+  /** `task`: what the texts are for (jina-clip-v2 puts the task's instruction before each). */
+  embedTexts(texts: readonly string[], options?: { truncate?: boolean; task?: string }): Promise<{ embedding: Float32Array }[]>;
   embedImages(images: readonly Uint8Array[]): Promise<{ embedding: Float32Array }[]>;
 }
 
@@ -19,9 +20,19 @@ export interface EmbedRunOptions {
   label?: string;
 }
 
-/** Texts -> unit vectors, from the cache where present; over-long texts are truncated (as MTEB and CLIP-benchmark do). */
-export async function embedTextsCached(encoder: Encoder, cache: EmbeddingCache, texts: readonly string[], options: EmbedRunOptions = {}): Promise<Float32Array[]> {
-  return embedCached(texts.length, options, cache, async (from, to) => texts.slice(from, to).map((text) => ({ key: itemKey({ text }), item: text })), (items) => encoder.embedTexts(items, { truncate: true }));
+/**
+ * Texts -> unit vectors, from the cache where present; over-long texts are truncated (as MTEB
+ * and CLIP-benchmark do). `task` embeds them for that task (queries: retrieval.query).
+ */
+export async function embedTextsCached(encoder: Encoder, cache: EmbeddingCache, texts: readonly string[], options: EmbedRunOptions & { task?: string } = {}): Promise<Float32Array[]> {
+  const { task } = options;
+  return embedCached(
+    texts.length,
+    options,
+    cache,
+    async (from, to) => texts.slice(from, to).map((text) => ({ key: itemKey({ text, task }), item: text })),
+    (items) => encoder.embedTexts(items, task === undefined ? { truncate: true } : { truncate: true, task }),
+  );
 }
 
 /** Images -> unit vectors, from the cache where present, each image read (and hashed) in its chunk. */

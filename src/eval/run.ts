@@ -1,6 +1,8 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
+import type { LoadedModel } from '../model/load.ts';
 import { EmbeddingCache } from './cache.ts';
 import { loadBeir, loadKarpathy, loadLabelled } from './datasets.ts';
 import type { Encoder } from './embed.ts';
@@ -39,12 +41,56 @@ export interface EvalReport {
   settings: Record<string, unknown>;
   results: ModelResult[];
   summary: Summary;
-  /** Per model: embeddings found in the cache and computed. */
-  cache: { model: string; model_type: string; file: string; hits: number; computed: number }[];
+  /** Per model: what it is, and embeddings found in the cache and computed. */
+  cache: ({ model: string; file: string; hits: number; computed: number } & ModelFacts)[];
 }
 
 /** What changes the vectors besides model and dtype; part of the cache key. */
 const VECTOR_SETTINGS = { normalize: true, truncate: true };
+
+/** The task text-retrieval queries are embedded for, on a model that has its instruction. */
+export const QUERY_TASK = 'retrieval.query';
+
+/** A loaded model as the report describes it. */
+export interface ModelFacts {
+  model_type: string;
+  /** `towers` (jina-clip-v1, CLIP) or `combined` (jina-clip-v2's one graph). */
+  layout: string;
+  dimensions: number;
+  image_size: number;
+  max_tokens: number;
+  /** The task BEIR queries were embedded for; null on a model without task instructions. */
+  query_task: string | null;
+}
+
+function modelFacts(model: LoadedModel): ModelFacts {
+  return {
+    model_type: model.modelType,
+    layout: model.layout,
+    dimensions: model.dimensions,
+    image_size: model.image.size,
+    max_tokens: model.tokenizer.maxTokens,
+    query_task: QUERY_TASK in model.taskInstructions ? QUERY_TASK : null,
+  };
+}
+
+/**
+ * What the model folder holds, for the cache key: its configs and the names and sizes of the
+ * ONNX files loaded (with external data), so a folder forged or downloaded again as another
+ * model (v1 -> v2, another seed) gets a cache of its own rather than another model's vectors.
+ */
+function modelFingerprint(model: LoadedModel): string {
+  const h = createHash('sha256');
+  for (const name of ['config.json', 'preprocessor_config.json', 'tokenizer.json']) {
+    const path = join(model.dir, name);
+    if (existsSync(path)) h.update(`${name}\0`).update(readFileSync(path)).update('\0');
+  }
+  const graphs = [...new Set([model.text.file, model.vision.file])];
+  for (const file of graphs.flatMap((f) => [f, `${f}_data`]).filter((f) => existsSync(f))) {
+    h.update(`${file.slice(model.dir.length)}\0${statSync(file).size}\0`);
+  }
+  return h.digest('hex').slice(0, 16);
+}
 
 export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   if (options.models.length === 0) throw new Error('give at least one --model');
@@ -54,11 +100,12 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
   const cacheStats: EvalReport['cache'] = [];
   for (const model of options.models) {
     const embedder = await Embedder.load(model, { dtype, progress: options.progress, intraOpThreads: options.intraOpThreads });
-    const modelType = embedder.model.modelType;
-    const cache = new EmbeddingCache(options.cacheDir, { model, dtype, settings: { ...VECTOR_SETTINGS, modelType } });
+    const facts = modelFacts(embedder.model);
+    const settings = { ...VECTOR_SETTINGS, modelType: facts.model_type, files: modelFingerprint(embedder.model) };
+    const cache = new EmbeddingCache(options.cacheDir, { model, dtype, settings });
     try {
       const encoder = options.wrap ? options.wrap(embedder) : embedder;
-      const ctx = { encoder, cache, embed: { progress: options.progress, chunk: options.chunk } };
+      const ctx = { encoder, cache, embed: { progress: options.progress, chunk: options.chunk }, queryTask: facts.query_task ?? undefined };
       for (const job of options.jobs) {
         const figures = await runJob(ctx, job, options.limit, options.textMode);
         const result = { model, dtype, ...figures } as ModelResult;
@@ -69,7 +116,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       cache.close();
       await embedder.close();
     }
-    cacheStats.push({ model, model_type: modelType, file: cache.path, hits: cache.stats.hits, computed: cache.stats.stored });
+    cacheStats.push({ model, ...facts, file: cache.path, hits: cache.stats.hits, computed: cache.stats.stored });
   }
   const baseline = options.baseline ?? options.models.at(-1)!;
   if (!options.models.includes(baseline)) throw new Error(`--baseline ${baseline} is not one of the --model values`);
@@ -86,6 +133,7 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
       split: 'test',
       similarity: 'cosine (unit vectors, dot product)',
       ...VECTOR_SETTINGS,
+      query_task: `${QUERY_TASK} for BEIR queries on models with task instructions (jina-clip-v2); documents, captions and prompts without a task`,
       zeroshot_template: ZEROSHOT_TEMPLATE,
       cache_dir: options.cacheDir,
     },

@@ -59,6 +59,13 @@ export interface TaskContext {
   encoder: Encoder;
   cache: EmbeddingCache;
   embed?: EmbedRunOptions;
+  /**
+   * The task text-retrieval queries are embedded for, when the model has instructions
+   * (jina-clip-v2: retrieval.query, as its card embeds queries for text-to-text search).
+   * Documents, captions and zero-shot prompts are embedded without one, as the card's
+   * text-to-image example does.
+   */
+  queryTask?: string;
 }
 
 const RECALL_KS = [1, 5, 10];
@@ -87,7 +94,7 @@ export async function runRetrieval(ctx: TaskContext, data: CaptionedSet): Promis
 export async function runText(ctx: TaskContext, data: BeirSet, mode: TextMode = 'vector'): Promise<TextFigures> {
   const k = 10;
   const docs = await embedTextsCached(ctx.encoder, ctx.cache, data.corpus.map((d) => d.text), { ...ctx.embed, label: `${data.name} corpus` });
-  const queries = await embedTextsCached(ctx.encoder, ctx.cache, data.queries.map((q) => q.text), { ...ctx.embed, label: `${data.name} queries` });
+  const queries = await embedTextsCached(ctx.encoder, ctx.cache, data.queries.map((q) => q.text), { ...ctx.embed, label: `${data.name} queries`, task: ctx.queryTask });
   const lexical: LexicalIndex | undefined = mode === 'hybrid' ? await lexicalIndex(data.corpus, docs) : undefined;
   const ndcg: number[] = [];
   const recall: number[] = [];
@@ -126,7 +133,7 @@ export async function runText(ctx: TaskContext, data: BeirSet, mode: TextMode = 
   return {
     task: 'text',
     dataset: data.name,
-    protocol: `MTEB/BEIR: ${search} (document = title + " " + text), trec_eval ranking (score descending, ties by document id descending), ndcg_cut_${k} with linear graded gain, recall_${k} (relevance >= 1), MRR@${k}; documents whose id equals the query id ignored; mean over the ${data.queries.length} judged queries`,
+    protocol: `MTEB/BEIR: ${search} (document = title + " " + text${ctx.queryTask ? `; queries embedded for task ${ctx.queryTask}, documents without a task` : ''}), trec_eval ranking (score descending, ties by document id descending), ndcg_cut_${k} with linear graded gain, recall_${k} (relevance >= 1), MRR@${k}; documents whose id equals the query id ignored; mean over the ${data.queries.length} judged queries`,
     mode,
     counts: { queries: data.queries.length, corpus: data.corpus.length },
     'ndcg@10': mean(ndcg),
