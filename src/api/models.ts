@@ -75,8 +75,6 @@ export class ModelSlot {
   private embedder: Embedder | undefined;
   /** Known once warmed up. */
   private facts: ModelFacts | undefined;
-  /** Process RSS growth while the model loaded, when it was measured. */
-  residentBytes: number | undefined;
   /** When it was handed to the server, in Unix seconds (0 before): /v1/models' `created`. */
   created = 0;
   /** Why the model cannot answer now, or undefined when it can. */
@@ -101,9 +99,8 @@ export class ModelSlot {
   }
 
   /** Hands the loaded model to the slot; it answers after warmUp(). */
-  set(embedder: Embedder, residentBytes?: number): void {
+  set(embedder: Embedder): void {
     this.embedder = embedder;
-    this.residentBytes = residentBytes;
     this.created = Math.floor(Date.now() / 1000);
   }
 

@@ -150,7 +150,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   async function attach(loaded: Embedder, how: { model?: string; residentBytes?: number } = {}): Promise<void> {
     const slot = how.model === undefined ? models.default : models.get(how.model);
     if (!slot) throw new TesseraError('INVALID_ARGUMENT', `attach: no served model is named ${JSON.stringify(how.model)}; the served models are ${models.listNames()}`);
-    slot.set(loaded, how.residentBytes); // from now on a restarted thread warms it up too
+    slot.set(loaded); // from now on a restarted thread warms it up too
     metrics.watch(loaded, slot.name, how.residentBytes);
     const seen = deaths;
     await slot.warmUp();
