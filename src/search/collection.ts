@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { TesseraError } from '../errors.ts';
-import { DEMO_MODEL } from '../model/source.ts';
+import { isDemoModel } from '../model/source.ts';
 import type { CollectionInfo, ModelRef, VectorStore } from '../store/store.ts';
 
 /** The collection, or COLLECTION_NOT_FOUND naming it and the store. */
@@ -27,10 +27,10 @@ export function checkCollectionModel(info: CollectionInfo, model: ModelRef): voi
 
 /**
  * How collections record a model (as `tessera index` does): a folder as its absolute path,
- * so the record means the same from any working directory; a hub id or "demo" as given.
+ * so the record means the same from any working directory; a hub id or a demo model as given.
  */
 export function modelRefOf(model: string, dtype: string): ModelRef {
-  if (model === DEMO_MODEL) return { model, dtype };
+  if (isDemoModel(model)) return { model, dtype };
   const isFolder = (() => {
     try {
       return statSync(model).isDirectory();

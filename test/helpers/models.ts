@@ -17,13 +17,16 @@ after(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-/** A forged model folder, built once per test file. */
-export function forged(preset: 'tiny' | 'colour', attentionMask = true): Promise<string> {
-  const key = `${preset}-${attentionMask}`;
+type ForgedPreset = 'tiny' | 'colour' | 'v2-tiny' | 'v2-colour';
+
+/** A forged model folder, built once per test file (attentionMask applies to the v1 presets only). */
+export function forged(preset: ForgedPreset, attentionMask = true): Promise<string> {
+  const v2 = preset.startsWith('v2-');
+  const key = v2 ? preset : `${preset}-${attentionMask}`;
   if (!built.has(key)) {
     built.set(key, (async () => {
       const dir = await tempDir(`tessera-${key}-`);
-      await forgeModel({ preset, outDir: dir, attentionMask });
+      await forgeModel(v2 ? { preset, outDir: dir } : { preset, outDir: dir, attentionMask });
       return dir;
     })());
   }
@@ -31,7 +34,7 @@ export function forged(preset: 'tiny' | 'colour', attentionMask = true): Promise
 }
 
 /** A writable copy of a forged model folder, for tests that break or change files. */
-export async function forgedCopy(preset: 'tiny' | 'colour', attentionMask = true): Promise<string> {
+export async function forgedCopy(preset: ForgedPreset, attentionMask = true): Promise<string> {
   const dir = await tempDir('tessera-copy-');
   await cp(await forged(preset, attentionMask), dir, { recursive: true });
   return dir;
