@@ -6,7 +6,7 @@ import { TesseraError } from '../errors.ts';
  * what it means. Flags win over environment variables, which win over defaults.
  */
 export const SERVER_OPTIONS = {
-  model: { type: 'list', env: 'TESSERA_MODEL', default: 'jinaai/jina-clip-v1', help: 'hub repository id, local folder in the hub layout, or "demo"; repeat the flag (or separate by commas) to serve several models, the first being the default' },
+  model: { type: 'list', env: 'TESSERA_MODEL', default: 'jinaai/jina-clip-v1', help: 'hub repository id, local folder in the hub layout, "demo" or "demo-v2"; repeat the flag (or separate by commas) to serve several models, the first being the default' },
   dtype: { type: 'string', env: 'TESSERA_DTYPE', default: 'fp32', help: 'fp32 | fp16 | q8, for every model served' },
   host: { type: 'string', env: 'TESSERA_HOST', default: '127.0.0.1', help: 'address to listen on (0.0.0.0 for all interfaces)' },
   port: { type: 'integer', env: 'TESSERA_PORT', default: 8080, help: 'port to listen on (0: any free port)' },

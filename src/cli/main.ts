@@ -40,7 +40,7 @@ commands:
   embed     embed texts and images, print Jina-API-shaped JSON
   classify  zero-shot classification of texts and images against labels
   train     create or train a few-shot classifier from labelled examples (JSONL), in the store
-  forge     build a model folder of the jina-clip or CLIP architecture (tiny | full | colour | clip-tiny)
+  forge     build a model folder of the jina-clip (v1, v2) or CLIP architecture (tiny | full | colour | clip-tiny | v2-tiny | v2-full | v2-colour)
   bench     benchmarks against transformers.js and the hardware's ceiling (table + JSON)
   eval      evaluate models on retrieval / classification benchmarks (the published table)
   index     index folders, JSONL documents or image URL lists into a collection, incrementally

@@ -12,7 +12,7 @@ export const MODEL_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-export const MODEL_HELP = `  --model M      hub repository id (default ${DEFAULT_MODEL}), a local folder in the hub layout, or "demo"
+export const MODEL_HELP = `  --model M      hub repository id (default ${DEFAULT_MODEL}), a local folder in the hub layout, "demo" or "demo-v2"
   --dtype D      fp32 | fp16 | q8 (hub files "", "_fp16", "_quantized"); default fp32
   --threads N    ONNX Runtime intra-op threads per session (default: all cores)`;
 
