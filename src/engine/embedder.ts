@@ -14,6 +14,12 @@ import { imageTokens } from './usage.ts';
 
 export type EmbedItem = { text: string } | { image: ImageSource };
 
+/**
+ * The task queries of a search are embedded for, on a model that has its instruction
+ * (jina-clip-v2); documents go without one, as the model card embeds them.
+ */
+export const QUERY_TASK = 'retrieval.query';
+
 export interface EmbedOptions {
   /** L2-normalise each vector (default true). */
   normalize?: boolean;
@@ -141,6 +147,11 @@ export class Embedder {
   /** Items admitted and not yet finished, and jobs waiting for a batch per modality. */
   get load(): { pendingItems: number; queued: Record<Modality, number> } {
     return { pendingItems: this.pendingItems, queued: this.scheduler.depth };
+  }
+
+  /** QUERY_TASK when the model has an instruction for it, else undefined: what search queries are embedded for. */
+  get queryTask(): string | undefined {
+    return QUERY_TASK in this.model.taskInstructions ? QUERY_TASK : undefined;
   }
 
   /** Tokenizes without embedding: token counts for billing and limit checks. */

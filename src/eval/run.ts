@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
+import { Embedder, QUERY_TASK, type EmbedderOptions } from '../engine/embedder.ts';
 import type { LoadedModel } from '../model/load.ts';
 import { EmbeddingCache } from './cache.ts';
 import { loadBeir, loadKarpathy, loadLabelled } from './datasets.ts';
@@ -48,8 +48,6 @@ export interface EvalReport {
 /** What changes the vectors besides model and dtype; part of the cache key. */
 const VECTOR_SETTINGS = { normalize: true, truncate: true };
 
-/** The task text-retrieval queries are embedded for, on a model that has its instruction. */
-export const QUERY_TASK = 'retrieval.query';
 
 /** A loaded model as the report describes it. */
 export interface ModelFacts {

@@ -74,7 +74,9 @@ export async function queryVector(
   if (toEmbed.length > 0) {
     if (!deps.embedder) throw new TesseraError('NOT_READY', 'this query needs the model, and none is loaded');
     try {
-      embeddings = await deps.embedder.embed(toEmbed.map((e) => e.item), { truncate: false, signal });
+      // Text terms are queries: a model with a query instruction (jina-clip-v2) gets it, as
+      // its model card embeds queries for both text and image search; images are unaffected.
+      embeddings = await deps.embedder.embed(toEmbed.map((e) => e.item), { truncate: false, signal, task: deps.embedder.queryTask });
     } catch (err) {
       if (err instanceof TesseraError && err.item !== undefined && toEmbed[err.item]) {
         const { i } = toEmbed[err.item]!;
