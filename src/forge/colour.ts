@@ -96,7 +96,6 @@ export function handSetWeights(set: ReadonlyMap<string, Float32Array>): WeightSo
 
 function handSetTensors(preset: Preset, vocab: readonly string[]): Map<string, Float32Array> {
   const { text, projectionDim } = preset;
-  const m = COLOUR_MODEL;
   const n = COLOURS.length;
   if (text.hidden < 2 * n || projectionDim < 2 * n) {
     throw new Error(`the colour model needs room for ${n} colours: text hidden and projection >= ${2 * n}`);
@@ -105,15 +104,20 @@ function handSetTensors(preset: Preset, vocab: readonly string[]): Map<string, F
 
   // Text: colour words point along t_c; every other token is zero, which LayerNorm keeps zero
   // and zero attention / MLP weights pass through each post-LN layer unchanged.
-  const words = new Float32Array(text.vocabSize * text.hidden);
-  tensors.set('embeddings.word_embeddings.weight', words);
-  colourTokenIds(vocab).forEach((ids, c) => {
+  tensors.set('embeddings.word_embeddings.weight', colourWordEmbeddings(text.vocabSize, text.hidden, colourTokenIds(vocab)));
+  return tensors;
+}
+
+/** The word embedding table: colour c's tokens (`idsPerColour[c]`) along t_c = +a e_2c - a e_2c+1, every other token zero. */
+export function colourWordEmbeddings(vocabSize: number, hidden: number, idsPerColour: readonly (readonly number[])[]): Float32Array {
+  const words = new Float32Array(vocabSize * hidden);
+  idsPerColour.forEach((ids, c) => {
     for (const id of ids) {
-      words[id * text.hidden + 2 * c] = m.wordAmplitude;
-      words[id * text.hidden + 2 * c + 1] = -m.wordAmplitude;
+      words[id * hidden + 2 * c] = COLOUR_MODEL.wordAmplitude;
+      words[id * hidden + 2 * c + 1] = -COLOUR_MODEL.wordAmplitude;
     }
   });
-  return tensors;
+  return words;
 }
 
 /**

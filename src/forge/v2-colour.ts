@@ -14,7 +14,7 @@
  *   vote dims, which puts the mean of every token's votes into the CLS token. The head then
  *   copies them onto t_c as in v1.
  */
-import { colourVisionTensors, COLOUR_MODEL, COLOURS, handSetWeights } from './colour.ts';
+import { colourVisionTensors, colourWordEmbeddings, COLOUR_MODEL, COLOURS, handSetWeights } from './colour.ts';
 import type { WeightSource } from './graph.ts';
 import { colourPieces } from './v2-colour-words.ts';
 import type { V2Preset } from './v2-presets.ts';
@@ -40,14 +40,7 @@ export function v2ColourWeights(preset: V2Preset, vocab: readonly ScoredPiece[])
   if (vision.layers < 2) throw new Error('the v2 colour model needs a second vision block to gather the votes into the CLS token');
   const tensors = colourVisionTensors(vision, projectionDim, 'vision_model.');
 
-  const words = new Float32Array(text.vocabSize * text.hidden);
-  tensors.set('text_model.roberta.embeddings.word_embeddings.weight', words);
-  v2ColourTokenIds(vocab).forEach((ids, c) => {
-    for (const id of ids) {
-      words[id * text.hidden + 2 * c] = m.wordAmplitude;
-      words[id * text.hidden + 2 * c + 1] = -m.wordAmplitude;
-    }
-  });
+  tensors.set('text_model.roberta.embeddings.word_embeddings.weight', colourWordEmbeddings(text.vocabSize, text.hidden, v2ColourTokenIds(vocab)));
 
   // The gathering block: identity on the vote dims in v and in the output projection.
   const width = vision.width;
