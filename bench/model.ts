@@ -6,6 +6,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { invalidArgument } from '../src/errors.ts';
 import { forgeModel, PRESET_NAMES, type PresetName } from '../src/forge/index.ts';
 import { onnxGraphs, onnxLayoutOf, type Dtype, type OnnxLayout } from '../src/model/dtype.ts';
 import { resolveModel } from '../src/model/source.ts';
@@ -120,6 +121,9 @@ export interface BenchModel {
  */
 export async function benchModel(model = 'full', log: (line: string) => void = () => {}): Promise<BenchModel> {
   if (isPresetName(model)) return { dir: await forgedModelDir(model, 0, log), preset: model };
+  if (!(await exists(model)) && !model.includes('/') && !model.startsWith('demo')) {
+    throw invalidArgument('--model', `a forge preset (${PRESET_NAMES.join(', ')}), a model folder or a hub repository id`, model);
+  }
   const resolved = await resolveModel(model, { progress: true });
   return { dir: resolved.dir, cleanup: resolved.cleanup };
 }
