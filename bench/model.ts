@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { invalidArgument } from '../src/errors.ts';
 import { forgeModel, PRESET_NAMES, type PresetName } from '../src/forge/index.ts';
 import { onnxGraphs, onnxLayoutOf, type Dtype, type OnnxLayout } from '../src/model/dtype.ts';
+import { externalDataFiles } from '../src/model/hub.ts';
 import { resolveModel } from '../src/model/source.ts';
 
 export function cacheRoot(): string {
@@ -62,8 +63,7 @@ export async function modelFiles(dir: string, dtype: Dtype): Promise<ModelFiles 
   const config = await readConfig(dir).catch(() => ({}));
   const data = graphs.flatMap((graph) => {
     const declared = declaredExternalData(config, graph);
-    const found = [...present].filter((f) => f === `${graph}_data` || f.startsWith(`${graph}_data_`)).sort();
-    return [...new Set([...declared, ...found])];
+    return [...new Set([...declared, ...externalDataFiles(graph, [...present])])];
   });
   if (!data.every((f) => present.has(f))) return undefined;
   return { layout, files: [...graphs, ...data] };

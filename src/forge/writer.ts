@@ -51,7 +51,7 @@ export async function writeModel(path: string, graph: GraphBuilder, weights: Typ
   const paramHeaders = graph.params.map((p) => {
     const dataType = p.dataType ?? DataType.FLOAT;
     const header = TensorProto.encode({ name: p.name, dims: p.dims, dataType }).finish();
-    const rawBytes = elementCount(p.dims) * (dataType === DataType.FLOAT ? 4 : dataType === DataType.INT64 ? 8 : 1);
+    const rawBytes = paramBytes(p);
     const rawPrefix = concat([fieldTag(FIELD.tensorRawData), varint(rawBytes)]);
     return { header, rawPrefix, rawBytes, tensorBytes: header.length + rawPrefix.length + rawBytes };
   });
