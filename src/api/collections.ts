@@ -205,7 +205,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
   });
 
   app.post<{ Params: NameParams }>('/v1/collections/:name/search', async (request, reply) => {
-    const body = bodyObject(request.body, ['query', 'k', 'offset', 'min_score', 'filter', 'modality', 'mode']);
+    const body = bodyObject(request.body, ['query', 'k', 'offset', 'min_score', 'filter', 'modality', 'mode', 'sort', 'cutoff']);
     const terms = parseQuery(body.query, 'query', ctx.limits.maxTextChars);
     const params = parseSearchParameters(body);
     const name = validateCollectionName(request.params.name, 'collection');

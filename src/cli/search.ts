@@ -5,6 +5,7 @@ import { fetchImage } from '../image/fetch.ts';
 import { parseDtype } from '../model/dtype.ts';
 import { requireCollection } from '../search/collection.ts';
 import { numberFlag, parseSearchParameters } from '../search/params.ts';
+import { isoUtc } from '../store/filter.ts';
 import { parseQueryWords, splitWeight, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import type { SearchHit } from '../store/store.ts';
@@ -27,7 +28,18 @@ Searches a collection with its own model (the one it was indexed with).
   --min-score S   only results at least this cosine-similar (-1..1)
   --modality M    only text or only image documents
   --mode M        vector (default) or hybrid: full-text (BM25) and vector results fused by rank (needs a text)
-  --filter JSON   metadata filter, e.g. '{"year": {"$gte": 2020}, "camera": {"$in": ["x100", "gr"]}}'
+  --filter JSON   metadata filter, e.g. '{"year": {"$gte": 2020}, "camera_model": {"$in": ["X100V", "GR III"]}}',
+                  and places: '{"$near": {"lat": 38.72, "lon": -9.14, "km": 25}}' or
+                  '{"$within": {"south": 36, "west": -10, "north": 42, "east": -6}}'
+  --after D       only photos taken at or after D (taken_at): a date (midnight UTC) or a date-time
+  --before D      only photos taken before D (exclusive), e.g. --after 2021-06-01 --before 2021-09-01
+  --near LAT,LON,KM  only photos taken within KM kilometres of LAT,LON (gps_lat, gps_lon)
+  --sort KEY      order the results by a metadata key instead of relevance: taken_at (oldest
+                  first), -taken_at (newest first), any key with an optional leading "-";
+                  documents without the key come last. Sorts the hits that pass the cut-offs
+                  (at most the best 1000): use it with --cutoff
+  --cutoff C      keep only the hits that stand out for this query: auto (where the score curve
+                  drops) or relative:R (at least R times the best hit's score, 0 < R <= 1)
   --store DIR|URL the store: a folder or postgres://... (default: TESSERA_STORE, else
                   $XDG_DATA_HOME/tessera)
   --threads N     ONNX Runtime intra-op threads per session (default: all cores)
@@ -41,6 +53,59 @@ function parseFilterFlag(text: string | undefined): unknown {
   } catch (err) {
     throw new TesseraError('FILTER_INVALID', `--filter: expected JSON but ${(err as Error).message}`);
   }
+}
+
+/** Flags whose value may start with "-" (--sort -taken_at, --near -33.9,151.2,5): joined as --flag=value for parseArgs. */
+const SIGNED_VALUES = new Set(['--sort', '--near', '--after', '--before', '--cutoff']);
+
+export function joinSignedValues(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (SIGNED_VALUES.has(arg) && i + 1 < args.length) out.push(`${arg}=${args[++i]}`);
+    else out.push(arg);
+  }
+  return out;
+}
+
+/** --cutoff's text as the API's value: "auto" or {"relative": R}. */
+export function cutoffFlag(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  const relative = /^relative:(.*)$/.exec(text);
+  if (relative) return { relative: numberFlag(relative[1]) };
+  if (text === 'auto') return text;
+  throw new TesseraError('SEARCH_PARAMETER_INVALID', `--cutoff: expected auto or relative:R (0 < R <= 1) but received ${JSON.stringify(text)}`);
+}
+
+/** --filter's JSON with --after, --before and --near folded in. */
+export function filterFromFlags(values: { filter?: string; after?: string; before?: string; near?: string }): unknown {
+  const filter = parseFilterFlag(values.filter);
+  if (values.after === undefined && values.before === undefined && values.near === undefined) return filter;
+  if (filter !== undefined && (filter === null || typeof filter !== 'object' || Array.isArray(filter))) return filter; // parseFilter says what is wrong
+  const out = { ...(filter as Record<string, unknown> | undefined) };
+  if (values.after !== undefined || values.before !== undefined) {
+    if ('taken_at' in out) throw new TesseraError('FILTER_INVALID', '--after/--before: --filter has a taken_at condition already; give the dates in one place');
+    const range: Record<string, string> = {};
+    for (const [flag, op, text] of [['--after', '$gte', values.after], ['--before', '$lt', values.before]] as const) {
+      if (text === undefined) continue;
+      range[op] = isoUtc(text) ?? fail(`${flag}: expected a date (2021-06-01) or a date-time (2021-06-01T18:00:00+02:00) but received ${JSON.stringify(text)}`);
+    }
+    out.taken_at = range;
+  }
+  if (values.near !== undefined) {
+    if ('$near' in out) throw new TesseraError('FILTER_INVALID', '--near: --filter has a $near condition already; give the place in one place');
+    const parts = values.near.split(',').map((p) => p.trim());
+    const numbers = parts.map(Number);
+    if (parts.length !== 3 || parts.some((p) => p === '') || numbers.some((n) => !Number.isFinite(n))) {
+      fail(`--near: expected LAT,LON,KM (e.g. 38.72,-9.14,25) but received ${JSON.stringify(values.near)}`);
+    }
+    out.$near = { lat: numbers[0], lon: numbers[1], km: numbers[2] };
+  }
+  return out;
+}
+
+function fail(message: string): never {
+  throw new TesseraError('FILTER_INVALID', message);
 }
 
 /** The terms a command line asks for: its texts, then --image, then --like. */
@@ -68,16 +133,19 @@ function snippet(hit: SearchHit, width: number): string {
 export function table(hits: readonly SearchHit[]): string {
   if (hits.length === 0) return 'no results';
   const idWidth = Math.min(48, Math.max(2, ...hits.map((h) => h.id.length)));
+  // Photos: when they were taken (UTC), the column shown only when some hit has a date.
+  const dated = hits.some((h) => typeof h.metadata.taken_at === 'string');
+  const taken = (h: SearchHit) => (typeof h.metadata.taken_at === 'string' ? h.metadata.taken_at.replace('T', ' ').replace(/Z$/, '') : '').padEnd(19);
   const rows = hits.map((h, i) => {
     const id = h.id.length > idWidth ? `${h.id.slice(0, idWidth - 1)}…` : h.id;
-    return `${String(i + 1).padStart(3)}  ${h.score.toFixed(4).padStart(7)}  ${h.modality.padEnd(5)}  ${id.padEnd(idWidth)}  ${snippet(h, 60)}`;
+    return `${String(i + 1).padStart(3)}  ${h.score.toFixed(4).padStart(7)}  ${h.modality.padEnd(5)}  ${id.padEnd(idWidth)}  ${dated ? `${taken(h)}  ` : ''}${snippet(h, 60)}`;
   });
-  return [`  #    score  kind   ${'id'.padEnd(idWidth)}  content`, ...rows].join('\n');
+  return [`  #    score  kind   ${'id'.padEnd(idWidth)}  ${dated ? `${'taken (UTC)'.padEnd(19)}  ` : ''}content`, ...rows].join('\n');
 }
 
 export async function main(args: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinSignedValues(args),
     allowPositionals: true,
     options: {
       collection: { type: 'string' },
@@ -89,6 +157,11 @@ export async function main(args: string[]): Promise<void> {
       modality: { type: 'string' },
       mode: { type: 'string' },
       filter: { type: 'string' },
+      after: { type: 'string' },
+      before: { type: 'string' },
+      near: { type: 'string' },
+      sort: { type: 'string' },
+      cutoff: { type: 'string' },
       store: { type: 'string' },
       threads: { type: 'string' },
       json: { type: 'boolean' },
@@ -105,7 +178,9 @@ export async function main(args: string[]): Promise<void> {
     min_score: numberFlag(values['min-score']),
     modality: values.modality,
     mode: values.mode,
-    filter: parseFilterFlag(values.filter),
+    filter: filterFromFlags(values),
+    sort: values.sort,
+    cutoff: cutoffFlag(values.cutoff),
   });
 
   const store = await openStore(values.store);

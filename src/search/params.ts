@@ -4,7 +4,9 @@
  */
 import { TesseraError, describeValue } from '../errors.ts';
 import { parseFilter } from '../store/filter.ts';
-import type { Filter, Modality } from '../store/store.ts';
+import { METADATA_KEY, type Filter, type Modality } from '../store/store.ts';
+import type { Cutoff } from './cutoff.ts';
+import { BY_SCORE, type SortOrder } from './sort.ts';
 
 export const DEFAULT_K = 10;
 export const MAX_K = 1000;
@@ -22,6 +24,10 @@ export interface SearchParameters {
   modality?: Modality;
   filter?: Filter;
   mode: SearchMode;
+  /** A metadata key to order by (default: relevance), applied to the hits that pass the cut-offs. */
+  sort?: SortOrder;
+  /** A cut-off relative to the query's own scores, beside the absolute `minScore`. */
+  cutoff?: Cutoff;
 }
 
 /** The parameters as they come: JSON values (HTTP) or numbers parsed from flags (CLI). */
@@ -32,6 +38,8 @@ export interface RawSearchParameters {
   modality?: unknown;
   filter?: unknown;
   mode?: unknown;
+  sort?: unknown;
+  cutoff?: unknown;
 }
 
 const invalid = (field: string, expected: string, value: unknown) =>
@@ -62,6 +70,9 @@ export function parseSearchParameters(raw: RawSearchParameters): SearchParameter
     offset: integer(raw.offset, 'offset', 0, MAX_OFFSET, 0),
     mode: oneOf(raw.mode, 'mode', SEARCH_MODES) ?? 'vector',
   };
+  const sort = parseSort(raw.sort);
+  if (sort !== BY_SCORE) params.sort = sort;
+  if (given(raw.cutoff)) params.cutoff = parseCutoff(raw.cutoff);
   if (given(raw.min_score)) {
     const s = raw.min_score;
     if (typeof s !== 'number' || !Number.isFinite(s) || s < -1 || s > 1) throw invalid('min_score', 'a number from -1 to 1 (cosine similarity)', s);
@@ -71,6 +82,30 @@ export function parseSearchParameters(raw: RawSearchParameters): SearchParameter
   if (modality) params.modality = modality;
   if (given(raw.filter)) params.filter = parseFilter(raw.filter, 'filter');
   return params;
+}
+
+/** "score", or a metadata key with an optional leading "-" (descending). */
+function parseSort(value: unknown): SortOrder {
+  if (!given(value) || value === 'score') return BY_SCORE;
+  const expected = '"score", or a metadata key with an optional leading "-" ("taken_at", "-taken_at")';
+  if (typeof value !== 'string') throw invalid('sort', expected, value);
+  const descending = value.startsWith('-');
+  const key = descending ? value.slice(1) : value;
+  if (key === 'score') throw invalid('sort', `${expected}; results are best first already, "-score" has no meaning`, value);
+  if (!METADATA_KEY.test(key)) throw invalid('sort', expected, value);
+  return { key, descending };
+}
+
+/** "auto" or {"relative": r} with 0 < r <= 1. */
+function parseCutoff(value: unknown): Cutoff {
+  if (value === 'auto') return { kind: 'auto' };
+  const expected = '"auto" or {"relative": r} with r from 0 (exclusive) to 1, a share of the best hit\'s score';
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid('cutoff', expected, value);
+  const keys = Object.keys(value);
+  if (keys.length !== 1 || keys[0] !== 'relative') throw invalid('cutoff', expected, value);
+  const ratio = (value as { relative: unknown }).relative;
+  if (typeof ratio !== 'number' || !Number.isFinite(ratio) || ratio <= 0 || ratio > 1) throw invalid('cutoff.relative', 'a number greater than 0 and at most 1', ratio);
+  return { kind: 'relative', ratio };
 }
 
 /** A flag's text as a number for parseSearchParameters ("10" -> 10; "ten" stays a string and is refused there). */

@@ -7,9 +7,11 @@ import type { Embedder, EmbedItem, Embedding } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
 import type { ModelRef, SearchHit, SearchOptions, VectorStore } from '../store/store.ts';
 import { checkCollectionModel, requireCollection } from './collection.ts';
+import { applyCutoff, MAX_CANDIDATES } from './cutoff.ts';
 import { reciprocalRankFusion } from './fusion.ts';
 import { MAX_K, type SearchParameters } from './params.ts';
 import type { QueryTerm } from './query.ts';
+import { sortByMetadata } from './sort.ts';
 
 export interface SearchDeps {
   store: VectorStore;
@@ -139,21 +141,33 @@ export async function searchCollection(deps: SearchDeps, collection: string, inp
   }
   const excludeIds = input.terms.flatMap((t) => (t.kind === 'id' ? [t.id] : []));
   const common: Omit<SearchOptions, 'k' | 'offset'> = { filter: input.filter, modality: input.modality, excludeIds };
+  const { cutoff, sort } = input;
 
-  if (input.mode === 'vector' && vector) {
+  if (input.mode === 'vector' && vector && !cutoff && !sort) {
     const hits = await deps.store.search(collection, { ...common, vector, k: input.k, offset: input.offset, minScore: input.minScore });
     return { hits, embeddings };
   }
 
-  const depth = Math.max(input.offset + input.k, HYBRID_DEPTH);
-  // A zero query vector ranks nothing: hybrid then rests on the words alone.
-  const [semantic, words] = await Promise.all([
-    vector ? firstResults(depth, (k, offset) => deps.store.search(collection, { ...common, vector, k, offset, minScore: input.minScore })) : [],
-    firstResults(depth, (k, offset) => deps.store.fullTextSearch(collection, { ...common, text: lexical, k, offset })),
-  ]);
-  const docs = new Map<string, SearchHit>();
-  for (const hit of [...words, ...semantic]) docs.set(hit.id, hit);
-  const fused = reciprocalRankFusion([semantic.map((h) => h.id), words.map((h) => h.id)]);
-  const hits = fused.slice(input.offset, input.offset + input.k).map(({ id, score }) => ({ ...docs.get(id)!, score }));
-  return { hits, embeddings };
+  // Cut-offs and sorts work on one fixed set of candidates, the same for every page: the best
+  // MAX_CANDIDATES (auto and sorts look at the whole curve), or the page's depth for a relative
+  // cut-off in relevance order (it only needs the best hit).
+  const depth = cutoff?.kind === 'auto' || sort ? MAX_CANDIDATES : input.offset + input.k;
+  let ranked: SearchHit[];
+  if (input.mode === 'vector' && vector) {
+    ranked = await firstResults(depth, (k, offset) => deps.store.search(collection, { ...common, vector, k, offset, minScore: input.minScore }));
+  } else {
+    const sideDepth = Math.max(depth, HYBRID_DEPTH);
+    // A zero query vector ranks nothing: hybrid then rests on the words alone.
+    const [semantic, words] = await Promise.all([
+      vector ? firstResults(sideDepth, (k, offset) => deps.store.search(collection, { ...common, vector, k, offset, minScore: input.minScore })) : [],
+      firstResults(sideDepth, (k, offset) => deps.store.fullTextSearch(collection, { ...common, text: lexical, k, offset })),
+    ]);
+    const docs = new Map<string, SearchHit>();
+    for (const hit of [...words, ...semantic]) docs.set(hit.id, hit);
+    const fused = reciprocalRankFusion([semantic.map((h) => h.id), words.map((h) => h.id)]);
+    ranked = fused.slice(0, depth).map(({ id, score }) => ({ ...docs.get(id)!, score }));
+  }
+  if (cutoff) ranked = applyCutoff(ranked, cutoff);
+  if (sort) ranked = sortByMetadata(ranked, sort);
+  return { hits: ranked.slice(input.offset, input.offset + input.k), embeddings };
 }

@@ -8,7 +8,7 @@
  * formatting (digits, ".", "e", "+", "-"); booleans are TRUE/FALSE. Nothing else is emitted.
  */
 import { TesseraError } from '../errors.ts';
-import { conditionsOf, type FilterOperator } from './filter.ts';
+import { conditionsOf, fieldConditions, LAT_KEY, LON_KEY, placeConditions, type FilterOperator } from './filter.ts';
 import { METADATA_KEY, type Filter, type MetadataValue, type Modality } from './store.ts';
 import type { MetadataKind } from './validate.ts';
 
@@ -43,7 +43,7 @@ const SQL_OP: Record<Exclude<FilterOperator, '$in'>, string> = { $eq: '=', $ne: 
  */
 export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>, field = 'filter'): string[] {
   const clauses: string[] = [];
-  for (const [key, condition] of Object.entries(filter)) {
+  for (const [key, condition] of fieldConditions(filter)) {
     const kind = kinds.get(key);
     if (kind === undefined) {
       clauses.push('FALSE');
@@ -66,6 +66,11 @@ export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, Metadat
         clauses.push(`${column} ${SQL_OP[op]} ${sqlLiteral(value as MetadataValue)}`);
       }
     }
+  }
+  if (filter.$near || filter.$within) {
+    // A collection without numeric coordinates has no place to match.
+    if (kinds.get(LAT_KEY) !== 'number' || kinds.get(LON_KEY) !== 'number') clauses.push('FALSE');
+    else clauses.push(...placeConditions(filter, `\`${metadataColumn(LAT_KEY)}\``, `\`${metadataColumn(LON_KEY)}\``, (n) => `(${sqlNumber(n)})`));
   }
   return clauses;
 }

@@ -15,7 +15,7 @@
  *   - a field the collection has never seen matches nothing.
  */
 import { TesseraError } from '../errors.ts';
-import { conditionsOf, type FilterOperator } from './filter.ts';
+import { conditionsOf, fieldConditions, LAT_KEY, LON_KEY, placeConditions, type FilterOperator } from './filter.ts';
 import type { Filter, MetadataValue, Modality } from './store.ts';
 import type { MetadataKind } from './validate.ts';
 
@@ -55,7 +55,7 @@ function clause(key: string, kind: MetadataKind, op: FilterOperator, value: Meta
 /** The SQL conditions of `filter` (ANDed by the caller). FILTER_INVALID on a type mismatch. */
 export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>, params: Params, field = 'filter'): string[] {
   const clauses: string[] = [];
-  for (const [key, condition] of Object.entries(filter)) {
+  for (const [key, condition] of fieldConditions(filter)) {
     const kind = kinds.get(key);
     if (kind === undefined) {
       clauses.push('FALSE');
@@ -71,6 +71,15 @@ export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, Metadat
         throw new TesseraError('FILTER_INVALID', `${field}.${key}: ${op} does not apply to a boolean field`);
       }
       clauses.push(clause(key, kind, op, value, params));
+    }
+  }
+  if (filter.$near || filter.$within) {
+    // A collection without numeric coordinates has no place to match.
+    if (kinds.get(LAT_KEY) !== 'number' || kinds.get(LON_KEY) !== 'number') clauses.push('FALSE');
+    else {
+      const lat = `((metadata ->> ${params.add(LAT_KEY)})::float8)`;
+      const lon = `((metadata ->> ${params.add(LON_KEY)})::float8)`;
+      clauses.push(...placeConditions(filter, lat, lon, (n) => `${params.add(n)}::float8`));
     }
   }
   return clauses;

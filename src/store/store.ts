@@ -71,8 +71,29 @@ export type FieldCondition =
       $in?: MetadataValue[];
     };
 
-/** Metadata filter: every field's condition must hold (AND). Built by parseFilter only. */
-export type Filter = Record<string, FieldCondition>;
+/** A place within `km` kilometres (great-circle) of a point, on `gps_lat`/`gps_lon`. */
+export interface NearCondition {
+  lat: number;
+  lon: number;
+  km: number;
+}
+
+/** A box of latitudes and longitudes; `west` > `east` means it crosses the antimeridian. */
+export interface WithinCondition {
+  south: number;
+  west: number;
+  north: number;
+  east: number;
+}
+
+/**
+ * Metadata filter: every field's condition must hold (AND), and so must the place operators
+ * `$near` / `$within` at its top. Built by parseFilter only.
+ */
+export type Filter = { [key: string]: FieldCondition | NearCondition | WithinCondition } & {
+  $near?: NearCondition;
+  $within?: WithinCondition;
+};
 
 export interface SearchOptions {
   /** Results wanted after `offset` (1..1000). */

@@ -421,6 +421,93 @@ export function storeContract(name: string, open: () => Promise<VectorStore>): v
       });
     });
 
+    describe('places and dates', () => {
+      // Photos around the world: both hemispheres, both sides of the antimeridian, the poles'
+      // neighbourhood; some without coordinates or dates.
+      const places: [string, number, number][] = [
+        ['lisbon', 38.7223, -9.1393], ['sintra', 38.8029, -9.3817], ['porto', 41.1579, -8.6291], ['madrid', 40.4168, -3.7038],
+        ['sydney', -33.8688, 151.2093], ['wellington', -41.2865, 174.7762], ['suva', -18.1416, 178.4419], ['apia', -13.8333, -171.7667],
+        ['taveuni', -16.8, 179.95], ['rabi', -16.5, -179.97], ['santiago', -33.4489, -70.6693], ['longyearbyen', 78.2232, 15.6267],
+      ];
+      const photos: DocumentRecord[] = places.map(([name, lat, lon], i) =>
+        imageDoc(name, `/photos/${name}.jpg`, unitVector(200 + i), { gps_lat: lat, gps_lon: lon, taken_at: `2021-0${1 + (i % 9)}-1${i % 10}T12:00:00Z` }),
+      );
+      photos.push(imageDoc('nowhere', '/photos/nowhere.jpg', unitVector(300), { taken_at: '2021-07-01T00:00:00Z' }));
+      photos.push(imageDoc('undated', '/photos/undated.jpg', unitVector(301), { gps_lat: 38.72, gps_lon: -9.14 }));
+      let c: string;
+      before(async () => {
+        c = await fresh();
+        await store.upsert(c, photos, WRITER);
+      });
+      const km = (lat1: number, lon1: number, lat2: number, lon2: number) => {
+        const r = (d: number) => (d * Math.PI) / 180;
+        const h = Math.sin(r(lat2 - lat1) / 2) ** 2 + Math.cos(r(lat1)) * Math.cos(r(lat2)) * Math.sin(r(lon2 - lon1) / 2) ** 2;
+        return 2 * 6371.0088 * Math.asin(Math.sqrt(h));
+      };
+      async function expectPlaces(json: Record<string, unknown>, want: string[]): Promise<void> {
+        const filter = parseFilter(json);
+        assert.deepEqual(sorted(ids(await store.search(c, { vector: unitVector(1), k: 100, filter }))), sorted(want), JSON.stringify(json));
+        assert.equal(await store.count(c, filter), want.length, JSON.stringify(json));
+      }
+      const near = (lat: number, lon: number, radius: number) =>
+        photos.filter((d) => typeof d.metadata.gps_lat === 'number' && km(lat, lon, d.metadata.gps_lat, d.metadata.gps_lon as number) <= radius).map((d) => d.id);
+
+      test('$near: great-circle distance, both hemispheres and across the antimeridian', async () => {
+        await expectPlaces({ $near: { lat: 38.72, lon: -9.14, km: 25 } }, ['lisbon', 'sintra', 'undated']);
+        assert.deepEqual(sorted(near(38.72, -9.14, 25)), ['lisbon', 'sintra', 'undated']);
+        for (const [lat, lon, radius] of [[38.72, -9.14, 350], [-33.87, 151.21, 2300], [-16.6, 180, 60], [-16.6, -179.99, 300], [78, 15, 100], [0, 0, 20_000], [10, 10, 1]] as const) {
+          await expectPlaces({ $near: { lat, lon, km: radius } }, near(lat, lon, radius));
+        }
+        // Across the antimeridian: Taveuni (179.95 E) and Rabi (179.97 W) are 20 km apart.
+        await expectPlaces({ $near: { lat: -16.65, lon: 179.99, km: 40 } }, ['taveuni', 'rabi']);
+      });
+
+      test('$within: boxes, one crossing the antimeridian, combined with field conditions', async () => {
+        await expectPlaces({ $within: { south: 36, west: -10, north: 42, east: -6 } }, ['lisbon', 'sintra', 'porto', 'undated']);
+        await expectPlaces({ $within: { south: -45, west: 170, north: -10, east: -170 } }, ['wellington', 'suva', 'apia', 'taveuni', 'rabi']);
+        await expectPlaces({ $within: { south: -45, west: 170, north: -10, east: -170 }, taken_at: { $lt: '2021-07-01' } }, ['wellington', 'rabi']);
+        await expectPlaces({ $near: { lat: 38.72, lon: -9.14, km: 400 }, $within: { south: 38, west: -10, north: 40, east: 0 } }, ['lisbon', 'sintra', 'undated']);
+      });
+
+      test('dates compare as dates: bare dates are midnight UTC, offsets are converted', async () => {
+        const dated = (pred: (t: string) => boolean) => photos.filter((d) => typeof d.metadata.taken_at === 'string' && pred(d.metadata.taken_at)).map((d) => d.id);
+        await expectPlaces({ taken_at: { $gte: '2021-06-01', $lt: '2021-09-01' } }, dated((t) => t >= '2021-06-01T00:00:00Z' && t < '2021-09-01T00:00:00Z'));
+        // 2021-07-01T02:00:00+02:00 is midnight UTC: "nowhere" was taken then, so $gt leaves it out.
+        await expectPlaces({ taken_at: { $gte: '2021-07-01T02:00:00+02:00', $lte: '2021-07-01' } }, ['nowhere']);
+        await expectPlaces({ taken_at: { $gt: '2021-07-01T02:00:00+02:00', $lt: '2021-07-02' } }, []);
+        assert.throws(() => parseFilter({ taken_at: { $gte: '2021-13-01' } }), rejectsWith('FILTER_INVALID', /filter\.taken_at\.\$gte/));
+        assert.throws(() => parseFilter({ taken_at: { $lt: 'last summer' } }), rejectsWith('FILTER_INVALID', /filter\.taken_at\.\$lt/));
+      });
+
+      test('a narrow place still yields k hits, and a collection without places matches none', async () => {
+        const hits = await store.search(c, { vector: unitVector(200), k: 2, filter: parseFilter({ $near: { lat: -16.65, lon: 179.99, km: 40 } }) });
+        assert.deepEqual(sorted(ids(hits)), ['rabi', 'taveuni']);
+        const bare = await fresh();
+        await store.upsert(bare, [imageDoc('x', '/photos/x.jpg', unitVector(1), { year: 2020 })], WRITER);
+        assert.deepEqual(await store.search(bare, { vector: unitVector(1), k: 5, filter: parseFilter({ $near: { lat: 0, lon: 0, km: 20_000 } }) }), []);
+        assert.equal(await store.count(bare, parseFilter({ $within: { south: -90, west: -180, north: 90, east: 180 } })), 0);
+      });
+
+      test('bad places are FILTER_INVALID naming the field', () => {
+        for (const [json, field] of [
+          [{ $near: { lat: 95, lon: 0, km: 1 } }, /filter\.\$near\.lat/],
+          [{ $near: { lat: 0, lon: 181, km: 1 } }, /filter\.\$near\.lon/],
+          [{ $near: { lat: 0, lon: 0, km: 0 } }, /filter\.\$near\.km/],
+          [{ $near: { lat: 0, lon: 0, km: -5 } }, /filter\.\$near\.km/],
+          [{ $near: { lat: 0, lon: 0 } }, /filter\.\$near\.km: missing/],
+          [{ $near: { lat: '0', lon: 0, km: 1 } }, /filter\.\$near\.lat/],
+          [{ $near: { lat: 0, lon: 0, km: 1, radius: 2 } }, /filter\.\$near.*radius/],
+          [{ $near: [0, 0, 1] }, /filter\.\$near/],
+          [{ $within: { south: 10, west: 0, north: 5, east: 1 } }, /filter\.\$within/],
+          [{ $within: { south: -91, west: 0, north: 5, east: 1 } }, /filter\.\$within\.south/],
+          [{ $within: { south: 0, west: 0, north: 5 } }, /filter\.\$within\.east/],
+          [{ $box: {} }, /\$box/],
+        ] as const) {
+          assert.throws(() => parseFilter(json), rejectsWith('FILTER_INVALID', field), JSON.stringify(json));
+        }
+      });
+    });
+
     describe('full text', () => {
       test('a rare exact term finds its document at once, and replacement updates it', async () => {
         const c = await fresh();
