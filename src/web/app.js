@@ -1,12 +1,12 @@
 // The search page: wires the form, the URL, drop/paste/pick of images and the result grid.
 //
-// The URL's query string holds the search (q, collection, like, modality, mode, min_score,
-// filter), so it can be shared, reloaded, and walked with back/forward. An image query is
-// too big for a URL: it rides in history.state, which survives reload and back/forward in
-// this tab but is not part of a shared link.
+// The URL's query string holds the search (q, collection, like, modality, mode, sort, cutoff,
+// min_score, from, to, filter), so it can be shared, reloaded, and walked with back/forward.
+// An image query is too big for a URL: it rides in history.state, which survives reload and
+// back/forward in this tab but is not part of a shared link.
 
 import { ApiError, listCollections, saveKey, savedKey, search } from './api.js';
-import { InputError, PAGE_SIZE, emptyState, hasQuery, paramsFromState, searchBody, stateFromParams } from './query.js';
+import { InputError, PAGE_SIZE, defaultCutoff, effectiveCutoff, emptyState, hasQuery, paramsFromState, searchBody, stateFromParams } from './query.js';
 import { queryTerms, resultCard } from './render.js';
 
 /** Larger images are scaled down before sending: the model sees 224 px anyway. */
@@ -19,7 +19,11 @@ const collectionSelect = /** @type {HTMLSelectElement} */ ($('collection'));
 const collectionModel = $('collection-model');
 const modalitySelect = /** @type {HTMLSelectElement} */ ($('modality'));
 const modeSelect = /** @type {HTMLSelectElement} */ ($('mode'));
+const sortSelect = /** @type {HTMLSelectElement} */ ($('sort'));
+const cutoffSelect = /** @type {HTMLSelectElement} */ ($('cutoff'));
 const minScoreInput = /** @type {HTMLInputElement} */ ($('min_score'));
+const fromInput = /** @type {HTMLInputElement} */ ($('from'));
+const toInput = /** @type {HTMLInputElement} */ ($('to'));
 const filterInput = /** @type {HTMLInputElement} */ ($('filter'));
 const fileInput = /** @type {HTMLInputElement} */ ($('image-file'));
 const keyInput = /** @type {HTMLInputElement} */ ($('api-key'));
@@ -32,6 +36,8 @@ const moreButton = /** @type {HTMLButtonElement} */ ($('more'));
 let like = '';
 /** @type {string | null} data URI or URL */
 let image = null;
+/** Whether the cut-off shown was chosen (by the user or the URL); else it follows the sort. */
+let cutoffChosen = false;
 /** Per shown result: releases its thumbnail. */
 let releases = [];
 /** The search in flight: a newer one aborts it. */
@@ -55,18 +61,28 @@ function readForm() {
     like,
     modality: modalitySelect.value,
     mode: modeSelect.value,
+    sort: sortSelect.value,
+    cutoff: cutoffChosen ? cutoffSelect.value : '',
     min_score: minScoreInput.value,
+    from: fromInput.value,
+    to: toInput.value,
     filter: filterInput.value,
   };
 }
 
-function selectValue(select, value) {
+function selectValue(select, value, label = value) {
   if (value && ![...select.options].some((o) => o.value === value)) {
-    // A value this page does not offer (a collection that is gone, a future mode): keep it
-    // so the search runs and the API says what is wrong with it.
-    select.append(new Option(value, value));
+    // A value this page does not offer (a collection that is gone, a future mode, another
+    // sort key): keep it so the search runs and the API says what is wrong with it.
+    select.append(new Option(label, value));
   }
   select.value = value;
+}
+
+/** A cut-off as the picker words it: a fraction is "80% of the best". @param {string} value */
+function cutoffLabel(value) {
+  const n = Number(value);
+  return value !== '' && Number.isFinite(n) ? `${Math.round(n * 1000) / 10}% of the best` : value;
 }
 
 /** The model the chosen collection uses, under the picker; a model the server does not serve is flagged. */
@@ -84,7 +100,12 @@ function writeForm(state, nextImage) {
   showCollectionModel();
   selectValue(modalitySelect, state.modality);
   selectValue(modeSelect, state.mode);
+  selectValue(sortSelect, state.sort);
+  cutoffChosen = state.cutoff.trim() !== '';
+  selectValue(cutoffSelect, effectiveCutoff(state), cutoffLabel(effectiveCutoff(state)));
   minScoreInput.value = state.min_score;
+  fromInput.value = state.from; // a value that is not a date is refused by the input, and dropped
+  toInput.value = state.to;
   filterInput.value = state.filter;
   setLike(state.like);
   setImage(nextImage);
@@ -150,6 +171,17 @@ function plural(n, one, many) {
   return `${n.toLocaleString()} ${n === 1 ? one : many}`;
 }
 
+/** How the results are ordered and cut, unless simply best match: " · newest first, cut off where the scores drop". */
+function viewNote(state) {
+  const parts = [];
+  const sort = [...sortSelect.options].find((o) => o.value === state.sort);
+  if (state.sort) parts.push(sort && sort.text !== state.sort ? sort.text.toLowerCase() : `sorted by ${state.sort}`);
+  const cutoff = effectiveCutoff(state);
+  if (cutoff === 'auto') parts.push('cut off where the scores drop');
+  else if (cutoff !== 'off') parts.push(`cut off below ${cutoffLabel(cutoff)}`);
+  return parts.length > 0 ? ` · ${parts.join(', ')}` : '';
+}
+
 /**
  * Runs the search the form shows. `push` records it as a new history entry; `append`
  * fetches the next page of the search already shown.
@@ -205,9 +237,10 @@ async function run({ push = true, append = false } = {}) {
     shown = { state, image: queryImage, count: offset + answer.data.length };
     moreButton.hidden = answer.data.length < PAGE_SIZE;
     const ms = answer.serverMs ?? clientMs;
+    const filtered = state.min_score || state.filter || state.modality || state.from || state.to || effectiveCutoff(state) !== 'off';
     statusLine.textContent = shown.count === 0
-      ? `No results in ${state.collection}${state.min_score || state.filter || state.modality ? ' with these filters' : ''} (${ms.toFixed(0)} ms)`
-      : `${plural(shown.count, 'result', 'results')}${moreButton.hidden ? '' : ' so far'} in ${state.collection} · ${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
+      ? `No results in ${state.collection}${filtered ? ' with these filters' : ''} (${ms.toFixed(0)} ms)`
+      : `${plural(shown.count, 'result', 'results')}${moreButton.hidden ? '' : ' so far'} in ${state.collection}${viewNote(state)} · ${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
     statusLine.dataset.count = String(shown.count);
     statusLine.dataset.ms = ms.toFixed(1);
     document.title = `${state.q.trim() || (state.like ? `like ${state.like}` : 'image')} – tessera search`;
@@ -343,6 +376,15 @@ function runIfChanged() {
   if (!hasQuery(state, image)) remember(state, false);
   else if (JSON.stringify([state, image]) !== lastRun) void run();
 }
+// The cut-off follows the sort (auto when sorted by date, off for best match) until one is chosen.
+sortSelect.addEventListener('change', () => {
+  if (!cutoffChosen) cutoffSelect.value = defaultCutoff(sortSelect.value);
+  runIfChanged();
+});
+cutoffSelect.addEventListener('change', () => {
+  cutoffChosen = true;
+  runIfChanged();
+});
 for (const select of [collectionSelect, modalitySelect, modeSelect]) {
   select.addEventListener('change', () => {
     if (select === collectionSelect) {
@@ -352,7 +394,7 @@ for (const select of [collectionSelect, modalitySelect, modeSelect]) {
     runIfChanged();
   });
 }
-for (const input of [minScoreInput, filterInput]) input.addEventListener('change', runIfChanged);
+for (const input of [minScoreInput, fromInput, toInput, filterInput]) input.addEventListener('change', runIfChanged);
 
 $('like-remove').addEventListener('click', () => {
   setLike('');

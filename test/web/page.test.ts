@@ -390,3 +390,216 @@ describe('the search page on a server of two models', () => {
     assert.deepEqual(errors, []);
   });
 });
+
+// ---------------------------------------------------------------- a photo library
+
+/** Photos as `tessera index` records them: a coloured image each, with EXIF facts as metadata. */
+const PHOTOS = [
+  { id: 'photos/2019-lisbon.jpg', colour: 'red', metadata: { taken_at: '2019-03-02T09:15:00Z', taken_at_offset_known: true, camera_make: 'Canon', camera_model: 'Canon EOS 5D Mark IV', lens: 'EF24-70mm f/2.8L II USM', gps_lat: 38.7223, gps_lon: -9.1393, gps_alt: 85.2, album: 'spring' } },
+  { id: 'photos/2020-blue.jpg', colour: 'blue', metadata: { taken_at: '2020-10-10T10:00:00Z', taken_at_offset_known: true, camera_make: 'SONY', camera_model: 'ILCE-7M3' } },
+  { id: 'photos/2021-porto.jpg', colour: 'red', metadata: { taken_at: '2021-07-14T18:03:11Z', taken_at_offset_known: true, camera_make: 'FUJIFILM', camera_model: 'X-T3', gps_lat: 41.1579, gps_lon: -8.6291, album: 'summer' } },
+  { id: 'photos/2021-08-31-late.jpg', colour: 'red', metadata: { taken_at: '2021-08-31T23:30:00Z', taken_at_offset_known: true, camera_make: 'NIKON CORPORATION', camera_model: 'NIKON D750' } },
+  { id: 'photos/2021-09-01-early.jpg', colour: 'red', metadata: { taken_at: '2021-09-01T00:10:00Z', taken_at_offset_known: true, camera_make: 'Apple', camera_model: 'iPhone 12', gps_lat: 40.4168, gps_lon: -3.7038 } },
+  { id: 'photos/2022-blue.jpg', colour: 'blue', metadata: { taken_at: '2022-05-01T10:00:00Z', taken_at_offset_known: true } },
+  { id: 'photos/2023-red.jpg', colour: 'red', metadata: { taken_at: '2023-01-05T12:00:00Z', taken_at_offset_known: false } },
+  { id: 'photos/undated-red.jpg', colour: 'red', metadata: {} },
+] as const satisfies readonly { id: string; colour: Colour; metadata: Record<string, string | number | boolean> }[];
+
+/** The red photos newest first, the undated one last (as sorting by -taken_at puts it). */
+const RED_NEWEST_FIRST = ['photos/2023-red.jpg', 'photos/2021-09-01-early.jpg', 'photos/2021-08-31-late.jpg', 'photos/2021-porto.jpg', 'photos/2019-lisbon.jpg', 'photos/undated-red.jpg'];
+const RED_OLDEST_FIRST = [...RED_NEWEST_FIRST.slice(0, -1).reverse(), RED_NEWEST_FIRST.at(-1)!];
+
+async function photoDocuments() {
+  return Promise.all(PHOTOS.map(async ({ id, colour, metadata }) => ({
+    id,
+    image: dataUri(await solidImage(120, 80, COLOURS[colour])),
+    // and the file's own facts, as indexing a folder records them
+    metadata: { ...metadata, width: 120, height: 80, ext: 'jpg', bytes: 1234, mtime: 1_700_000_000 },
+  })));
+}
+
+interface SearchRequest {
+  query: unknown;
+  sort?: string;
+  cutoff?: unknown;
+  filter?: Record<string, unknown>;
+}
+
+/** Runs `action` and returns the body of the search request it makes. */
+async function searchRequest(page: Page, action: () => Promise<unknown>): Promise<SearchRequest> {
+  const [request] = await Promise.all([
+    page.waitForRequest((r) => r.method() === 'POST' && /\/v1\/collections\/[^/]+\/search$/.test(r.url()), { timeout: 15_000 }),
+    action(),
+  ]);
+  return request.postDataJSON() as SearchRequest;
+}
+
+/** Waits until the page shows exactly these results (in this order, unless `anyOrder`). */
+async function resultsAre(page: Page, ids: readonly string[], anyOrder = false): Promise<void> {
+  const want = anyOrder ? [...ids].sort() : [...ids];
+  try {
+    await page.waitForFunction(({ want, anyOrder }) => {
+      if (document.body.classList.contains('busy')) return false;
+      const got = [...document.querySelectorAll('[data-id]')].map((el) => (el as HTMLElement).dataset.id);
+      if (anyOrder) got.sort();
+      return JSON.stringify(got) === JSON.stringify(want);
+    }, { want, anyOrder }, { timeout: 15_000 });
+  } catch (err) {
+    const error = await page.textContent('#error');
+    throw new Error(`expected ${JSON.stringify(want)}; the page shows ${JSON.stringify((await shown(page)).map((r) => r.id))}, error ${JSON.stringify(error)}`, { cause: err });
+  }
+}
+
+describe('the search page on a photo library', () => {
+  let server: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    const store = await openStore(await tempDir('tessera-web-photos-'));
+    stores.push(store);
+    server = await startServer({ model: 'colour', store });
+    assert.equal((await server.post('/v1/collections', { name: 'photos' })).status, 200);
+    const upserted = await server.post('/v1/collections/photos/documents', { documents: await photoDocuments() });
+    assert.equal(upserted.status, 200, await upserted.clone().text());
+    // Far from UTC: a date the browser moved into its own time zone would show another day.
+    context = await browser.newContext({ viewport: { width: 1200, height: 900 }, timezoneId: 'Pacific/Auckland' });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  after(async () => {
+    await context?.close();
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  });
+
+  test('a photo shows when (in UTC), with which camera and where it was taken', async () => {
+    const body = await searchRequest(page, () => page.goto(`${server.url}/?q=red&collection=photos`));
+    await ready(page);
+    await resultsAre(page, PHOTOS.map((p) => p.id), true);
+    // Best match by default: no sort and no cut-off are asked for.
+    assert.equal(body.sort, undefined);
+    assert.equal(body.cutoff, undefined);
+    assert.equal(await page.getByLabel('Sort').inputValue(), '');
+    assert.equal(await page.getByLabel('Cut-off').inputValue(), 'off');
+
+    const card = (id: string) => page.locator(`[data-id="${id}"]`);
+    const porto = card('photos/2021-porto.jpg');
+    assert.equal(await porto.locator('.taken').textContent(), '14 Jul 2021 18:03 UTC');
+    assert.equal(await porto.locator('.taken time').getAttribute('datetime'), '2021-07-14T18:03:11Z');
+    assert.equal(await porto.locator('.camera').textContent(), 'FUJIFILM X-T3');
+    assert.equal(await porto.locator('.place').textContent(), '41.16, -8.63');
+    // The photo's other metadata is listed; its file's facts and the keys shown above are not.
+    assert.deepEqual(await porto.locator('.metadata dt').allTextContents(), ['album']);
+
+    const lisbon = card('photos/2019-lisbon.jpg');
+    assert.equal(await lisbon.locator('.taken').textContent(), '2 Mar 2019 09:15 UTC');
+    assert.equal(await lisbon.locator('.camera').textContent(), 'Canon EOS 5D Mark IV', 'the make is not repeated');
+    assert.match(await lisbon.locator('.camera').getAttribute('title') ?? '', /EF24-70mm/);
+    assert.equal(await lisbon.locator('.place').textContent(), '38.72, -9.14');
+
+    assert.equal(await card('photos/2021-08-31-late.jpg').locator('.camera').textContent(), 'NIKON D750');
+    assert.equal(await card('photos/2021-08-31-late.jpg').locator('.place').count(), 0, 'no place without GPS');
+    assert.equal(await card('photos/2021-09-01-early.jpg').locator('.camera').textContent(), 'Apple iPhone 12');
+    // A camera that recorded no time zone: its clock's time, marked as such.
+    assert.equal(await card('photos/2023-red.jpg').locator('.taken').textContent(), '5 Jan 2023 12:00 (zone unknown)');
+    assert.equal(await card('photos/undated-red.jpg').locator('.facts').count(), 0);
+    await shot(page, '9-photo-facts');
+  });
+
+  test('newest first asks for sort -taken_at with the auto cut-off and shows the photos in date order; oldest first too', async () => {
+    const newest = await searchRequest(page, () => page.getByLabel('Sort').selectOption('-taken_at'));
+    assert.equal(newest.sort, '-taken_at');
+    assert.equal(newest.cutoff, 'auto');
+    // The two blue photos score far below the red ones: cut off.
+    await resultsAre(page, RED_NEWEST_FIRST);
+    assert.equal(await page.getByLabel('Cut-off').inputValue(), 'auto');
+    assert.equal(params(page).get('sort'), '-taken_at');
+    assert.equal(params(page).get('cutoff'), null, 'the default cut-off is not written in the URL');
+    assert.match(await page.textContent('#status') ?? '', /newest first, cut off where the scores drop/);
+    await shot(page, '10-newest-first');
+
+    const oldest = await searchRequest(page, () => page.getByLabel('Sort').selectOption('taken_at'));
+    assert.deepEqual([oldest.sort, oldest.cutoff], ['taken_at', 'auto']);
+    await resultsAre(page, RED_OLDEST_FIRST);
+
+    // A cut-off chosen by hand is kept, and lands in the URL.
+    const all = await searchRequest(page, () => page.getByLabel('Cut-off').selectOption('off'));
+    assert.deepEqual([all.sort, all.cutoff], ['taken_at', undefined]);
+    assert.equal(params(page).get('cutoff'), 'off');
+    await resultsAre(page, ['photos/2019-lisbon.jpg', 'photos/2020-blue.jpg', 'photos/2021-porto.jpg', 'photos/2021-08-31-late.jpg', 'photos/2021-09-01-early.jpg', 'photos/2022-blue.jpg', 'photos/2023-red.jpg', 'photos/undated-red.jpg']);
+
+    // Back: the sorted view with its default cut-off again.
+    await page.goBack();
+    await page.waitForURL((url) => !url.searchParams.has('cutoff') && url.searchParams.get('sort') === 'taken_at');
+    await resultsAre(page, RED_OLDEST_FIRST);
+    assert.equal(await page.getByLabel('Cut-off').inputValue(), 'auto');
+
+    // Best match: the cut-off follows (off), as nothing was chosen in this view.
+    const best = await searchRequest(page, () => page.getByLabel('Sort').selectOption(''));
+    assert.deepEqual([best.sort, best.cutoff], [undefined, undefined]);
+    assert.equal(await page.getByLabel('Cut-off').inputValue(), 'off');
+    await resultsAre(page, [...RED_NEWEST_FIRST, 'photos/2020-blue.jpg', 'photos/2022-blue.jpg'], true);
+  });
+
+  test('the date range filters on taken_at, whole days in UTC, merged with the metadata filter; a reload keeps it', async () => {
+    await page.goto(`${server.url}/?q=red&collection=photos`);
+    await ready(page);
+    await page.getByLabel('Taken from').fill('2021-06-01');
+    await resultsAre(page, ['photos/2021-porto.jpg', 'photos/2021-08-31-late.jpg', 'photos/2021-09-01-early.jpg', 'photos/2022-blue.jpg', 'photos/2023-red.jpg'], true);
+    const body = await searchRequest(page, () => page.getByLabel('Taken until').fill('2021-08-31'));
+    // "until" includes the whole day: up to midnight UTC after it.
+    assert.deepEqual(body.filter, { taken_at: { $gte: '2021-06-01', $lt: '2021-09-01' } });
+    await resultsAre(page, ['photos/2021-porto.jpg', 'photos/2021-08-31-late.jpg'], true);
+    assert.equal(params(page).get('from'), '2021-06-01');
+    assert.equal(params(page).get('to'), '2021-08-31');
+
+    const merged = await searchRequest(page, async () => {
+      await page.getByLabel('Metadata filter (JSON)').fill('{"camera_make": "FUJIFILM"}');
+      await page.keyboard.press('Enter');
+    });
+    assert.deepEqual(merged.filter, { camera_make: 'FUJIFILM', taken_at: { $gte: '2021-06-01', $lt: '2021-09-01' } });
+    await resultsAre(page, ['photos/2021-porto.jpg']);
+
+    // The filter's own bound on taken_at clashes with the range: the page says so.
+    await page.getByLabel('Metadata filter (JSON)').fill('{"taken_at": {"$gte": "2020-01-01"}}');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /taken_at and the dates both set \$gte/.test(document.querySelector('#error')?.textContent ?? ''));
+    await page.getByLabel('Metadata filter (JSON)').fill('{"camera_make": "FUJIFILM"}');
+    await page.keyboard.press('Enter');
+    await resultsAre(page, ['photos/2021-porto.jpg']);
+
+    const url = page.url();
+    await page.reload();
+    await ready(page);
+    await resultsAre(page, ['photos/2021-porto.jpg']);
+    assert.equal(page.url(), url);
+    assert.equal(await page.getByLabel('Taken from').inputValue(), '2021-06-01');
+    assert.equal(await page.getByLabel('Taken until').inputValue(), '2021-08-31');
+    assert.equal(await page.getByLabel('Metadata filter (JSON)').inputValue(), '{"camera_make": "FUJIFILM"}');
+  });
+
+  test('a shared URL restores sort, cut-off, dates and filter, and so does a reload', async () => {
+    const query = new URLSearchParams({ q: 'red', collection: 'photos', sort: '-taken_at', cutoff: '0.9', from: '2021-01-01', to: '2021-12-31', filter: '{"gps_lat":{"$gt":40}}' });
+    const url = `${server.url}/?${query}`;
+    const fresh = await context.newPage();
+    fresh.on('pageerror', (err) => pageErrors.push(err.message));
+    const body = await searchRequest(fresh, () => fresh.goto(url));
+    assert.equal(body.sort, '-taken_at');
+    assert.deepEqual(body.cutoff, { relative: 0.9 });
+    assert.deepEqual(body.filter, { gps_lat: { $gt: 40 }, taken_at: { $gte: '2021-01-01', $lt: '2022-01-01' } });
+    await ready(fresh);
+    await resultsAre(fresh, ['photos/2021-09-01-early.jpg', 'photos/2021-porto.jpg']);
+    assert.equal(await fresh.getByLabel('Sort').inputValue(), '-taken_at');
+    assert.equal(await fresh.getByLabel('Cut-off').inputValue(), '0.9');
+    assert.equal(await fresh.getByLabel('Taken from').inputValue(), '2021-01-01');
+    assert.equal(await fresh.getByLabel('Taken until').inputValue(), '2021-12-31');
+
+    await fresh.reload();
+    await ready(fresh);
+    await resultsAre(fresh, ['photos/2021-09-01-early.jpg', 'photos/2021-porto.jpg']);
+    assert.equal(fresh.url(), url);
+    await shot(fresh, '11-photos-from-url');
+    await fresh.close();
+  });
+});
