@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import { measureCutoffs } from '../bench/cutoff.ts';
 import { Embedder } from '../src/engine/embedder.ts';
 
-const embedder = await Embedder.load('demo', { threads: 1 });
+const embedder = await Embedder.load('demo', { intraOpThreads: 1 });
 try {
   const report = await measureCutoffs(embedder);
   for (const m of report.methods) console.log(`${m.method.padEnd(44)} precision ${m.precision.toFixed(3)}  recall ${m.recall.toFixed(3)}  F1 ${m.f1.toFixed(3)}`);

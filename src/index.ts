@@ -16,10 +16,13 @@ export type {
   Filter,
   Metadata,
   ModelRef,
+  NearCondition,
   SearchHit,
   StoredDocument,
   TextSearch,
   VectorSearch,
   VectorStore,
+  WithinCondition,
 } from './store/store.ts';
+export { parseFilter } from './store/filter.ts';
 export type { ClassifierAccess, ClassifierRecord, ClassifierStore } from './store/classifiers.ts';

@@ -8,13 +8,14 @@ import type { Embedding } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
 import { fetchImage } from '../image/fetch.ts';
 import { embedDocuments, parseDocumentInput, type DocumentInput } from '../index/document.ts';
+import { SOURCE_KEY } from '../index/sources.ts';
 import { requireCollection } from '../search/collection.ts';
 import { findDuplicates, parseThreshold } from '../search/duplicates.ts';
 import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
-import type { CollectionInfo, SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
+import type { CollectionInfo, Metadata, SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
 import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
 import { describe } from './request.ts';
@@ -41,14 +42,25 @@ export function shownImage(id: string, image: string): string {
   return /^(https?|data):/i.test(image) ? image : id;
 }
 
+/**
+ * Metadata as clients see it: without the indexer's `_source` (the real path of the folder or
+ * file a document was indexed from), which change detection and --prune need but which would
+ * show the server's file system to every client.
+ */
+export function shownMetadata(metadata: Metadata): Metadata {
+  if (!(SOURCE_KEY in metadata)) return metadata;
+  const { [SOURCE_KEY]: _internal, ...shown } = metadata;
+  return shown;
+}
+
 function hitView(hit: SearchHit) {
   const content = hit.modality === 'text' ? { text: hit.text ?? '' } : { image: shownImage(hit.id, hit.image ?? '') };
-  return { id: hit.id, score: hit.score, ...content, metadata: hit.metadata };
+  return { id: hit.id, score: hit.score, ...content, metadata: shownMetadata(hit.metadata) };
 }
 
 function documentView(doc: StoredDocument) {
   const content = doc.modality === 'text' ? { text: doc.text ?? '' } : { image: shownImage(doc.id, doc.image ?? '') };
-  return { id: doc.id, modality: doc.modality, ...content, metadata: doc.metadata, hash: doc.hash };
+  return { id: doc.id, modality: doc.modality, ...content, metadata: shownMetadata(doc.metadata), hash: doc.hash };
 }
 
 /** Rate-limit estimate of a query before it is embedded (ids cost nothing: no model run). */

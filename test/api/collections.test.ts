@@ -8,6 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { loadApiKeys } from '../../src/api/auth.ts';
 import { embedDocuments } from '../../src/index/document.ts';
+import { indexSources } from '../../src/index/pipeline.ts';
+import { resolveSource } from '../../src/index/sources.ts';
 import { modelRefOf } from '../../src/search/collection.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { VectorStore } from '../../src/store/store.ts';
@@ -336,6 +338,24 @@ describe('thumbnails', () => {
     assert.equal(doc.image, 'sub/small.png');
     const body = JSON.stringify(await json(await api.post('/v1/collections/photos/search', { query: 'red', k: 10 })));
     assert.ok(!body.includes(root), 'no server path in answers');
+  });
+
+  test('a folder indexed by the indexer: no answer, on search or by id, shows the server\'s path', async () => {
+    await api.post('/v1/collections', { name: 'walked' });
+    const indexed = await indexSources({ store, collection: 'walked', embedder: api.embedder, writer: modelRefOf(await forged('colour'), 'fp32'), sources: [await resolveSource(root)] });
+    assert.ok(indexed.added >= 3, JSON.stringify(indexed));
+    // The store keeps where each document came from (for --prune); clients never see it.
+    assert.equal((await store.get('walked', ['big.png']))[0]!.metadata._source, root);
+    const answers = [
+      await (await api.post('/v1/collections/walked/search', { query: 'red', k: 10 })).text(),
+      await (await api.post('/v1/collections/walked/search', { query: 'red', k: 10, mode: 'hybrid', sort: '-mtime', cutoff: 'auto' })).text(),
+      await (await fetch(`${api.url}/v1/collections/walked/documents/big.png`)).text(),
+      await (await fetch(`${api.url}/v1/collections/walked/documents/${encodeURIComponent('sub/small.png')}`)).text(),
+    ];
+    for (const answer of answers) {
+      assert.ok(answer.includes('big.png') || answer.includes('small.png'), answer);
+      assert.ok(!answer.includes(root) && !answer.includes('_source'), answer);
+    }
   });
 
   test('a symlink out of the root, a file swapped for one, text documents and made-up paths: all 404', async () => {

@@ -7,6 +7,7 @@ import { Embedder } from '../../src/engine/embedder.ts';
 import { applyCutoff, autoCut } from '../../src/search/cutoff.ts';
 import { parseSearchParameters } from '../../src/search/params.ts';
 import { sortByMetadata } from '../../src/search/sort.ts';
+import type { Metadata } from '../../src/store/store.ts';
 import { rejectsWith } from '../helpers/errors.ts';
 import { forged } from '../helpers/models.ts';
 
@@ -32,7 +33,7 @@ test('relative keeps what scores at least the share of the best; both keep order
 });
 
 test('sorting by a key: either direction, documents without it last, ties in relevance order', () => {
-  const docs = [
+  const docs: { id: string; score: number; metadata: Metadata }[] = [
     { id: 'a', score: 0.9, metadata: { taken_at: '2021-07-14T18:03:11Z' } },
     { id: 'b', score: 0.8, metadata: {} },
     { id: 'c', score: 0.7, metadata: { taken_at: '2019-01-01T00:00:00Z' } },
@@ -68,7 +69,7 @@ test('sort and cutoff parameters: what is accepted, and SEARCH_PARAMETER_INVALID
 
 let embedder: Embedder;
 before(async () => {
-  embedder = await Embedder.load(await forged('colour'), { threads: 1 });
+  embedder = await Embedder.load(await forged('colour'), { intraOpThreads: 1 });
 });
 after(async () => {
   await embedder.close();
