@@ -255,6 +255,10 @@ export class LanceStore implements VectorStore {
   readonly #tables = new Map<string, Promise<LanceModule.Table>>();
   /** Tail of each collection's write queue. */
   readonly #locks = new KeyedSerializer();
+  /** ANN index builds running in the background, by collection. */
+  readonly #builds = new Map<string, Promise<void>>();
+  /** The last background build's failure, by collection (retried by the next write). */
+  readonly #buildErrors = new Map<string, Error>();
   #closed = false;
   /** Few-shot classifiers: files beside the tables (file-classifiers.ts). */
   readonly classifiers: ClassifierStore;
@@ -428,7 +432,7 @@ export class LanceStore implements VectorStore {
         schema = await table.schema();
       }
       await table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(toArrow(schema, docs, spec.dimensions));
-      await this.#maintain(table, spec.dimensions);
+      await this.#maintain(collection, table, spec.dimensions);
     });
   }
 
@@ -450,19 +454,26 @@ export class LanceStore implements VectorStore {
    * only needs folding in for speed), the ANN index once the table crosses the threshold
    * (retrained when the table has doubled since), and compaction of the small fragments each
    * write leaves (which also folds new rows into both indexes).
+   *
+   * ANN builds run in the background, as Qdrant's optimiser does: the write that asks for one
+   * returns at once, later writes go on meanwhile, and searches keep using the previous index
+   * (LanceDB builds the new one from a snapshot and swaps it in by one commit; a crash before
+   * that commit leaves the old one in place). No compaction runs during a build: rewriting
+   * fragments under it would conflict with its commit.
    */
-  async #maintain(table: LanceModule.Table, dims: number): Promise<void> {
+  async #maintain(name: string, table: LanceModule.Table, dims: number): Promise<void> {
     const indices = await table.listIndices();
     if (!indices.some((i) => i.name === TEXT_INDEX)) {
       await table.createIndex('text', { config: lancedb.Index.fts({ withPosition: false }), name: TEXT_INDEX });
     }
+    if (this.#builds.has(name)) return;
     const rows = await table.countRows();
     const ann = indices.find((i) => i.name === VECTOR_INDEX);
     const { annThreshold } = this.#options;
     if (rows >= annThreshold) {
       const trained = ann ? Number((await table.schema()).fields.find((f) => f.name === 'vector')?.metadata.get(ANN_TRAINED_ROWS) ?? 0) : 0;
       if (!ann || rows >= 2 * trained) {
-        await this.#buildAnn(table, rows, dims);
+        this.#buildInBackground(name, table, dims);
         return;
       }
     }
@@ -476,16 +487,41 @@ export class LanceStore implements VectorStore {
     }
   }
 
-  /** Builds (or retrains) the ANN index now, whatever the size; benchmarks time this. */
+  #buildInBackground(name: string, table: LanceModule.Table, dims: number): void {
+    const build = (async () => {
+      try {
+        await this.#buildAnn(name, table, dims);
+        this.#buildErrors.delete(name);
+      } catch (err) {
+        // Kept for indexState; the next write that needs an index tries again.
+        this.#buildErrors.set(name, err as Error);
+      } finally {
+        this.#builds.delete(name);
+      }
+    })();
+    this.#builds.set(name, build);
+  }
+
+  /** Resolves once no ANN build of the collection runs (tests, benchmarks, close). */
+  async indexBuilt(collection: string): Promise<void> {
+    for (let build = this.#builds.get(collection); build; build = this.#builds.get(collection)) await build;
+  }
+
+  /** Builds (or retrains) the ANN index now, whatever the size, and waits for it; benchmarks time this. */
   async buildAnnIndex(collection: string): Promise<void> {
-    await this.#serialize(collection, async () => {
-      const { table, layout } = await this.#need(collection);
-      await this.#buildAnn(table, await table.countRows(), layout.spec.dimensions);
-    });
+    await this.indexBuilt(collection);
+    const { table, layout } = await this.#need(collection);
+    const build = this.#buildAnn(collection, table, layout.spec.dimensions);
+    this.#builds.set(collection, build.catch(() => {}));
+    try {
+      await build;
+    } finally {
+      this.#builds.delete(collection);
+    }
   }
 
   /** Which indexes a collection has and how many rows they cover (tests, benchmarks, `tessera` status). */
-  async indexState(collection: string): Promise<{ ann?: { type: string; indexedRows: number; unindexedRows: number }; fullText: boolean }> {
+  async indexState(collection: string): Promise<{ ann?: { type: string; indexedRows: number; unindexedRows: number }; fullText: boolean; building: boolean; buildError?: string }> {
     const { table } = await this.#need(collection);
     const indices = await table.listIndices();
     const ann = indices.find((i) => i.name === VECTOR_INDEX);
@@ -493,24 +529,27 @@ export class LanceStore implements VectorStore {
     return {
       ann: ann && stats ? { type: stats.indexType, indexedRows: stats.numIndexedRows, unindexedRows: stats.numUnindexedRows } : undefined,
       fullText: indices.some((i) => i.name === TEXT_INDEX),
+      building: this.#builds.has(collection),
+      buildError: this.#buildErrors.get(collection)?.message,
     };
   }
 
-  async #buildAnn(table: LanceModule.Table, rows: number, dims: number): Promise<void> {
+  /**
+   * Trains an index on the table as it is now and swaps it in by one commit (replace), then
+   * records the row count it was trained on (under the write lock: a schema commit must not
+   * race a write's). Writes may commit meanwhile; their rows are searched exactly until the
+   * next compaction folds them in.
+   */
+  async #buildAnn(name: string, table: LanceModule.Table, dims: number): Promise<void> {
     const a = this.#options.ann;
+    const rows = await table.countRows();
     const numPartitions = Math.max(1, Math.round(rows / a.rowsPerPartition));
     const config =
       a.type === 'IVF_PQ'
         ? lancedb.Index.ivfPq({ distanceType: 'cosine', numPartitions, numSubVectors: Math.max(1, Math.floor(dims / (a.dimsPerSubVector ?? 16))) })
         : lancedb.Index.hnswSq({ distanceType: 'cosine', numPartitions, m: a.m, efConstruction: a.efConstruction });
-    // Compact first so that the index covers few, large fragments, but drop the old index
-    // before: optimize() would otherwise fold every new row into the graphs about to be
-    // replaced (which made a rebuild at 100k take 100 s instead of 34 s). Searches in between
-    // are exact; a crash in between leaves no index, and the next write builds it.
-    if ((await table.listIndices()).some((i) => i.name === VECTOR_INDEX)) await table.dropIndex(VECTOR_INDEX);
-    await table.optimize({ cleanupOlderThan: new Date(Date.now() - this.#options.keepVersionsMs) });
     await table.createIndex('vector', { config, name: VECTOR_INDEX, replace: true });
-    await table.updateFieldMetadata([{ path: 'vector', metadata: { [ANN_TRAINED_ROWS]: String(rows) } }]);
+    await this.#serialize(name, () => table.updateFieldMetadata([{ path: 'vector', metadata: { [ANN_TRAINED_ROWS]: String(rows) } }]));
   }
 
   /**
@@ -634,6 +673,8 @@ export class LanceStore implements VectorStore {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // An index build under way finishes first: a CLI run leaves its collection indexed.
+    while (this.#builds.size > 0) await Promise.all(this.#builds.values());
     await this.#locks.idle();
     this.#closed = true;
     for (const pending of this.#tables.values()) await pending.then((t) => t.close(), () => {});

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,8 +83,12 @@ test('past the threshold searches go through an ANN index that still finds near 
   await store.upsert('ann', Array.from({ length: 1000 }, (_, i) => doc(i)), writer);
   assert.equal((await store.indexState('ann')).ann, undefined, 'exact search below the threshold');
   await store.upsert('ann', Array.from({ length: 1000 }, (_, i) => doc(1000 + i)), writer);
+  // The upsert crossing the threshold returned with the build still running in the background.
+  const building = await store.indexState('ann');
+  assert.equal(building.building, true, 'the write did not wait for the index build');
+  await store.indexBuilt('ann');
   const built = (await store.indexState('ann')).ann;
-  assert.ok(built, 'the upsert crossing the threshold built the index');
+  assert.ok(built, 'the upsert crossing the threshold started the index build');
   assert.equal(built.indexedRows, 2000);
   await store.upsert('ann', Array.from({ length: 1000 }, (_, i) => doc(2000 + i)), writer);
   const state = (await store.indexState('ann')).ann!;
@@ -117,5 +122,71 @@ test('past the threshold searches go through an ANN index that still finds near 
   const fresh = unitVector(4242, dims);
   await store.upsert('ann', [textDoc('fresh', 'fresh', fresh)], writer);
   assert.equal((await store.search('ann', { vector: fresh, k: 1 }))[0]?.id, 'fresh');
+  await store.close();
+});
+
+test('a retrain runs beside the old index: writes go on, searches keep using it, then it is swapped in', { timeout: 180_000 }, async () => {
+  const dims = 64;
+  const mixture = clusteredVectors(dims, 30, 11);
+  const vectors = Array.from({ length: 5000 }, mixture.draw);
+  const store = await openLanceStore(tempDir(), { annThreshold: 1000 });
+  const writer = { model: 'demo', dtype: 'fp32' };
+  await store.createCollection({ name: 'grow', ...writer, dimensions: dims });
+  const docs = (from: number, n: number) => Array.from({ length: n }, (_, i) => textDoc(`d${from + i}`, `text ${from + i}`, vectors[from + i]!));
+  await store.upsert('grow', docs(0, 1000), writer);
+  await store.indexBuilt('grow');
+  assert.equal((await store.indexState('grow')).ann?.indexedRows, 1000);
+  // Doubling: this write starts a retrain and returns; the next writes and searches do not wait.
+  await store.upsert('grow', docs(1000, 1000), writer);
+  assert.equal((await store.indexState('grow')).building, true);
+  await store.upsert('grow', docs(2000, 500), writer);
+  const during = await store.indexState('grow');
+  if (during.building) assert.equal(during.ann?.indexedRows, 1000, 'the old index serves while the new one is built');
+  const recall = async (n: number) => {
+    let found = 0;
+    const queries = Array.from({ length: 10 }, mixture.draw);
+    for (const q of queries) {
+      const want = new Set(vectors.slice(0, n).map((v, i) => ({ i, s: cosineOf(q, v) })).sort((a, b) => b.s - a.s).slice(0, 10).map((e) => `d${e.i}`));
+      found += (await store.search('grow', { vector: q, k: 10 })).filter((h) => want.has(h.id)).length;
+    }
+    return found / (10 * queries.length);
+  };
+  const recallDuring = await recall(2500);
+  assert.ok(recallDuring >= 0.9, `recall@10 during the build ${recallDuring}`);
+  await store.indexBuilt('grow');
+  const after = await store.indexState('grow');
+  assert.equal(after.building, false);
+  assert.equal(after.buildError, undefined);
+  assert.ok(after.ann!.indexedRows >= 2000, `the retrained index covers the doubled table: ${JSON.stringify(after.ann)}`);
+  assert.equal(after.ann!.indexedRows + after.ann!.unindexedRows, 2500);
+  assert.ok((await recall(2500)) >= 0.9);
+  await store.close();
+});
+
+test('a SIGKILL during an index build leaves the old index working', { timeout: 180_000 }, async () => {
+  const dir = tempDir();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/store/index-build-child.ts', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk;
+      if (out.includes('building')) resolve();
+    });
+    child.once('exit', () => reject(new Error(`the child exited before building: ${out}`)));
+  });
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+  assert.ok(!out.includes('built'), `the kill should land during the build: ${out}`);
+  const store = await openLanceStore(dir, { annThreshold: 2000 });
+  const state = await store.indexState('big');
+  assert.equal(await store.count('big'), 8000);
+  assert.equal(state.ann?.indexedRows, 4000, 'the index trained before the kill is the one in place');
+  const query = unitVector(77, 128);
+  const hits = await store.search('big', { vector: query, k: 10 });
+  assert.equal(hits.length, 10);
+  // The next write that needs the retrain starts it again, and it completes.
+  await store.upsert('big', [textDoc('one-more', 'one more', unitVector(78, 128))], { model: 'demo', dtype: 'fp32' });
+  await store.indexBuilt('big');
+  assert.ok((await store.indexState('big')).ann!.indexedRows >= 8000);
   await store.close();
 });
