@@ -11,6 +11,7 @@ import { TesseraError, describeValue } from '../errors.ts';
 import type { Embedder, EmbedItem, Embedding } from '../engine/embedder.ts';
 import { fetchImage, type FetchPolicy } from '../image/fetch.ts';
 import { sniffFormat } from '../image/format.ts';
+import { readPhotoMetadata } from '../image/photo-metadata.ts';
 import { readImageSource } from '../image/source.ts';
 import type { DocumentRecord, Metadata, Modality } from '../store/store.ts';
 import { validateDocumentId, validateMetadata } from '../store/validate.ts';
@@ -107,18 +108,20 @@ export interface LoadedDocument {
 /**
  * Reads a document's content: fetches URLs, reads files (when allowed), decodes base64 and
  * data URIs, and hashes what came. Image errors (IMAGE_NOT_FOUND, IMAGE_FETCH_FAILED, ...)
- * are the image layer's TesseraErrors; decoding happens later, in the embedder.
+ * are the image layer's TesseraErrors; decoding happens later, in the embedder. An image's
+ * metadata gains the photo keys its bytes carry (readPhotoMetadata), under the document's own:
+ * a key the document gives wins.
  */
 export async function loadDocument(input: DocumentInput, options: LoadOptions): Promise<LoadedDocument> {
   if ('text' in input) return { input, modality: 'text', item: { text: input.text }, hash: contentHash(input.text) };
   const image = input.image;
   if (URL_PREFIX.test(image)) {
     const bytes = await fetchImage(image, options.fetchPolicy ?? {}, options.signal);
-    return { input, modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: image, root: input.root };
+    return { input: await withPhotoKeys(input, bytes), modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: image, root: input.root };
   }
   if (/^data:/i.test(image) || !options.allowPaths) {
     const { bytes } = await readImageSource(image, { allowPaths: false });
-    return { input, modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: dataUri(image, bytes), root: input.root };
+    return { input: await withPhotoKeys(input, bytes), modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: dataUri(image, bytes), root: input.root };
   }
   // A path (relative ones resolve against baseDir) or, when no such file exists, base64.
   const path = isAbsolute(image) ? image : resolve(options.baseDir ?? process.cwd(), image);
@@ -128,7 +131,7 @@ export async function loadDocument(input: DocumentInput, options: LoadOptions): 
     // The root of a listed file is its real folder: a thumbnail is served only while the
     // path still resolves there (a symlink swapped afterwards to point elsewhere is not).
     const root = input.root ?? (await realpath(dirname(path)).catch(() => dirname(path)));
-    return { input, modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: path, root };
+    return { input: await withPhotoKeys(input, bytes), modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: path, root };
   }
   let bytes: Uint8Array;
   try {
@@ -139,7 +142,12 @@ export async function loadDocument(input: DocumentInput, options: LoadOptions): 
     }
     throw err;
   }
-  return { input, modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: dataUri(image, bytes), root: input.root };
+  return { input: await withPhotoKeys(input, bytes), modality: 'image', item: { image: bytes }, hash: contentHash(bytes), location: dataUri(image, bytes), root: input.root };
+}
+
+/** `input` with the photo keys of its bytes under its own metadata: a key the document gives wins. */
+async function withPhotoKeys(input: ImageDocumentInput, bytes: Uint8Array): Promise<ImageDocumentInput> {
+  return { ...input, metadata: { ...(await readPhotoMetadata(bytes)), ...input.metadata } };
 }
 
 /** Images that came as data are stored as a data URI, so they can be shown without a file. */

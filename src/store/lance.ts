@@ -50,6 +50,7 @@ import { COLLECTION_NAME } from './store.ts';
 // apache-arrow, not the ES module build an `import` would load.
 const require = createRequire(import.meta.url);
 const arrow = require('apache-arrow') as typeof ArrowModule;
+patchAllNullBools();
 // LanceDB logs deprecation and statistics notices to stderr at "warn"; a CLI's stderr is the
 // user's. Its logger reads LANCEDB_LOG once, when the module loads, hence the require here.
 process.env.LANCEDB_LOG ??= 'error';
@@ -211,10 +212,52 @@ function toArrow(schema: ArrowSchema, docs: readonly DocumentRecord[], dims: num
       const name = field.name as 'id' | 'modality' | 'text' | 'image' | 'root' | 'hash';
       values = docs.map((d) => d[name] ?? null);
     }
+    if (arrow.DataType.isBool(field.type)) return boolData(values as (boolean | null)[]);
     return arrow.vectorFromArray(values, field.type).data[0]!;
   });
   const struct = arrow.makeData({ type: new arrow.Struct(schema.fields), length: n, nullCount: 0, children });
   return new arrow.Table([new arrow.RecordBatch(schema, struct)]);
+}
+
+/**
+ * A boolean column with its value buffer always allocated (zeros where null), so that the
+ * serialiser can write it out (see patchAllNullBools).
+ */
+function boolData(values: readonly (boolean | null)[]): ArrowModule.Data<ArrowModule.Bool> {
+  const bytes = Math.ceil(values.length / 8);
+  const data = new Uint8Array(bytes);
+  const valid = new Uint8Array(bytes);
+  let nullCount = 0;
+  values.forEach((v, i) => {
+    if (v === null) nullCount++;
+    else {
+      valid[i >> 3]! |= 1 << (i & 7);
+      if (v) data[i >> 3]! |= 1 << (i & 7);
+    }
+  });
+  return arrow.makeData({ type: new arrow.Bool(), length: values.length, nullCount, data, nullBitmap: valid });
+}
+
+/**
+ * apache-arrow 18's IPC writer gives an all-null boolean column an empty value buffer
+ * (apache/arrow-js#68, fixed upstream in #392; LanceDB 0.31 accepts Arrow up to 18.1 only),
+ * and Lance refuses such a batch ("Spill has sent an error"): a write of documents that all
+ * lack a boolean key the collection has would fail. The validity bitmap is written before
+ * this visitor runs, so handing it the same buffers with a null count of 0 writes the
+ * (zeroed) values and changes nothing else.
+ */
+function patchAllNullBools(): void {
+  const { VectorAssembler } = require('apache-arrow/visitor/vectorassembler') as { VectorAssembler: { prototype: { visitBool(data: ArrowModule.Data): unknown } } };
+  const visitBool = VectorAssembler.prototype.visitBool;
+  if ((visitBool as { patched?: boolean }).patched) return;
+  const patched = function (this: unknown, data: ArrowModule.Data) {
+    if (data.length > 0 && data.nullCount >= data.length && data.values instanceof Uint8Array && data.values.length * 8 >= data.length) {
+      const buffers = [undefined, data.values, data.nullBitmap, undefined] as unknown as Parameters<typeof data.clone>[4];
+      return visitBool.call(this, data.clone(data.type, data.offset, data.length, 0, buffers));
+    }
+    return visitBool.call(this, data);
+  };
+  VectorAssembler.prototype.visitBool = Object.assign(patched, { patched: true });
 }
 
 /** Plain JS values of one result row (the `toArray()` rows of LanceDB are Arrow proxies). */

@@ -160,7 +160,8 @@ describe('search', () => {
     assert.equal(data[0]!.id, 'images/red.png');
     assert.ok(data[0]!.score > 0.9, String(data[0]!.score));
     assert.deepEqual(Object.keys(data[0]!).sort(), ['id', 'image', 'metadata', 'score']);
-    assert.deepEqual(data[0]!.metadata, { colour: 'red', kind: 'photo', n: 0 });
+    // The document's own metadata, and what the image file says of itself (its size).
+    assert.deepEqual(data[0]!.metadata, { colour: 'red', kind: 'photo', n: 0, width: 64, height: 48 });
     assert.equal(data.length, 10);
     for (let i = 1; i < data.length; i++) assert.ok(data[i - 1]!.score >= data[i]!.score, 'best first');
     assert.ok(usage.total_tokens > 0 && usage.image_tokens === 0);

@@ -213,6 +213,14 @@ export function storeContract(name: string, open: () => Promise<VectorStore>): v
         assert.equal(await store.count(c), 0);
       });
 
+      test('a batch in which no document has a key the collection holds (every type)', async () => {
+        const c = await fresh();
+        await store.upsert(c, [textDoc('a', 'a', unitVector(1), { flag: true, n: 1, s: 'x' })], WRITER);
+        await store.upsert(c, [textDoc('b', 'b', unitVector(2)), textDoc('c', 'c', unitVector(3), { other: 2 })], WRITER);
+        assert.deepEqual((await store.get(c, ['a', 'b', 'c'])).map((d) => d.metadata), [{ flag: true, n: 1, s: 'x' }, {}, { other: 2 }]);
+        assert.deepEqual(ids(await store.search(c, { vector: unitVector(1), k: 5, filter: parseFilter({ flag: true }) })), ['a']);
+      });
+
       test('ids of up to 512 UTF-8 bytes, any characters', async () => {
         const c = await fresh();
         const long = 'é'.repeat(256);
