@@ -21,9 +21,12 @@ import { searchScenario } from './search.ts';
 import { storeScenario } from './store.ts';
 import { round } from './stats.ts';
 import { runLoad, startServe, type LoadResult } from './server.ts';
+import { watchScenario } from './watch.ts';
 
-export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search', 'store'] as const;
+export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search', 'store', 'watch'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
+/** What runs without --only: watch takes minutes of its own (100,000-file tree, 10,000-file burst), so it runs when named. */
+export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== 'watch');
 
 export interface BenchOptions {
   /**
@@ -79,7 +82,9 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
   const log = options.log ?? (() => {});
   const plan = PLAN[options.size];
   const threads = options.threads ?? availableParallelism();
-  const scenarios = new Set(options.scenarios ?? SCENARIOS);
+  const scenarios = new Set(options.scenarios ?? DEFAULT_SCENARIOS);
+  // The watch scenario brings its own small model: alone, it needs no bench model.
+  if (scenarios.size === 1 && scenarios.has('watch')) return { machine: machine(), size: options.size, watch: await watchScenario(options.size, log) };
   const model = await benchModel(options.model, log);
   try {
     return await benchOn(model.dir, options, plan, threads, scenarios, log);
@@ -99,7 +104,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
   const budget = IMAGE_BUDGET[options.size];
   const engineSettings = { intraOpThreads: threads, graphOptimizationLevel: options.graphOptimizationLevel };
   const report: Record<string, unknown> = {
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), memory_gib: round(totalmem() / 2 ** 30, 1), node: process.version },
+    machine: machine(),
     model: dir,
     model_option: options.model ?? 'full',
     size: options.size,
@@ -278,7 +283,12 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
   if (scenarios.has('index')) report.index = await indexScenario(dir, threads, options.size, log, (photos) => affordable(photos, perImage, budget.index, 4));
   if (scenarios.has('search')) report.search = await searchScenario(options.size, log);
   if (scenarios.has('store')) report.store = await storeScenario(options.size, log);
+  if (scenarios.has('watch')) report.watch = await watchScenario(options.size, log);
   return report;
+}
+
+function machine(): Record<string, unknown> {
+  return { cpu: cpus()[0]?.model ?? 'unknown', cores: availableParallelism(), memory_gib: round(totalmem() / 2 ** 30, 1), node: process.version };
 }
 
 async function childLoad(dir: string, dtype: string, threads: number, longDoc?: number): Promise<Record<string, number>> {

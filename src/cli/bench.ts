@@ -20,7 +20,9 @@ Prints a table; --json writes every figure.
                    or a model folder in the hub layout (./NAME for a folder named like a preset),
                    or a hub repository id
   --threads N      ONNX Runtime threads for both sides (default: all cores)
-  --only LIST      scenarios to run, of ${SCENARIOS.join(', ')} (default: all)
+  --only LIST      scenarios to run, of ${SCENARIOS.join(', ')} (default: all but
+                   watch, which takes minutes of its own and needs no --model: it runs the
+                   forged tiny model, measuring the watcher)
   --graph-opt L    tessera's graph optimisation level: disabled | basic | extended | all`;
 
 export async function main(args: string[]): Promise<void> {

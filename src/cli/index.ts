@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
 import { Embedder } from '../engine/embedder.ts';
 import { TesseraError, invalidArgument } from '../errors.ts';
-import { indexSources, type IndexResult } from '../index/pipeline.ts';
-import { counts, createReporter } from '../index/report.ts';
+import { indexSources, type IndexProgress, type IndexResult } from '../index/pipeline.ts';
+import { counts, createReporter, type Reporter } from '../index/report.ts';
 import { resolveSource, type Source } from '../index/sources.ts';
+import { watchFolder } from '../index/watch.ts';
 import { parseQueueUrl, type QueueUrl } from '../queue/connection.ts';
 import { closeQueue, enqueueSources, openQueue } from '../queue/coordinator.ts';
 import { DEFAULT_JOB_SIZE } from '../queue/jobs.ts';
@@ -16,6 +17,7 @@ import type { CollectionInfo, ModelRef, VectorStore } from '../store/store.ts';
 import { validateCollectionName } from '../store/validate.ts';
 
 const HELP = `usage: tessera index PATH... --collection NAME [options]
+       tessera index FOLDER... --collection NAME --watch [options]
        tessera index PATH... --collection NAME --queue URL --store postgres://... [options]
        tessera index --status --collection NAME --queue URL [--json]
 
@@ -40,6 +42,14 @@ against the file's folder), or a .txt file of image URLs, one a line (id = the U
   --truncate          cut texts over the model's limit instead of failing them
   --batch N           documents per atomic write (default 256)
   --rehash            read and hash every file, even when size and mtime are unchanged
+  --watch             index the FOLDERs, then keep running: a file added, changed, renamed or
+                      deleted is searchable (or gone) seconds after it stops changing; a file
+                      being copied is indexed once, whole. Implies --prune. Ctrl-C or SIGTERM
+                      writes what is embedded and exits: 0 when everything noticed was
+                      written, else 130 (the next start catches up, as it does with changes
+                      made while nothing watched)
+  --settle-ms N       with --watch: how long a changed file must stay the same (size, mtime)
+                      with no event before it is indexed (default 1000)
   --allow-private-urls  let image URLs reach loopback and private addresses (UNSAFE on
                       shared networks; cloud metadata addresses stay refused)
   --fetch-timeout-ms N  time to download one image URL (default 10000)
@@ -76,6 +86,8 @@ export async function main(args: string[]): Promise<void> {
       truncate: { type: 'boolean' },
       batch: { type: 'string' },
       rehash: { type: 'boolean' },
+      watch: { type: 'boolean' },
+      'settle-ms': { type: 'string' },
       'allow-private-urls': { type: 'boolean' },
       'fetch-timeout-ms': { type: 'string' },
       threads: { type: 'string' },
@@ -99,6 +111,13 @@ export async function main(args: string[]): Promise<void> {
   const threads = values.threads === undefined ? undefined : positiveInteger(values.threads, '--threads', 1);
   const timeoutMs = values['fetch-timeout-ms'] === undefined ? undefined : positiveInteger(values['fetch-timeout-ms'], '--fetch-timeout-ms', 1);
   const sources = await Promise.all(positionals.map((p) => resolveSource(p)));
+  const settleMs = positiveInteger(values['settle-ms'], '--settle-ms', 1000);
+  if (values['settle-ms'] !== undefined && !values.watch) throw new TesseraError('INVALID_ARGUMENT', '--settle-ms goes with --watch');
+  if (values.watch) {
+    if (values.queue !== undefined) throw new TesseraError('INVALID_ARGUMENT', '--watch does not go with --queue: watch the folder with tessera index --watch (or tessera serve --watch) on a machine that sees it');
+    const file = sources.find((s) => s.kind !== 'folder');
+    if (file) throw new TesseraError('INVALID_ARGUMENT', `--watch keeps folders indexed; ${file.given} is a ${file.kind === 'jsonl' ? 'JSONL' : 'URL list'} file: index it without --watch`);
+  }
   if (values.queue !== undefined || values['job-size'] !== undefined || values['shared-folder'] !== undefined) {
     if (values.prune) throw new TesseraError('INVALID_ARGUMENT', '--prune does not go with --queue: run tessera index --prune without --queue once the workers are done');
     if (values.rehash) throw new TesseraError('INVALID_ARGUMENT', '--rehash does not go with --queue: workers compare content hashes of every job anyway');
@@ -122,7 +141,9 @@ export async function main(args: string[]): Promise<void> {
   try {
     const { writer, loaded } = await openCollection(store, name, values.model, values.dtype, threads);
     embedder = loaded;
-    result = await indexSources({
+    if (values.watch) {
+      result = await watchSources({ store, name, embedder, writer, sources, settleMs, batchSize, truncate: values.truncate ?? false, signal: stopping.signal, reporter });
+    } else result = await indexSources({
       store,
       collection: name,
       embedder,
@@ -149,8 +170,76 @@ export async function main(args: string[]): Promise<void> {
   if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
   const where = `collection ${JSON.stringify(name)} in ${store.location}`;
   console.error(`tessera index: ${result.interrupted ? 'stopped early: ' : ''}${counts(summary)} (${where})`);
+  if (values.watch && !result.interrupted) console.error('tessera index: everything noticed is written');
   if (result.interrupted) process.exitCode = 130;
   else if (values.strict && result.failed > 0) process.exitCode = 1;
+}
+
+interface WatchArgs {
+  store: VectorStore;
+  name: string;
+  embedder: Embedder;
+  writer: ModelRef;
+  sources: Source[];
+  settleMs: number;
+  batchSize: number;
+  truncate: boolean;
+  signal: AbortSignal;
+  reporter: Reporter;
+}
+
+/**
+ * --watch: one watcher per folder; the first scans show on the reporter (a bar on a
+ * terminal), then each batch of changes is one line. Runs until `signal`, then stops the
+ * watchers, which write what is embedded. Interrupted: something noticed was not written.
+ */
+async function watchSources(a: WatchArgs): Promise<IndexResult> {
+  const lines = createReporter(process.stderr, { tty: false });
+  let watching = false;
+  const scans = new Map<string, IndexProgress>();
+  const watches = a.sources.map((source) =>
+    watchFolder({
+      store: a.store,
+      collection: a.name,
+      embedder: a.embedder,
+      writer: a.writer,
+      source,
+      settleMs: a.settleMs,
+      batchSize: a.batchSize,
+      truncate: a.truncate,
+      onFailure: (f) => (watching ? lines : a.reporter).failure(f),
+      onNote: (line) => (watching ? lines : a.reporter).note(line),
+      onScanProgress: (p) => {
+        if (watching) return;
+        scans.set(source.path, p);
+        const sum = { added: 0, updated: 0, skipped: 0, removed: 0, failed: 0, done: 0, total: 0, pending: 0 };
+        for (const q of scans.values()) for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += q[k];
+        a.reporter.progress(sum);
+      },
+      onRun: (run) => {
+        if (watching && run.added + run.updated + run.removed + run.failed > 0) lines.note(`${source.given}: ${counts(run)} (${run.pending} pending)`);
+      },
+    }),
+  );
+  const stopped = new Promise<void>((resolve) => (a.signal.aborted ? resolve() : a.signal.addEventListener('abort', () => resolve(), { once: true })));
+  try {
+    await Promise.race([Promise.all(watches.map((w) => w.ready)), stopped]);
+  } catch (err) {
+    await Promise.all(watches.map((w) => w.close()));
+    throw err;
+  } finally {
+    a.reporter.stop();
+  }
+  watching = true;
+  if (!a.signal.aborted) {
+    const folders = watches.reduce((n, w) => n + w.watches, 0);
+    const scanned = watches.reduce((t, w) => ({ added: t.added + w.totals.added, updated: t.updated + w.totals.updated, skipped: t.skipped + w.totals.skipped, removed: t.removed + w.totals.removed, failed: t.failed + w.totals.failed }), { added: 0, updated: 0, skipped: 0, removed: 0, failed: 0 });
+    lines.note(`${counts(scanned)}; watching ${a.sources.map((s) => s.given).join(', ')} (${folders} folder watch${folders === 1 ? '' : 'es'}) for changes; Ctrl-C to stop`);
+  }
+  await stopped;
+  const results = await Promise.all(watches.map((w) => w.close()));
+  const sum = (k: 'added' | 'updated' | 'skipped' | 'removed' | 'failed' | 'pending') => results.reduce((n, r) => n + r[k], 0);
+  return { added: sum('added'), updated: sum('updated'), skipped: sum('skipped'), removed: sum('removed'), failed: sum('failed'), failures: [], interrupted: sum('pending') > 0 };
 }
 
 interface EnqueueArgs {

@@ -11,9 +11,10 @@ import { readFile } from 'node:fs/promises';
 import { TesseraError } from '../errors.ts';
 import type { Embedder } from '../engine/embedder.ts';
 import type { FetchPolicy } from '../image/fetch.ts';
+import { PHOTO_KEYS, readPhotoMetadata } from '../image/photo-metadata.ts';
 import type { DocumentRecord, Metadata, Modality, ModelRef, StoredDocument, VectorStore } from '../store/store.ts';
 import { contentHash, isItemError, loadDocument, toRecord, type LoadedDocument } from './document.ts';
-import { candidates, emptyReport, readTextFile, SOURCE_KEY, type Candidate, type FileCandidate, type Source, type WalkReport } from './sources.ts';
+import { candidates, emptyReport, pathCandidates, readTextFile, SOURCE_KEY, type Candidate, type FileCandidate, type Source, type WalkReport } from './sources.ts';
 
 export interface IndexSummary {
   added: number;
@@ -58,6 +59,13 @@ export interface IndexOptions {
   concurrency?: number;
   /** Read and hash every file even when its size and mtime are unchanged (default false). */
   rehash?: boolean;
+  /**
+   * Deal with just these absolute paths under the folder sources instead of walking them whole
+   * (the watcher's batches): a file is indexed as a walk would, a folder is walked, and the
+   * documents of a path that is gone or no longer indexable (everything under a folder gone)
+   * are removed, as `prune` would. Only the documents concerned are read from the store.
+   */
+  paths?: readonly string[];
   fetchPolicy?: Partial<FetchPolicy>;
   /** Aborting stops taking new documents; what is embedded is still written. */
   signal?: AbortSignal;
@@ -84,6 +92,8 @@ export interface StoredState {
   image?: string;
   root?: string;
   metadataKey: string;
+  /** The metadata less the keys read from the file's content (PHOTO_KEYS): what a folder walk gives. */
+  walkKey: string;
   source?: string;
 }
 
@@ -95,7 +105,9 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
   const concurrency = options.concurrency ?? 64;
   const report: WalkReport = emptyReport();
 
-  const stored = await loadStoredState(store, collection);
+  const covered: CoveredPath[] = [];
+  const lists = await Promise.all(options.sources.map((s) => listCandidates(s, report, options.paths, covered)));
+  const stored = options.paths ? await loadStoredStateOf(store, collection, lists, covered) : await loadStoredState(store, collection);
   const writer = new BatchWriter(
     store,
     collection,
@@ -110,7 +122,6 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
   );
   const refresher = new Refresher(store, collection, writer);
 
-  const lists = await Promise.all(options.sources.map((s) => listCandidates(s, report)));
   const total = lists.reduce((n, l) => n + l.count, 0);
   let done = 0;
   const progress = () => options.onProgress?.({ ...counts, done, total, pending: writer.buffered });
@@ -211,13 +222,14 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
   for (const link of report.outsideLinks) options.onNote?.(`not followed: ${link} is a symlink leading outside its root`);
   for (const u of report.unreadable) options.onNote?.(`could not read ${u.id}: ${u.reason}`);
 
-  if (options.prune && !interrupted) {
+  if ((options.prune || options.paths) && !interrupted) {
     const doomed: string[] = [];
     const sources = new Set([...completedSources].filter((s) => !unsure.has(s)));
     for (const s of unsure) options.onNote?.(`not pruning ${s}: some of its lines could not be read as documents`);
     const unreadable = report.unreadable.map((u) => u.id);
     for (const [id, state] of stored) {
       if (state.source === undefined || !sources.has(state.source) || seen.has(id)) continue;
+      if (options.paths && !covered.some((c) => c.source === state.source && (c.id === '' || id === c.id || id.startsWith(`${c.id}/`)))) continue;
       if (unreadable.some((u) => u === '' || id === u || id.startsWith(`${u}/`))) continue;
       doomed.push(id);
     }
@@ -229,8 +241,24 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
   return { ...counts, failures, interrupted };
 }
 
-/** The candidates of a source and how many there are, counted before any is processed. */
-async function listCandidates(source: Source, report: WalkReport): Promise<{ source: Source; count: number; items: () => AsyncIterable<Candidate> }> {
+/** A path of a `paths` run whose documents its listing describes wholly (pathCandidates). */
+interface CoveredPath {
+  source: string;
+  id: string;
+  folder: boolean;
+}
+
+type CandidateList = { source: Source; count: number; items: () => AsyncIterable<Candidate> };
+
+/** The candidates of a source (of its `paths` only, when given) and how many there are, counted before any is processed. */
+async function listCandidates(source: Source, report: WalkReport, paths?: readonly string[], covered: CoveredPath[] = []): Promise<CandidateList> {
+  if (paths) {
+    const all: Candidate[] = [];
+    const mine: { id: string; folder: boolean }[] = [];
+    if (source.kind === 'folder') for await (const c of pathCandidates(source, paths, report, mine)) all.push(c);
+    covered.push(...mine.map((c) => ({ ...c, source: source.path })));
+    return { source, count: all.length, items: () => iterate(all) };
+  }
   if (source.kind === 'jsonl') {
     // Streamed twice (count, then read), so a large JSONL never sits in memory whole.
     let count = 0;
@@ -248,7 +276,26 @@ async function* iterate<T>(items: readonly T[]): AsyncGenerator<T> {
 
 /** Hash, modality, location and metadata of every stored document, read in pages. */
 async function loadStoredState(store: VectorStore, collection: string): Promise<Map<string, StoredState>> {
-  const ids = [...(await store.hashes(collection)).keys()];
+  return statesOf(store, collection, [...(await store.hashes(collection)).keys()]);
+}
+
+/**
+ * The stored state of the documents a `paths` run concerns: its candidates', and those under
+ * a path it covers that held no document itself (a folder: found among all ids, one read).
+ */
+async function loadStoredStateOf(store: VectorStore, collection: string, lists: readonly CandidateList[], covered: readonly CoveredPath[]): Promise<Map<string, StoredState>> {
+  const ids = new Set<string>(covered.map((c) => c.id));
+  for (const list of lists) for await (const c of list.items()) if (c.id !== undefined) ids.add(c.id);
+  const state = await statesOf(store, collection, [...ids]);
+  const prefixes = covered.filter((c) => c.folder && !state.has(c.id)).map((c) => c.id);
+  if (prefixes.length > 0) {
+    const under = [...(await store.hashes(collection)).keys()].filter((id) => !state.has(id) && prefixes.some((p) => p === '' || id.startsWith(`${p}/`)));
+    for (const [id, s] of await statesOf(store, collection, under)) state.set(id, s);
+  }
+  return state;
+}
+
+async function statesOf(store: VectorStore, collection: string, ids: readonly string[]): Promise<Map<string, StoredState>> {
   const state = new Map<string, StoredState>();
   for (let i = 0; i < ids.length; i += STORED_PAGE) {
     for (const doc of await store.get(collection, ids.slice(i, i + STORED_PAGE))) state.set(doc.id, stateOf(doc));
@@ -264,6 +311,7 @@ export function stateOf(doc: StoredDocument): StoredState {
     image: doc.image,
     root: doc.root,
     metadataKey: metadataKey(doc.metadata),
+    walkKey: metadataKey(withoutPhotoKeys(doc.metadata)),
     source: typeof source === 'string' ? source : undefined,
   };
 }
@@ -273,9 +321,19 @@ function metadataKey(metadata: Metadata): string {
   return JSON.stringify(Object.keys(metadata).sort().map((k) => [k, metadata[k]]));
 }
 
-/** rclip's shortcut: same path, size and mtime means same content, so the file is not even read. */
+const PHOTO_KEY_SET = new Set(PHOTO_KEYS);
+
+function withoutPhotoKeys(metadata: Metadata): Metadata {
+  return Object.fromEntries(Object.entries(metadata).filter(([k]) => !PHOTO_KEY_SET.has(k)));
+}
+
+/**
+ * rclip's shortcut: same path, size and mtime means same content, so the file is not even read.
+ * Only what the walk knows is compared: the photo keys stored beside it come from the content.
+ * A walk key stored but no longer given (or given anew) still counts as a change.
+ */
 export function unchangedFile(before: StoredState, c: FileCandidate): boolean {
-  if (before.modality !== c.kind || before.metadataKey !== metadataKey(c.metadata)) return false;
+  if (before.modality !== c.kind || before.walkKey !== metadataKey(withoutPhotoKeys(c.metadata))) return false;
   return c.kind === 'text' || (before.image === c.path && before.root === c.source.path);
 }
 
@@ -297,8 +355,10 @@ export async function loadFile(c: FileCandidate, truncate: boolean): Promise<Loa
   } catch (err) {
     throw new TesseraError('IMAGE_NOT_FOUND', `cannot read ${c.path}: ${(err as Error).message}`, { cause: err });
   }
+  // The walk's keys win over the photo's (they never share a name today).
+  const metadata = { ...(await readPhotoMetadata(bytes)), ...c.metadata };
   return {
-    input: { id: c.id, image: c.path, metadata: c.metadata, root: c.source.path },
+    input: { id: c.id, image: c.path, metadata, root: c.source.path },
     modality: 'image',
     item: { image: bytes },
     hash: contentHash(bytes),

@@ -4,7 +4,7 @@
  * content is left to the pipeline, so that unchanged files need not be read at all.
  */
 import { createReadStream } from 'node:fs';
-import { open, opendir, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, open, opendir, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, join, relative, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import { TesseraError, invalidArgument } from '../errors.ts';
@@ -110,10 +110,10 @@ export function emptyReport(): WalkReport {
  * bytes (any name), `.txt`/`.md` files are texts, everything else is passed over. Symlinks
  * are followed only while they resolve inside the root; each real folder is entered once.
  */
-async function* walkFolder(source: Source, report: WalkReport): AsyncGenerator<Candidate> {
+async function* walkFolder(source: Source, report: WalkReport, start: string = source.path): AsyncGenerator<Candidate> {
   const root = source.path;
-  const entered = new Set<string>([root]);
-  const stack: string[] = [root];
+  const entered = new Set<string>([root, start === root ? root : await realpath(start).catch(() => start)]);
+  const stack: string[] = [start];
   while (stack.length > 0) {
     const dir = stack.pop()!;
     let names: { name: string; isDir: boolean; isFile: boolean; isLink: boolean }[];
@@ -159,6 +159,57 @@ async function* walkFolder(source: Source, report: WalkReport): AsyncGenerator<C
     }
     // Reversed onto the stack so that folders come out in name order.
     for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+  }
+}
+
+/**
+ * The candidates of some paths under a folder source, each as a walk of the whole folder would
+ * yield it: a file (or a link to one inside the root) is one candidate or none, a folder is
+ * walked. `covered` receives the id of every path whose documents this listing describes
+ * wholly (a folder walked, a path gone or no longer indexable: ids under it that are not
+ * yielded are gone) with `folder` false when it is known to be a plain file (so no id lies
+ * below it). Paths outside the root are passed over; so are links to folders (a walk enters a
+ * real folder once, by whichever name it meets first).
+ */
+export async function* pathCandidates(source: Source, paths: readonly string[], report: WalkReport, covered: { id: string; folder: boolean }[]): AsyncGenerator<Candidate> {
+  const root = source.path;
+  const yielded = new Set<string>(); // a path listed twice, or a file and a folder above it
+  const once = async function* (found: AsyncIterable<Candidate> | Iterable<Candidate>): AsyncGenerator<Candidate> {
+    for await (const c of found) {
+      if (c.id !== undefined && yielded.has(c.id)) continue;
+      if (c.id !== undefined) yielded.add(c.id);
+      yield c;
+    }
+  };
+  for (const path of paths) {
+    if (!inside(root, path)) continue;
+    const id = toId(root, path);
+    const info = await lstat(path).catch(() => undefined);
+    if (!info) {
+      covered.push({ id, folder: true }); // gone: a file, or a folder with documents under it
+      continue;
+    }
+    if (info.isDirectory()) {
+      covered.push({ id, folder: true });
+      yield* once(walkFolder(source, report, path));
+      continue;
+    }
+    if (info.isSymbolicLink()) {
+      const target = await realpath(path).catch(() => undefined);
+      if (target !== undefined && !inside(root, target)) report.outsideLinks.push(id);
+      const targetInfo = target !== undefined && inside(root, target) ? await stat(target).catch(() => undefined) : undefined;
+      if (targetInfo?.isDirectory()) continue;
+      if (!targetInfo?.isFile()) {
+        covered.push({ id, folder: false }); // dangling or leading out: no document
+        continue;
+      }
+    } else if (!info.isFile()) {
+      covered.push({ id, folder: false });
+      continue;
+    }
+    const found = await fileCandidate(source, path, report);
+    if (found) yield* once([found]);
+    else covered.push({ id, folder: false }); // not (or no longer) a file tessera indexes
   }
 }
 
