@@ -9,8 +9,14 @@
  * cameras write) and an XMP packet, read from memory as the indexer reads them (it has the
  * bytes already, to hash them).
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
+import type { EmbedderOptions } from '../src/engine/embedder.ts';
 import { readPhotoMetadata } from '../src/image/photo-metadata.ts';
+import type { SetSize } from './corpus.ts';
+import { engineImages, loadEngine } from './engine-driver.ts';
 import { ascii, buildTiff, gpsEntries, jpegWithExif, rational, short, TAG, type ExifEntry } from '../test/helpers/exif.ts';
 
 export const PHOTO_SIZES: readonly [number, number][] = [[1024, 768], [1600, 1200], [800, 600], [2048, 1536], [1280, 960], [1200, 1600]];
@@ -80,4 +86,47 @@ export async function exifCost(photos: readonly Buffer[], reps: number): Promise
   const sample = await readPhotoMetadata(photos[Math.min(1, photos.length - 1)]!);
   if (sample.taken_at === undefined || sample.gps_lat === undefined) throw new Error(`the photos' metadata was not read: ${JSON.stringify(sample)}`);
   return { full: full!, header: header! };
+}
+
+/** Photos per run of the bench's `photos` scenario, and passes of the reader over them. */
+const PHOTOS_PLAN = { tiny: { photos: 6, reps: 1 }, quick: { photos: 24, reps: 5 }, full: { photos: 100, reps: 7 } } as const;
+
+/**
+ * The `photos` scenario of `tessera bench`: the metadata reader's cost per photo against the
+ * engine's embedding cost per image on the same photos, with the bench's own model.
+ */
+export async function photosScenario(modelDir: string, engine: EmbedderOptions, size: SetSize, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const plan = PHOTOS_PLAN[size];
+  log(`photos: ${plan.photos} camera JPEGs with EXIF, metadata read ${plan.reps}x, then embedded ...`);
+  const photos = await exifPhotos(plan.photos);
+  const { full, header } = await exifCost(photos, plan.reps);
+  const folder = await mkdtemp(join(tmpdir(), 'tessera-bench-photos-'));
+  try {
+    const paths = await Promise.all(photos.map(async (p, i) => {
+      const path = join(folder, `p${i}.jpg`);
+      await writeFile(path, p);
+      return path;
+    }));
+    const embedder = await loadEngine(modelDir, engine);
+    let run;
+    try {
+      await engineImages(embedder, paths.slice(0, 2));
+      run = await engineImages(embedder, paths);
+    } finally {
+      await embedder.close();
+    }
+    const embedMs = run.wallMs / run.items;
+    const round = (x: number, d = 3) => Math.round(x * 10 ** d) / 10 ** d;
+    return {
+      photos: plan.photos,
+      exif_ms_per_photo: round(full.median),
+      header_only_ms_per_photo: round(header.median),
+      embed_ms_per_image: round(embedMs, 1),
+      exif_share: round(full.median / (full.median + embedMs), 4),
+      target_share: 0.02,
+      note: 'exif: readPhotoMetadata from bytes in memory, one photo at a time (median of the passes); embed: the engine over the same photos from files; share = exif / (exif + embed), other indexing costs left out',
+    };
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
 }

@@ -17,13 +17,14 @@ import { imageFlops, textFlops } from './flops.ts';
 import { indexScenario } from './index.ts';
 import { benchModel, cacheRoot, modelFileBytes, readDims } from './model.ts';
 import { TransformersPeer, type PeerRun } from './peers/transformers.ts';
+import { photosScenario } from './photos.ts';
 import { searchScenario } from './search.ts';
 import { storeScenario } from './store.ts';
 import { round } from './stats.ts';
 import { runLoad, startServe, type LoadResult } from './server.ts';
 import { watchScenario } from './watch.ts';
 
-export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'search', 'store', 'watch'] as const;
+export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'photos', 'search', 'store', 'watch'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 /** What runs without --only: watch takes minutes of its own (100,000-file tree, 10,000-file burst), so it runs when named. */
 export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== 'watch');
@@ -281,6 +282,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
 
   if (scenarios.has('server')) report.server = await serverScenario(dir, threads, plan, corpus.texts, paths[0]!, affordable(16, perImage, budget.server, 4), log);
   if (scenarios.has('index')) report.index = await indexScenario(dir, threads, options.size, log, (photos) => affordable(photos, perImage, budget.index, 4));
+  if (scenarios.has('photos')) report.photos = await photosScenario(dir, engineSettings, options.size, log);
   if (scenarios.has('search')) report.search = await searchScenario(options.size, log);
   if (scenarios.has('store')) report.store = await storeScenario(options.size, log);
   if (scenarios.has('watch')) report.watch = await watchScenario(options.size, log);
