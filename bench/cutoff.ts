@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import type { Embedder } from '../src/engine/embedder.ts';
 import { cosine } from '../src/engine/vectors.ts';
 import { COLOURS } from '../src/forge/colour.ts';
+import { xorshift32 } from '../src/random.ts';
 import { applyCutoff, type Cutoff } from '../src/search/cutoff.ts';
 
 /** Queried colour -> size of its relevant set. */
@@ -26,17 +27,6 @@ interface LabelledImage {
   /** The colour it is relevant to, if any. */
   relevantTo?: string;
   bytes: Buffer;
-}
-
-/** xorshift32: the set is the same on every machine. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s / 2 ** 32;
-  };
 }
 
 const rgbOf = (name: string) => COLOURS.find((c) => c.name === name)!.rgb;
@@ -60,7 +50,8 @@ async function painted(random: () => number, main: string, share: number, other:
 }
 
 export async function labelledImages(seed: number): Promise<LabelledImage[]> {
-  const random = rng(seed);
+  // xorshift32: the set is the same on every machine.
+  const random = xorshift32(seed);
   const queried = Object.keys(RELEVANT_SIZES);
   const others = COLOURS.map((c) => c.name).filter((n) => !queried.includes(n));
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
