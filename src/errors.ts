@@ -22,6 +22,7 @@ export const ERRORS = {
   IMAGE_FETCH_TIMEOUT: { status: 422, summary: 'an image download took longer than the timeout' },
   DIMENSIONS_INVALID: { status: 422, summary: 'dimensions is outside the sizes the model\'s vectors can be cut to' },
   TASK_UNSUPPORTED: { status: 422, summary: 'the model has task instructions and the request names a task it has none for' },
+  LATE_CHUNKING_UNSUPPORTED: { status: 422, summary: 'late_chunking is true but the model cannot do late chunking (no jina-clip model can)' },
   REQUEST_INVALID: { status: 422, summary: 'the request body is malformed or a field has the wrong type or value' },
   MODEL_MISMATCH: { status: 400, summary: 'the request names a model this server does not serve' },
   PAYLOAD_TOO_LARGE: { status: 413, summary: 'the request body is larger than the limit' },

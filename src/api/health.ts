@@ -1,21 +1,41 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { TesseraError } from '../errors.ts';
-import type { VectorStore } from '../store/store.ts';
+import type { StoreAvailability, StoreState } from '../store/availability.ts';
 import type { ApiContext } from './context.ts';
 import { errorBody } from './error-handler.ts';
 
-/** How long /ready waits for the store: a load balancer's probe must get an answer before its own timeout. */
-export const STORE_PING_DEADLINE_MS = 1000;
+/**
+ * Models and health: GET /v1/models, /live (and /health), /ready, /metrics.
+ *
+ * The probes follow Kubernetes' split, and what each one fails on is what a replica cannot
+ * do, nothing more:
+ * - /live (and its older name /health): the process is up and answers HTTP (after SIGTERM the
+ *   drain answers it 503 like every route). A liveness probe: failing it asks for a restart,
+ *   which cures none of the outages below.
+ * - /ready: this replica can serve embeddings and classification now: every model loaded and
+ *   warmed up, the inference thread running, not draining (503 SHUTTING_DOWN from the drain,
+ *   like every route). The store's state is in the body and never fails it: the embeddings
+ *   and zero-shot classify need no store, and a load balancer that took every replica out
+ *   because their shared database is down would refuse those too.
+ * - /ready?store=1: the same, and the store answers a ping made now (503 STORE_UNAVAILABLE
+ *   within about a second otherwise), for a deployment that only serves collections.
+ */
+export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext; availability?: StoreAvailability }> = async (app, { ctx, availability }) => {
+  const live = async () => ({ status: 'ok' });
+  app.get('/live', live);
+  app.get('/health', live);
 
-/** Models and health: GET /v1/models, /health, /ready, /metrics. */
-export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.get('/health', async () => ({ status: 'ok' }));
-
-  // Ready means a request would be served now: every model answers and so does the store.
   app.get('/ready', async (request, reply) => {
-    const why = ctx.models.unavailable ?? (ctx.store ? await storeUnavailable(ctx.store) : undefined);
-    if (why) return reply.code(why.status).send(errorBody(request, why.code, why.message));
-    return { status: 'ready', model: ctx.models.default.name, models: ctx.models.names };
+    const needStore = wantsStore(request.query);
+    const models = ctx.models.unavailable;
+    if (models) return reply.code(models.status).send(errorBody(request, models.code, models.message));
+    let state = availability?.state;
+    if (needStore) {
+      if (!availability) throw new TesseraError('STORE_UNAVAILABLE', 'this server was started without a store; /ready?store=1 cannot be ready');
+      state = await availability.probe();
+      if (!state.available) throw new TesseraError('STORE_UNAVAILABLE', state.reason ?? `the store at ${availability.store.location} did not answer`);
+    }
+    return { status: 'ready', model: ctx.models.default.name, models: ctx.models.names, ...(state ? { store: storeView(state) } : {}) };
   });
 
   // Jina's and OpenAI's list shape, with what a client needs to know of each model; facts
@@ -42,22 +62,20 @@ export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app,
   });
 };
 
-/** STORE_UNAVAILABLE when the store does not answer its ping within the deadline; undefined when it does. */
-async function storeUnavailable(store: VectorStore): Promise<TesseraError | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new TesseraError('STORE_UNAVAILABLE', `the store at ${store.location} did not answer within ${STORE_PING_DEADLINE_MS} ms`)),
-      STORE_PING_DEADLINE_MS,
-    );
-  });
-  try {
-    await Promise.race([store.ping(), deadline]);
-    return undefined;
-  } catch (err) {
-    if (err instanceof TesseraError && err.code === 'STORE_UNAVAILABLE') return err;
-    return new TesseraError('STORE_UNAVAILABLE', `the store at ${store.location} cannot be reached: ${(err as Error).message}`, { cause: err });
-  } finally {
-    clearTimeout(timer);
-  }
+/** The store as /ready shows it: its state, since when, when last checked, and why it is down. */
+function storeView(state: StoreState) {
+  return {
+    status: state.available ? 'available' : 'unavailable',
+    since: state.since.toISOString(),
+    checked_at: state.checkedAt?.toISOString() ?? null,
+    ...(state.reason === undefined ? {} : { detail: state.reason }),
+  };
+}
+
+/** `?store=1` (or `true`, or bare `?store`): /ready also requires the store; `0`, `false` or absent: not. */
+function wantsStore(query: unknown): boolean {
+  const value = (query as Record<string, unknown> | undefined)?.store;
+  if (value === undefined || value === '0' || value === 'false') return false;
+  if (value === '' || value === '1' || value === 'true') return true;
+  throw new TesseraError('REQUEST_INVALID', `store must be 1, true, 0 or false (e.g. /ready?store=1), got ${JSON.stringify(value)}`);
 }

@@ -19,6 +19,8 @@ export interface EmbeddingsRequest {
   /** Jina's `task` (e.g. retrieval.query): the engine applies it where the model has task instructions. */
   task?: string;
   dimensions?: number;
+  /** Jina's `late_chunking`: refused when true, since no served model can do it. */
+  lateChunking: boolean;
 }
 
 export interface ClassifyRequest {
@@ -127,7 +129,6 @@ export function parseEmbeddingsRequest(rawBody: unknown, limits: RequestLimits):
     if (typeof body.task !== 'string') throw invalid(`task must be a string, got ${describe(body.task)}`);
     task = body.task;
   }
-  optionalBoolean(body, 'late_chunking', false);
   return {
     model,
     items,
@@ -137,6 +138,7 @@ export function parseEmbeddingsRequest(rawBody: unknown, limits: RequestLimits):
     truncate: optionalBoolean(body, 'truncate', false),
     task,
     dimensions,
+    lateChunking: optionalBoolean(body, 'late_chunking', false),
   };
 }
 

@@ -153,8 +153,9 @@ export interface VectorStore {
   count(collection: string, filter?: Filter): Promise<number>;
 
   /**
-   * Resolves when the store answers now; STORE_UNAVAILABLE when it cannot be reached. /ready
-   * asks it, so a load balancer stops sending traffic to a replica whose database is gone.
+   * Resolves when the store answers now; STORE_UNAVAILABLE when it cannot be reached. The
+   * server pings it in the background (store/availability.ts) to fail store requests fast
+   * while it is down and to report its state in /ready.
    */
   ping(): Promise<void>;
 

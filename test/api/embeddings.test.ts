@@ -126,6 +126,23 @@ describe('POST /v1/embeddings', () => {
     assert.equal(truncated.usage.total_tokens, 8192);
   });
 
+  test('late_chunking: true is 422 LATE_CHUNKING_UNSUPPORTED naming the field and the model; false is accepted', async () => {
+    const accepted = await embed({ input: ['a text'], late_chunking: false });
+    assert.equal(accepted.data.length, 1);
+    for (const input of [['a text'], ['one text', 'another'], [{ image: photo.toString('base64') }]]) {
+      const response = await api.post('/v1/embeddings', { model: 'jina-clip-v1', input, late_chunking: true });
+      assert.equal(response.status, 422);
+      const body = (await response.json()) as { code: string; detail: string };
+      assert.equal(body.code, 'LATE_CHUNKING_UNSUPPORTED');
+      assert.match(body.detail, /^late_chunking: jina-clip-v1 cannot do late chunking/);
+      assert.match(body.detail, /"late_chunking": false/);
+    }
+    // A value of the wrong type is a malformed field, as for the other booleans.
+    const wrong = await api.post('/v1/embeddings', { model: 'jina-clip-v1', input: ['x'], late_chunking: 'yes' });
+    assert.equal(wrong.status, 422);
+    assert.equal(((await wrong.json()) as { code: string }).code, 'REQUEST_INVALID');
+  });
+
   test('timing headers and a request id on every answer', async () => {
     const response = await api.post('/v1/embeddings', { model: 'jina-clip-v1', input: ['time me'] }, { 'x-request-id': 'my-id-1' });
     assert.equal(response.headers.get('x-request-id'), 'my-id-1');
@@ -139,10 +156,16 @@ describe('POST /v1/embeddings', () => {
 });
 
 describe('service routes', () => {
-  test('/health, /ready, /v1/models, /metrics', async () => {
+  test('/live, /health, /ready, /v1/models, /metrics', async () => {
+    assert.deepEqual(await (await fetch(`${api.url}/live`)).json(), { status: 'ok' });
     assert.deepEqual(await (await fetch(`${api.url}/health`)).json(), { status: 'ok' });
     const ready = await fetch(`${api.url}/ready`);
     assert.equal(ready.status, 200);
+    // No store: nothing about one in the body, and /ready?store=1 cannot be ready.
+    assert.deepEqual(await ready.json(), { status: 'ready', model: 'jina-clip-v1', models: ['jina-clip-v1'] });
+    const withStore = await fetch(`${api.url}/ready?store=1`);
+    assert.equal(withStore.status, 503);
+    assert.equal(((await withStore.json()) as { code: string }).code, 'STORE_UNAVAILABLE');
     const models = (await (await fetch(`${api.url}/v1/models`)).json()) as { object: string; data: { id: string; object: string }[] };
     assert.equal(models.object, 'list');
     assert.equal(models.data[0]!.id, 'jina-clip-v1');
@@ -159,6 +182,7 @@ describe('service routes', () => {
     const url = await server.app.listen({ host: '127.0.0.1', port: 0 });
     try {
       assert.equal((await fetch(`${url}/health`)).status, 200);
+      assert.equal((await fetch(`${url}/live`)).status, 200);
       const notReady = await fetch(`${url}/ready`);
       assert.equal(notReady.status, 503);
       assert.equal(((await notReady.json()) as { code: string }).code, 'NOT_READY');

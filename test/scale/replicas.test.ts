@@ -4,55 +4,16 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { COLOURS as KNOWN } from '../../src/forge/colour.ts';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { startHaproxy, startReplica, type LoadBalancer, type Replica } from '../helpers/haproxy.ts';
 import { startPostgres, type PgServer } from '../helpers/postgres.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
-import { startServe, tessera, type ServeProcess } from '../helpers/cli.ts';
+import { tessera } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/models.ts';
-
-type Replica = ServeProcess & { url: string };
-
-async function startReplica(store: string): Promise<Replica> {
-  const serve = startServe(['--model', 'demo', '--port', '0', '--store', store], { env: { XDG_DATA_HOME: await tempDir('tessera-replica-data-') } });
-  return { ...serve, url: await serve.address };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  return port;
-}
-
-/** HAProxy with the shipped configuration, its addresses from the environment. */
-async function startHaproxy(replicas: readonly Replica[]): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, TESSERA_LISTEN: `127.0.0.1:${port}` };
-  replicas.forEach((r, i) => (env[`TESSERA_REPLICA_${i + 1}`] = new URL(r.url).host));
-  const child = spawn('haproxy', ['-db', '-f', 'deploy/haproxy.cfg'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
-  child.once('exit', (code) => {
-    if (code !== null && code !== 0) console.error(`haproxy exited with ${code}: ${stderr}`);
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    const ok = await fetch(`${url}/ready`).then((r) => r.ok, () => false);
-    if (ok) break;
-    if (i > 100) throw new Error(`haproxy never became ready: ${stderr}`);
-    await delay(100);
-  }
-  // Both servers' first health checks pass within `inter 1s`.
-  await delay(1500);
-  return { url, child };
-}
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
   const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -68,7 +29,7 @@ describe('two replicas and two workers on one PostgreSQL store, behind HAProxy',
   let store: string;
   let replicas: Replica[];
   let workers: ChildProcess[];
-  let lb: { url: string; child: ChildProcess };
+  let lb: LoadBalancer;
 
   before(async () => {
     [pg, redis] = await Promise.all([startPostgres(), startRedis()]);
@@ -79,9 +40,8 @@ describe('two replicas and two workers on one PostgreSQL store, behind HAProxy',
   });
 
   after(async () => {
-    lb?.child.kill('SIGTERM');
     for (const r of replicas ?? []) r.child.kill('SIGTERM');
-    await Promise.all([...(replicas ?? []).map((r) => r.exited), ...(workers ?? []).map((w) => (w.kill('SIGTERM'), once(w, 'exit')))]);
+    await Promise.all([lb?.stop(), ...(replicas ?? []).map((r) => r.exited), ...(workers ?? []).map((w) => (w.kill('SIGTERM'), once(w, 'exit')))]);
     await Promise.all([pg?.close(), redis?.stop()]);
   });
 
