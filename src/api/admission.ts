@@ -15,7 +15,10 @@ export function estimateTokens(items: readonly RequestItem[]): number {
   return items.reduce((sum, item) => sum + (item.kind === 'text' ? estimateTextTokens(item.text) : IMAGE_TOKEN_ESTIMATE), 0);
 }
 
-/** Per-key rate limits, once the request's size is known (429 with the limit's headers when over). */
-export function admit(ctx: ApiContext, request: FastifyRequest, estimatedTokens: number): void {
-  request.tessera.admission = ctx.limiter.admit(request.tessera.keyId, estimatedTokens);
+/**
+ * Per-key rate limits, once the request's size is known (429 with the limit's headers when over).
+ * Async: with `--queue` the limits are kept in Redis, shared by the replicas.
+ */
+export async function admit(ctx: ApiContext, request: FastifyRequest, estimatedTokens: number): Promise<void> {
+  request.tessera.admission = await ctx.limiter.admit(request.tessera.keyId, estimatedTokens);
 }

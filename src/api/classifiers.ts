@@ -42,7 +42,7 @@ export const classifierRoutes: FastifyPluginAsync<{ ctx: ApiContext; classifiers
     const body = parseTrainRequest(request.body, ctx.limits);
     const owner = request.tessera.keyId;
     const labels = labelsOf(body.labels.map((label) => ({ label })));
-    admit(ctx, request, estimateTokens(body.items) * body.numIters);
+    await admit(ctx, request, estimateTokens(body.items) * body.numIters);
     // Ownership, model and limits before any embedding work. A classifier is trained further
     // on the model it was made with; a new one on the model the request names.
     let model: ModelHandle;

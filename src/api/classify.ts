@@ -16,7 +16,7 @@ export const classifyRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (ap
     if (byId) {
       // Few-shot: the classifier's weights instead of label embeddings; billed for the inputs only.
       if (!ctx.classifiers) throw new TesseraError('CLASSIFIER_NOT_FOUND', `no classifier ${JSON.stringify(byId.classifierId)}: this server has no store, so no classifiers (serve it with --store)`);
-      admit(ctx, request, estimateTokens(byId.items));
+      await admit(ctx, request, estimateTokens(byId.items));
       const record = await ctx.classifiers.usable(byId.classifierId, request.tessera.keyId);
       const model = classifierModel(ctx, ctx.classifiers, record); // the model it was trained on, whichever is asked for
       const results = await embedRequestItems(ctx, model.engine, request, reply, byId.items, { normalize: true, truncate: false });
@@ -25,7 +25,7 @@ export const classifyRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (ap
       return { model: model.name, object: 'list', usage, data: classified.map((c, index) => ({ object: 'classification', index, ...c })) };
     }
     const body = parseClassifyRequest(request.body, ctx.limits);
-    admit(ctx, request, estimateTokens(body.items) + estimateTokens(body.labels.map((text) => ({ kind: 'text', text }))));
+    await admit(ctx, request, estimateTokens(body.items) + estimateTokens(body.labels.map((text) => ({ kind: 'text', text }))));
     const model = ctx.model(body.model);
     const labels = await model.engine.embedTexts(body.labels);
     const results = await embedRequestItems(ctx, model.engine, request, reply, body.items, { normalize: true, truncate: false });

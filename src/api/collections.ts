@@ -156,7 +156,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     });
     const name = request.params.name;
     const { model } = await servable(name);
-    admit(ctx, request, documentTokens(inputs));
+    await admit(ctx, request, documentTokens(inputs));
     const signal = requestSignal(ctx, request, reply);
     const outcomes = await embedDocuments(model.engine, inputs, {
       allowPaths: false, // remote clients never name the server's files
@@ -222,7 +222,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     const params = parseSearchParameters(body);
     const name = validateCollectionName(request.params.name, 'collection');
     const { model } = await servable(name);
-    admit(ctx, request, queryTokens(terms));
+    await admit(ctx, request, queryTokens(terms));
     const started = performance.now();
     const outcome = await searchCollection(
       { store, embedder: model.engine, model: model.ref, fetchImage: fetcher },

@@ -15,6 +15,7 @@ export const SERVER_OPTIONS = {
   'rate-limit-rpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_RPM', default: 0, help: 'requests per minute per key (0: unlimited)' },
   'rate-limit-tpm': { type: 'integer', env: 'TESSERA_RATE_LIMIT_TPM', default: 0, help: 'tokens per minute per key (0: unlimited)' },
   'rate-limit-concurrency': { type: 'integer', env: 'TESSERA_RATE_LIMIT_CONCURRENCY', default: 0, help: 'requests in flight per key (0: unlimited)' },
+  queue: { type: 'string', env: 'TESSERA_QUEUE', default: '', help: 'redis://[:password@]host[:port][/db], the Redis of tessera index/worker --queue: the per-key rate limits are kept there, shared by every replica given it (without it each replica applies them alone)' },
   'max-items': { type: 'integer', env: 'TESSERA_MAX_ITEMS', default: 2048, help: 'input items per request' },
   'max-text-chars': { type: 'integer', env: 'TESSERA_MAX_TEXT_CHARS', default: 200_000, help: 'characters of one text, checked before tokenizing, truncate or not (8,192 tokens are about 40,000 characters of English)' },
   'classifier-max-classes': { type: 'integer', env: 'TESSERA_CLASSIFIER_MAX_CLASSES', default: 16, help: 'classes (distinct labels) of one few-shot classifier' },
@@ -34,6 +35,8 @@ export const SERVER_OPTIONS = {
   'request-timeout-ms': { type: 'integer', env: 'TESSERA_REQUEST_TIMEOUT_MS', default: 120_000, help: 'deadline of a request; work not started by then is dropped' },
   threads: { type: 'integer', env: 'TESSERA_THREADS', default: 0, help: 'ONNX Runtime threads per session (0: all cores)' },
   store: { type: 'string', env: 'TESSERA_STORE', default: '', help: 'the store whose collections and classifiers are served: a folder, or a postgres:// URL shared by replicas (default: $XDG_DATA_HOME/tessera, i.e. ~/.local/share/tessera)' },
+  watch: { type: 'list', env: 'TESSERA_WATCH', default: '', help: 'PATH=COLLECTION: keep the folder PATH indexed into COLLECTION of the store as files come, change and go (repeat the flag, or separate by commas); a new collection is made for the first served model' },
+  'watch-settle-ms': { type: 'integer', env: 'TESSERA_WATCH_SETTLE_MS', default: 1000, help: 'with --watch: how long a changed file must stay the same (size, mtime) with no event before it is indexed' },
   'execution-providers': { type: 'string', env: 'TESSERA_EXECUTION_PROVIDERS', default: 'cpu', help: 'ONNX Runtime execution providers in order of preference, comma-separated, e.g. cuda,cpu' },
 } as const;
 

@@ -3,7 +3,7 @@ import type { Classifiers } from '../classifier/classifiers.ts';
 import type { FetchPolicy } from '../image/fetch.ts';
 import type { VectorStore } from '../store/store.ts';
 import type { ServerConfig } from './config.ts';
-import type { RateLimiter } from './limits.ts';
+import type { Limiter } from './limits.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { ClassifierRequestLimits } from './classifier-request.ts';
 import type { ModelHandle, ModelRegistry } from './models.ts';
@@ -17,7 +17,7 @@ export interface ApiContext {
   /** The served models by name; the first is the default. */
   readonly models: ModelRegistry;
   readonly metrics: ServerMetrics;
-  readonly limiter: RateLimiter;
+  readonly limiter: Limiter;
   readonly fetchPolicy: Partial<FetchPolicy>;
   readonly limits: ClassifierRequestLimits;
   /** The collections served; absent when the server was made without a store. */

@@ -13,6 +13,11 @@
  * corrected by `commitTokens` once the real count is known: a refund if fewer were used,
  * a debt the bucket pays off by refilling if more.
  *
+ * Where the state lives is behind `Limiter`: `RateLimiter` here keeps it in this process (N
+ * replicas give a key N times its limits); `SharedRateLimiter` (limits-redis.ts) keeps the same
+ * buckets in Redis for every replica given it, and falls back to a `RateLimiter` while Redis
+ * is away. Both refuse with the same codes, messages and headers (the `*Refusal` functions).
+ *
  * Headers, for the answer to the client (only for limits that are set):
  * `X-RateLimit-Remaining-Requests`, `X-RateLimit-Remaining-Tokens`, and on 429 `Retry-After`
  * (whole seconds). On 429 they ride on the thrown TesseraError's `headers`.
@@ -41,11 +46,25 @@ export interface Admission {
   readonly headers: Record<string, string>;
 }
 
+/**
+ * Per-key limits wherever their state is kept (this process, or Redis shared by replicas).
+ * `admit` throws (or rejects with) the TesseraError 429s below; nothing is consumed then.
+ */
+export interface Limiter {
+  /** Whether any limit is set (when none is, the server may skip the limiter). */
+  readonly enabled: boolean;
+  admit(keyId: string, estimatedTokens: number): Admission | Promise<Admission>;
+  /** Gets what the limiter needs (a connection) before the first request; never throws. */
+  start(): Promise<void>;
+  /** Lets go of what the limiter holds (connections, timers); admissions still out stay releasable. */
+  close(): Promise<void>;
+}
+
 export const REMAINING_REQUESTS_HEADER = 'X-RateLimit-Remaining-Requests';
 export const REMAINING_TOKENS_HEADER = 'X-RateLimit-Remaining-Tokens';
 export const RETRY_AFTER_HEADER = 'Retry-After';
 
-const MINUTE_MS = 60_000;
+export const MINUTE_MS = 60_000;
 /** Until a slot frees no time can be promised; a second is a polite first retry. */
 const CONCURRENCY_RETRY_S = 1;
 
@@ -69,13 +88,8 @@ class Bucket {
     return Math.min(this.capacity, this.level + Math.max(0, now - this.updated) * this.perMs);
   }
 
-  /** Milliseconds until the bucket holds `amount`. */
-  msUntil(amount: number): number {
-    return Math.max(0, (amount - this.level) / this.perMs);
-  }
-
   remaining(): number {
-    return Math.max(0, Math.floor(this.level));
+    return remainingOf(this.level);
   }
 }
 
@@ -85,7 +99,7 @@ interface KeyState {
   inFlight: number;
 }
 
-export class RateLimiter {
+export class RateLimiter implements Limiter {
   private readonly settings: Readonly<LimitSettings>;
   private readonly now: () => number;
   private readonly keys = new Map<string, KeyState>();
@@ -98,24 +112,19 @@ export class RateLimiter {
    *   (`concurrentRequests`: a positive integer)
    */
   constructor(settings: LimitSettings, now: () => number = () => performance.now()) {
-    for (const name of ['requestsPerMinute', 'tokensPerMinute', 'concurrentRequests'] as const) {
-      const value = settings[name];
-      if (value === undefined) continue;
-      const integer = name === 'concurrentRequests';
-      if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
-        throw invalidArgument(name, integer ? 'a positive integer' : 'a positive number', value);
-      }
-    }
-    this.settings = Object.freeze({ ...settings });
+    this.settings = checkSettings(settings);
     this.now = now;
     this.lastSweep = now();
   }
 
   /** Whether any limit is set (when none is, the server may skip the limiter). */
   get enabled(): boolean {
-    const { requestsPerMinute, tokensPerMinute, concurrentRequests } = this.settings;
-    return requestsPerMinute !== undefined || tokensPerMinute !== undefined || concurrentRequests !== undefined;
+    return anyLimit(this.settings);
   }
+
+  async start(): Promise<void> {}
+
+  async close(): Promise<void> {}
 
   /** How many keys hold state now (for metrics and tests). */
   get trackedKeys(): number {
@@ -130,50 +139,21 @@ export class RateLimiter {
    *   RATE_TOKEN_LIMIT_EXCEEDED (429, checked in that order), with `headers`
    */
   admit(keyId: string, estimatedTokens: number): Admission {
-    if (!Number.isFinite(estimatedTokens) || estimatedTokens < 0) {
-      throw invalidArgument('estimatedTokens', 'a non-negative number', estimatedTokens);
-    }
+    checkEstimate(estimatedTokens);
     const now = this.now();
     this.sweep(now);
     const state = this.state(keyId, now);
     const { requestsPerMinute, tokensPerMinute, concurrentRequests } = this.settings;
+    const remaining = { requests: state.requests?.remaining(), tokens: state.tokens?.remaining() };
 
     if (concurrentRequests !== undefined && state.inFlight >= concurrentRequests) {
-      throw this.refusal(
-        'RATE_CONCURRENCY_LIMIT_EXCEEDED',
-        `this API key already has ${count(state.inFlight, 'request')} in flight, its limit is ${concurrentRequests}; ` +
-          'retry when one of them has finished',
-        state,
-        CONCURRENCY_RETRY_S,
-      );
+      throw concurrencyRefusal(state.inFlight, concurrentRequests, remaining);
     }
-    if (state.requests && state.requests.level < 1) {
-      const wait = retrySeconds(state.requests.msUntil(1));
-      throw this.refusal(
-        'RATE_REQUEST_LIMIT_EXCEEDED',
-        `this API key is over its limit of ${requestsPerMinute} requests per minute; retry in ${wait} s`,
-        state,
-        wait,
-      );
+    if (requestsPerMinute !== undefined && state.requests && state.requests.level < 1) {
+      throw requestRefusal(requestsPerMinute, state.requests.level, remaining);
     }
-    if (state.tokens && state.tokens.level < estimatedTokens) {
-      if (estimatedTokens > state.tokens.capacity) {
-        // Waiting never helps, so no Retry-After: the client must send less.
-        throw this.refusal(
-          'RATE_TOKEN_LIMIT_EXCEEDED',
-          `this request needs about ${count(Math.ceil(estimatedTokens), 'token')}, more than this API key's whole limit of ` +
-            `${tokensPerMinute} tokens per minute; split it into smaller requests`,
-          state,
-        );
-      }
-      const wait = retrySeconds(state.tokens.msUntil(estimatedTokens));
-      throw this.refusal(
-        'RATE_TOKEN_LIMIT_EXCEEDED',
-        `this request needs about ${count(Math.ceil(estimatedTokens), 'token')} and this API key has ${state.tokens.remaining()} ` +
-          `left of its limit of ${tokensPerMinute} tokens per minute; retry in ${wait} s`,
-        state,
-        wait,
-      );
+    if (tokensPerMinute !== undefined && state.tokens && state.tokens.level < estimatedTokens) {
+      throw tokenRefusal(estimatedTokens, tokensPerMinute, state.tokens.level, remaining);
     }
 
     if (state.requests) state.requests.level -= 1;
@@ -220,12 +200,6 @@ export class RateLimiter {
     };
   }
 
-  private refusal(code: RefusalCode, message: string, state: KeyState, retryAfter?: number): TesseraError {
-    const headers = headersFor({ requests: state.requests?.remaining(), tokens: state.tokens?.remaining() });
-    if (retryAfter !== undefined) headers[RETRY_AFTER_HEADER] = String(retryAfter);
-    return new TesseraError(code, message, { headers });
-  }
-
   /** The key's state, refilled to `now` (created full when absent). */
   private state(keyId: string, now: number): KeyState {
     let state = this.keys.get(keyId);
@@ -255,9 +229,91 @@ export class RateLimiter {
   }
 }
 
+/** What a key has left of the limits that are set (whole units, never below 0). */
+export interface Remaining {
+  requests?: number;
+  tokens?: number;
+}
+
+/** The settings, checked and frozen. @throws TesseraError INVALID_ARGUMENT for a limit that is not a positive number (`concurrentRequests`: integer) */
+export function checkSettings(settings: LimitSettings): Readonly<LimitSettings> {
+  for (const name of ['requestsPerMinute', 'tokensPerMinute', 'concurrentRequests'] as const) {
+    const value = settings[name];
+    if (value === undefined) continue;
+    const integer = name === 'concurrentRequests';
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+      throw invalidArgument(name, integer ? 'a positive integer' : 'a positive number', value);
+    }
+  }
+  return Object.freeze({ ...settings });
+}
+
+export function anyLimit(settings: LimitSettings): boolean {
+  return settings.requestsPerMinute !== undefined || settings.tokensPerMinute !== undefined || settings.concurrentRequests !== undefined;
+}
+
+export function checkEstimate(estimatedTokens: number): void {
+  if (!Number.isFinite(estimatedTokens) || estimatedTokens < 0) {
+    throw invalidArgument('estimatedTokens', 'a non-negative number', estimatedTokens);
+  }
+}
+
+/** A bucket level as the headers show it. */
+export function remainingOf(level: number): number {
+  return Math.max(0, Math.floor(level));
+}
+
+/** RATE_CONCURRENCY_LIMIT_EXCEEDED: `inFlight` requests of the key run, `limit` may. */
+export function concurrencyRefusal(inFlight: number, limit: number, remaining: Remaining): TesseraError {
+  return refusal(
+    'RATE_CONCURRENCY_LIMIT_EXCEEDED',
+    `this API key already has ${count(inFlight, 'request')} in flight, its limit is ${limit}; retry when one of them has finished`,
+    remaining,
+    CONCURRENCY_RETRY_S,
+  );
+}
+
+/** RATE_REQUEST_LIMIT_EXCEEDED: the key's request bucket (refilled at limit per minute) holds `level` < 1. */
+export function requestRefusal(limit: number, level: number, remaining: Remaining): TesseraError {
+  const wait = retrySeconds(msUntil(1, level, limit));
+  return refusal('RATE_REQUEST_LIMIT_EXCEEDED', `this API key is over its limit of ${limit} requests per minute; retry in ${wait} s`, remaining, wait);
+}
+
+/** RATE_TOKEN_LIMIT_EXCEEDED: the key's token bucket holds `level` < `estimatedTokens`. */
+export function tokenRefusal(estimatedTokens: number, limit: number, level: number, remaining: Remaining): TesseraError {
+  if (estimatedTokens > limit) {
+    // Waiting never helps, so no Retry-After: the client must send less.
+    return refusal(
+      'RATE_TOKEN_LIMIT_EXCEEDED',
+      `this request needs about ${count(Math.ceil(estimatedTokens), 'token')}, more than this API key's whole limit of ` +
+        `${limit} tokens per minute; split it into smaller requests`,
+      remaining,
+    );
+  }
+  const wait = retrySeconds(msUntil(estimatedTokens, level, limit));
+  return refusal(
+    'RATE_TOKEN_LIMIT_EXCEEDED',
+    `this request needs about ${count(Math.ceil(estimatedTokens), 'token')} and this API key has ${remainingOf(level)} ` +
+      `left of its limit of ${limit} tokens per minute; retry in ${wait} s`,
+    remaining,
+    wait,
+  );
+}
+
 type RefusalCode = 'RATE_CONCURRENCY_LIMIT_EXCEEDED' | 'RATE_REQUEST_LIMIT_EXCEEDED' | 'RATE_TOKEN_LIMIT_EXCEEDED';
 
-function headersFor(remaining: { requests?: number; tokens?: number }): Record<string, string> {
+function refusal(code: RefusalCode, message: string, remaining: Remaining, retryAfter?: number): TesseraError {
+  const headers = headersFor(remaining);
+  if (retryAfter !== undefined) headers[RETRY_AFTER_HEADER] = String(retryAfter);
+  return new TesseraError(code, message, { headers });
+}
+
+/** Milliseconds until a bucket refilled at `perMinute` goes from `level` to `amount`. */
+function msUntil(amount: number, level: number, perMinute: number): number {
+  return Math.max(0, (amount - level) / (perMinute / MINUTE_MS));
+}
+
+export function headersFor(remaining: Remaining): Record<string, string> {
   const headers: Record<string, string> = {};
   if (remaining.requests !== undefined) headers[REMAINING_REQUESTS_HEADER] = String(remaining.requests);
   if (remaining.tokens !== undefined) headers[REMAINING_TOKENS_HEADER] = String(remaining.tokens);

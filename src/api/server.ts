@@ -5,6 +5,7 @@ import type { FetchPolicy } from '../image/fetch.ts';
 import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
 import { TesseraError } from '../errors.ts';
 import { modelRefOf } from '../search/collection.ts';
+import { StoreAvailability } from '../store/availability.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import type { ApiKeys } from './auth.ts';
 import { Classifiers } from '../classifier/classifiers.ts';
@@ -19,7 +20,9 @@ import { embeddingsRoutes } from './embeddings.ts';
 import { installErrorHandlers } from './error-handler.ts';
 import { healthRoutes } from './health.ts';
 import { installRequestHooks } from './hooks.ts';
-import { RateLimiter } from './limits.ts';
+import { RateLimiter, anyLimit, type LimitSettings, type Limiter } from './limits.ts';
+import { SharedRateLimiter } from './limits-redis.ts';
+import { parseQueueUrl } from '../queue/connection.ts';
 import { webPlugin } from './web.ts';
 import { ServerMetrics } from './metrics.ts';
 
@@ -85,19 +88,40 @@ export function createServer(options: ServerOptions): TesseraServer {
     maxRedirects: config['max-redirects'],
     allowPrivate: config['allow-private-urls'],
   };
+  // The routes get the store through its availability: while the database is down they fail
+  // at once with STORE_UNAVAILABLE, and /ready reports its state (store/availability.ts).
+  const availability = options.store && new StoreAvailability(options.store, {
+    onChange: (state) =>
+      state.available
+        ? app.log.warn({ store: options.store!.location }, 'the store answers again')
+        : app.log.warn({ store: options.store!.location, reason: state.reason }, 'the store does not answer: store requests fail with STORE_UNAVAILABLE until it does; embeddings go on'),
+  });
+  const store = availability?.store;
+  const limits: LimitSettings = {
+    requestsPerMinute: config['rate-limit-rpm'] || undefined,
+    tokensPerMinute: config['rate-limit-tpm'] || undefined,
+    concurrentRequests: config['rate-limit-concurrency'] || undefined,
+  };
+  // With --queue the limits live in Redis, shared by the replicas (nothing to share when none is set).
+  const queue = config.queue === '' ? undefined : parseQueueUrl(config.queue, '--queue');
+  const limiter: Limiter = queue && anyLimit(limits)
+    ? new SharedRateLimiter(limits, queue, {
+        onChange(shared, message, first) {
+          metrics.limitsShared(shared);
+          if (shared && first) app.log.info({ queue: queue.shown }, message);
+          else app.log.warn({ queue: queue.shown }, message);
+        },
+      })
+    : new RateLimiter(limits);
   const ctx: ApiContext = {
     config,
     models,
     metrics,
-    limiter: new RateLimiter({
-      requestsPerMinute: config['rate-limit-rpm'] || undefined,
-      tokensPerMinute: config['rate-limit-tpm'] || undefined,
-      concurrentRequests: config['rate-limit-concurrency'] || undefined,
-    }),
+    limiter,
     fetchPolicy,
     limits: { maxItems: config['max-items'], maxTextChars: config['max-text-chars'], maxClassifierInputs: config['classifier-max-inputs'] },
-    store: options.store,
-    classifiers: options.store && new Classifiers(options.store.classifiers, { maxClasses: config['classifier-max-classes'], maxPerOwner: config['classifier-max-per-key'] }),
+    store,
+    classifiers: store && new Classifiers(store.classifiers, { maxClasses: config['classifier-max-classes'], maxPerOwner: config['classifier-max-per-key'] }),
     model: (requested) => (requested === undefined ? models.default : models.resolve(requested)).handle(),
   };
 
@@ -116,6 +140,7 @@ export function createServer(options: ServerOptions): TesseraServer {
   const drain = new Drain();
   installRequestHooks(app, options.apiKeys, metrics, drain);
   installErrorHandlers(app, config);
+  availability?.start();
 
   // A dead inference thread has lost every model (one thread serves them all): /ready says
   // so at once. Once the thread is back with the models, a warm-up of each like attach's
@@ -138,12 +163,18 @@ export function createServer(options: ServerOptions): TesseraServer {
   app.addHook('onClose', async () => {
     offDeath();
     offRestart();
+    availability?.stop();
+    await limiter.close();
+  });
+  // Before listening: shared limits wait (a few seconds at most) for Redis, or say they are local.
+  app.addHook('onReady', async () => {
+    await limiter.start();
   });
 
-  void app.register(healthRoutes, { ctx });
+  void app.register(healthRoutes, { ctx, availability });
   void app.register(embeddingsRoutes, { ctx });
   void app.register(classifyRoutes, { ctx });
-  if (options.store) void app.register(collectionsRoutes, { ctx, store: options.store });
+  if (store) void app.register(collectionsRoutes, { ctx, store });
   if (ctx.classifiers) void app.register(classifierRoutes, { ctx, classifiers: ctx.classifiers });
   void app.register(webPlugin); // GET /: the search page
 

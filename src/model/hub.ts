@@ -13,12 +13,18 @@
  * prints to stdout. Here every blob is written to `<blob>.incomplete`, resumed with a Range
  * request after an interruption, checked against the size and hash the hub lists
  * (sha256 for LFS files, the git blob sha1 for others), and only then renamed into place.
+ *
+ * Several processes may fetch the same model at once (two workers on one machine): each blob
+ * is placed under a lock file (file-lock.ts, `$HF_HUB_CACHE/.locks/models--owner--name/
+ * <etag>.tessera.lock`), so one process downloads it while the others wait and then find it in
+ * place; a lock whose holder died is taken over and its `.incomplete` file resumed. Refs and
+ * snapshot links are replaced atomically (written aside, then renamed).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +32,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { downloadFile, HubApiError, listFiles, modelInfo, pathsInfo, type PathInfo } from '@huggingface/hub';
 import { invalidArgument, TesseraError } from '../errors.ts';
 import { DTYPES, onnxGraphs, onnxLayoutOf, parseDtype, type Dtype } from './dtype.ts';
+import { acquireFileLock } from './file-lock.ts';
 import { downloadReporter, formatBytes, truthy, type DownloadReporter } from './progress.ts';
 
 export interface DownloadOptions {
@@ -308,7 +315,7 @@ async function writeRef(storage: string, revision: string, commit: string): Prom
   const refPath = join(storage, 'refs', revision);
   if ((await readFile(refPath, 'utf8').catch(() => undefined))?.trim() === commit) return;
   await mkdir(dirname(refPath), { recursive: true });
-  await writeFile(refPath, commit);
+  await replaceWith(refPath, (temporary) => writeFile(temporary, commit));
 }
 
 /** Puts one file into blobs/ (reusing, resuming or downloading it) and links it into the snapshot. */
@@ -338,10 +345,34 @@ async function ensureFile(ctx: Context, commit: string, path: string, entry: Pat
 
 const blobsInFlight = new Map<string, Promise<void>>();
 
-async function placeBlob(ctx: Context, commit: string, path: string, expected: Expected, blob: string, fetchHub: typeof fetch): Promise<void> {
-  const incomplete = `${blob}.incomplete`;
-  await mkdir(dirname(blob), { recursive: true });
+/** Times a download is given back to wait for another process that took its lock over. */
+const LOCK_TAKEN_ATTEMPTS = 3;
 
+async function placeBlob(ctx: Context, commit: string, path: string, expected: Expected, blob: string, fetchHub: typeof fetch): Promise<void> {
+  await mkdir(dirname(blob), { recursive: true });
+  // Other processes (workers on this machine, or on machines sharing the cache) may want the
+  // same blob: one downloads it, the others wait for the lock and then find the blob in place.
+  const lockPath = join(ctx.settings.cacheDir, '.locks', basename(ctx.storage), `${expected.etag}.tessera.lock`);
+  for (let attempt = 1; ; attempt++) {
+    const lock = await acquireFileLock(lockPath, {
+      onWait: (holder) => ctx.report.note(`${path}: another process${holder ? ` (pid ${holder.pid} on ${holder.host})` : ''} is downloading it; waiting for it`),
+      onTakeOver: (_holder, why) => ctx.report.note(`${path}: taking over its download (${why})`),
+    });
+    try {
+      await placeLocked(ctx, commit, path, expected, blob, fetchHub, lock.signal);
+      return;
+    } catch (err) {
+      if (!lock.signal.aborted || attempt >= LOCK_TAKEN_ATTEMPTS) throw err;
+      ctx.report.note(`${path}: ${describe(lock.signal.reason)}; waiting for that process`);
+    } finally {
+      await lock.release();
+    }
+  }
+}
+
+/** placeBlob's work, under the blob's lock (`lost`: aborted if the lock is taken from us). */
+async function placeLocked(ctx: Context, commit: string, path: string, expected: Expected, blob: string, fetchHub: typeof fetch, lost: AbortSignal): Promise<void> {
+  const incomplete = `${blob}.incomplete`;
   const present = await stat(blob).catch(() => undefined);
   if (present && present.size !== expected.size) {
     // A blob of the wrong size was not written by a verifying client: a shorter one is a
@@ -350,7 +381,8 @@ async function placeBlob(ctx: Context, commit: string, path: string, expected: E
     else await rm(blob, { force: true });
   }
   if (!present || present.size !== expected.size) {
-    await fetchBlob(ctx, commit, path, expected, incomplete, fetchHub);
+    await fetchBlob(ctx, commit, path, expected, incomplete, fetchHub, lost);
+    lost.throwIfAborted(); // another process owns the .incomplete file now: it renames it
     await rename(incomplete, blob);
   }
 }
@@ -364,13 +396,13 @@ interface Expected {
 /** Local failures a retry cannot cure. */
 const LOCAL_FAILURES = new Set(['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS']);
 
-async function fetchBlob(ctx: Context, commit: string, path: string, expected: Expected, incomplete: string, fetchHub: typeof fetch): Promise<void> {
+async function fetchBlob(ctx: Context, commit: string, path: string, expected: Expected, incomplete: string, fetchHub: typeof fetch, lost: AbortSignal): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await transfer(ctx, commit, path, expected, incomplete, fetchHub);
+      await transfer(ctx, commit, path, expected, incomplete, fetchHub, lost);
       return;
     } catch (err) {
-      if (err instanceof TesseraError) throw err;
+      if (err instanceof TesseraError || lost.aborted) throw err;
       const code = errorCode(err);
       if (code !== undefined && LOCAL_FAILURES.has(code)) {
         throw new TesseraError('HUB_DOWNLOAD_FAILED', `cannot write ${path} of ${ctx.repo} into ${ctx.settings.cacheDir}: ${describe(err)}`, { cause: err });
@@ -391,7 +423,7 @@ async function fetchBlob(ctx: Context, commit: string, path: string, expected: E
 }
 
 /** One try: continue `incomplete` from where it stops, then check size and hash. Throws plain errors to be retried. */
-async function transfer(ctx: Context, commit: string, path: string, expected: Expected, incomplete: string, fetchHub: typeof fetch): Promise<void> {
+async function transfer(ctx: Context, commit: string, path: string, expected: Expected, incomplete: string, fetchHub: typeof fetch, lost: AbortSignal): Promise<void> {
   let have = (await stat(incomplete).catch(() => undefined))?.size ?? 0;
   if (have > expected.size) {
     await rm(incomplete);
@@ -432,6 +464,7 @@ async function transfer(ctx: Context, commit: string, path: string, expected: Ex
             }
           },
           createWriteStream(incomplete, { flags: have > 0 ? 'a' : 'w' }),
+          { signal: lost },
         );
       } finally {
         clearTimeout(stall);
@@ -463,14 +496,31 @@ async function hashFile(hash: Hash, file: string): Promise<void> {
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
 }
 
-/** A relative symlink, as huggingface_hub makes; a copy where symlinks are not allowed (Windows without developer mode). */
+/**
+ * A relative symlink, as huggingface_hub makes; a copy where symlinks are not allowed (Windows
+ * without developer mode). Made aside and renamed over the pointer, so that another process
+ * linking the same file meanwhile never finds it missing (nor copies through the old link).
+ */
 async function linkBlob(blob: string, pointer: string): Promise<void> {
   await mkdir(dirname(pointer), { recursive: true });
-  await rm(pointer, { force: true });
+  await replaceWith(pointer, async (temporary) => {
+    try {
+      await symlink(relative(dirname(pointer), blob), temporary);
+    } catch {
+      await copyFile(blob, temporary);
+    }
+  });
+}
+
+/** Replaces `path` at once with what `write` puts at a temporary name beside it. */
+async function replaceWith(path: string, write: (temporary: string) => Promise<void>): Promise<void> {
+  const temporary = `${path}.${randomUUID()}.tmp`;
   try {
-    await symlink(relative(dirname(pointer), blob), pointer);
-  } catch {
-    await copyFile(blob, pointer);
+    await write(temporary);
+    await rename(temporary, path);
+  } catch (err) {
+    await rm(temporary, { force: true });
+    throw err;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * Reaching the job queue's Redis: its URL checked and shown without a password, connections that
  * fail fast in commands (a bounded connect timeout, a bounded number of retries) and that keep
- * retrying in workers (which must ride out a Redis restart), and one probe that turns "cannot
+ * retrying in workers (which must ride out a Redis restart) and in servers (whose shared rate
+ * limits live there, api/limits-redis.ts), and one probe that turns "cannot
  * connect" into QUEUE_UNAVAILABLE naming the URL.
  */
 import { Redis, type RedisOptions } from 'ioredis';
@@ -9,6 +10,8 @@ import { TesseraError, invalidArgument } from '../errors.ts';
 
 /** How long a command waits for Redis to accept a connection before giving up. */
 export const CONNECT_TIMEOUT_MS = 3000;
+/** How long a server's request waits for Redis's answer before it goes on without it. */
+export const SERVER_COMMAND_TIMEOUT_MS = 500;
 
 export interface QueueUrl {
   /** As given. */
@@ -45,9 +48,21 @@ export function redactUrl(url: string): string {
 /**
  * ioredis options. Commands (`cli`): a few reconnection attempts, then errors instead of waiting
  * forever. Workers: reconnect for ever with a capped backoff; `maxRetriesPerRequest: null` is what
- * BullMQ requires of a worker's blocking connection.
+ * BullMQ requires of a worker's blocking connection. Servers (shared rate limits): reconnect for
+ * ever, but a command never waits: none is queued while disconnected and an answer is given at
+ * most SERVER_COMMAND_TIMEOUT_MS, so a request falls back to local limits instead of stalling.
  */
-export function redisOptions(kind: 'cli' | 'worker'): RedisOptions {
+export function redisOptions(kind: 'cli' | 'worker' | 'server'): RedisOptions {
+  if (kind === 'server') {
+    return {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      commandTimeout: SERVER_COMMAND_TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      retryStrategy: (attempt) => Math.min(1000, 50 * 2 ** Math.min(attempt, 5)),
+    };
+  }
   if (kind === 'cli') {
     return {
       connectTimeout: CONNECT_TIMEOUT_MS,
@@ -64,7 +79,7 @@ export function redisOptions(kind: 'cli' | 'worker'): RedisOptions {
 }
 
 /** A connection of the given kind (connected lazily by its first command). */
-export function connect(queue: QueueUrl, kind: 'cli' | 'worker'): Redis {
+export function connect(queue: QueueUrl, kind: 'cli' | 'worker' | 'server'): Redis {
   const client = new Redis(queue.url, { ...redisOptions(kind), lazyConnect: true });
   // Errors surface through the commands; unhandled 'error' events would only spam stderr.
   client.on('error', () => {});

@@ -10,7 +10,7 @@
  *
  * with the hub's headers (ETag, X-Repo-Commit, X-Linked-Etag, X-Linked-Size, Content-Range,
  * X-Error-Code), Range requests, and knobs for tests: a request log, cutting a file's
- * response off (or stalling it) after N bytes, and requiring a token.
+ * response off (or stalling it) after N bytes, serving it slowly, and requiring a token.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -64,6 +64,8 @@ export interface HubServer {
   stall(path: string, afterBytes: number, times?: number): void;
   /** The next `times` GETs of `path` serve its bytes with one of them flipped. */
   corrupt(path: string, times?: number): void;
+  /** From now on, GETs of `path` send its bytes at about `bytesPerSecond` (a slow link), in 10 pieces a second. */
+  throttle(path: string, bytesPerSecond: number): void;
   /** Clears the request log. */
   reset(): void;
   close(): Promise<void>;
@@ -102,6 +104,7 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   const requests: HubRequest[] = [];
   const cuts = new Map<string, { afterBytes: number; times: number; stall: boolean }>();
   const corruptions = new Map<string, number>();
+  const throttles = new Map<string, number>();
   const lastModified = '2024-06-05T12:00:00.000Z';
 
   const server = createServer((req, res) => {
@@ -276,6 +279,20 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
       });
       return;
     }
+    const rate = throttles.get(file.path);
+    if (rate !== undefined) {
+      const piece = Math.max(1, Math.round(rate / 10));
+      let at = 0;
+      const next = (): void => {
+        if (res.destroyed) return;
+        if (at >= body.length) return void res.end();
+        const part = body.subarray(at, at + piece);
+        at += part.length;
+        res.write(part, () => void setTimeout(next, 100));
+      };
+      next();
+      return;
+    }
     res.end(body);
   }
 
@@ -299,6 +316,9 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
     },
     corrupt(path, times = 1) {
       corruptions.set(path, times);
+    },
+    throttle(path, bytesPerSecond) {
+      throttles.set(path, bytesPerSecond);
     },
     reset() {
       requests.length = 0;
