@@ -26,7 +26,11 @@ const ROWS: Row[] = [
   { what: 'search: ANN recall@10 at 100k (vs exact)', ours: 'search.recall_at_10', theirs: '', value: 'search.recall_at_10', target: '>= 0.95', op: '>=', limit: 0.95 },
   { what: 'search: query p50 / p99 ms at 10k', ours: 'search.p50_ms.10k', theirs: 'search.p99_ms.10k', value: '', target: '', op: '', limit: 0 },
   { what: 'search: query p50 / p99 ms at 100k', ours: 'search.p50_ms.100k', theirs: 'search.p99_ms.100k', value: '', target: '', op: '', limit: 0 },
-  { what: 'search: inserted docs/s; bytes on disk per 100k', ours: 'search.insert_docs_per_s', theirs: 'search.bytes_per_100k', value: '', target: '', op: '', limit: 0 },
+  { what: 'search: API p50 / p99 ms at 100k, by id (embedded)', ours: 'search.api_p50_ms', theirs: 'search.api_p99_ms', value: 'search.api_p99_ms', target: 'p99 < 40', op: '<=', limit: 40 },
+  { what: 'search: API recall@10 at 100k, by id (vs exact)', ours: 'search.api_recall_at_10', theirs: '', value: 'search.api_recall_at_10', target: '>= 0.95', op: '>=', limit: 0.95 },
+  { what: 'store: API p50 / p99 ms at 100k, by id (PostgreSQL)', ours: 'store.postgres.api_p50_ms', theirs: 'store.postgres.api_p99_ms', value: 'store.postgres.api_p99_ms', target: 'p99 < 25', op: '<=', limit: 25 },
+  { what: 'store: API recall@10 at 100k, by id (PostgreSQL)', ours: 'store.postgres.api_recall_at_10', theirs: '', value: 'store.postgres.api_recall_at_10', target: '>= 0.95', op: '>=', limit: 0.95 },
+  { what: 'search: inserted docs/s (index kept up); bytes on disk per 100k', ours: 'search.insert_docs_per_s', theirs: 'search.bytes_per_100k', value: '', target: '', op: '', limit: 0 },
   { what: 'time to ready s, fp32 / q8', ours: 'startup.fp32.ready_s', theirs: 'startup.q8.ready_s', value: '', target: '', op: '', limit: 0 },
 ];
 
@@ -51,13 +55,33 @@ export function formatTable(report: Obj): string {
   }
   const store = get(report, 'store') as Obj | undefined;
   if (store) {
-    lines.push('', '| store | docs | inserts/s | index build s | p50 ms | p99 ms | recall@10 | bytes/vector |', '|---|---|---|---|---|---|---|---|');
+    lines.push(
+      '',
+      '| store | docs | index | inserts/s, index kept up (docs) | bulk load docs/s | index build s | p50 ms | p99 ms | recall@10 | bytes/vector | API p50 / p99 ms |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
+    );
     for (const backend of ['embedded', 'postgres']) {
       const b = store[backend] as Obj & { sizes: Obj[] };
-      for (const size of b.sizes) {
-        lines.push(`| ${backend} | ${fmt(size.docs)} | ${fmt(b.insert_docs_per_s)} | ${fmt(b.index_build_s)} | ${fmt(size.p50_ms)} | ${fmt(size.p99_ms)} | ${fmt(size.recall_at_10)} | ${fmt(b.bytes_per_vector)} |`);
+      const api = b.api as Obj | undefined;
+      for (const [k, size] of b.sizes.entries()) {
+        const last = k === b.sizes.length - 1;
+        lines.push(
+          `| ${backend} | ${fmt(size.docs)} | ${fmt(size.index)} | ${fmt(b.insert_docs_per_s)} (${fmt(b.insert_docs)}) | ${fmt(b.bulk_docs_per_s)} | ${last ? fmt(b.index_build_s) : ''} | ` +
+            `${fmt(size.p50_ms)} | ${fmt(size.p99_ms)} | ${fmt(size.recall_at_10)} | ${last ? fmt(b.bytes_per_vector) : ''} | ${last && api ? `${fmt(api.p50_ms)} / ${fmt(api.p99_ms)}` : ''} |`,
+        );
       }
     }
+  }
+  for (const [path, name] of [['search.api', 'embedded'], ['store.postgres.api', 'PostgreSQL']] as const) {
+    const api = get(report, path) as Obj | undefined;
+    const p = api?.profile as Record<string, Obj> | undefined;
+    if (!api || !p) continue;
+    const part = (key: string) => `${fmt(p[key]!.p50_ms)} / ${fmt(p[key]!.p99_ms)}`;
+    lines.push(
+      `API search by id, ${name}, ${fmt(api.docs)} documents, p50 / p99 ms: end to end ${fmt(api.p50_ms)} / ${fmt(api.p99_ms)}; HTTP round trip ${part('http_round_trip')}, ` +
+        `collection lookup ${part('collection_lookup')}, fetch by id ${part('fetch_by_id')}, search excluding the example ${part('search_excluding_example')} ` +
+        `(plain ${part('search_plain')}); the server's search core ${part('server_search_core')}`,
+    );
   }
   for (const [scenario, name] of [['images', 'images'], ['texts', 'texts']] as const) {
     const s = get(report, scenario) as Obj | undefined;

@@ -40,6 +40,7 @@ export const ERRORS = {
   COLLECTION_MODEL_MISMATCH: { status: 409, summary: 'the collection holds vectors of another model or dtype than the one writing or querying it (on a server: of a model it does not serve)' },
   VECTOR_DIMENSIONS_MISMATCH: { status: 422, summary: 'a vector does not have the collection\'s number of dimensions' },
   DOCUMENT_NOT_FOUND: { status: 404, summary: 'no document of that id in the collection' },
+  DUPLICATES_JOB_NOT_FOUND: { status: 404, summary: 'no duplicates job of that id for the collection on this server (unknown, deleted, expired, or started on another replica)' },
   DOCUMENT_INVALID: { status: 422, summary: 'a document is malformed (it needs exactly one of text or image)' },
   DOCUMENT_ID_INVALID: { status: 422, summary: 'a document id is not a non-empty string of at most 512 UTF-8 bytes' },
   DOCUMENT_ID_DUPLICATE: { status: 422, summary: 'the same document id appears twice in one request' },

@@ -10,12 +10,13 @@ import { fetchImage } from '../image/fetch.ts';
 import { embedDocuments, parseDocumentInput, type DocumentInput } from '../index/document.ts';
 import { SOURCE_KEY } from '../index/sources.ts';
 import { requireCollection } from '../search/collection.ts';
-import { findDuplicates, parseThreshold } from '../search/duplicates.ts';
+import { DuplicateJobs, type DuplicateJob } from '../search/duplicate-jobs.ts';
+import { DEFAULT_DUPLICATE_GROUPS_PAGE, MAX_DUPLICATE_GROUPS_PAGE, parseThreshold } from '../search/duplicates.ts';
 import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
-import type { CollectionInfo, Metadata, SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
+import type { CollectionDescriptor, CollectionInfo, Metadata, SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
 import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
 import { describe } from './request.ts';
@@ -90,7 +91,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
    * The named collection and the served model it records (for search and writes):
    * COLLECTION_MODEL_MISMATCH when this server does not serve that model.
    */
-  async function servable(name: string): Promise<{ info: CollectionInfo; model: ModelHandle }> {
+  async function servable(name: string): Promise<{ info: CollectionDescriptor; model: ModelHandle }> {
     const info = await requireCollection(store, validateCollectionName(name, 'collection'));
     const slot = ctx.models.serving(info);
     if (!slot) {
@@ -235,12 +236,66 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     return { data: outcome.hits.map(hitView), usage };
   });
 
-  app.get<{ Params: NameParams; Querystring: { threshold?: string; modality?: string } }>('/v1/collections/:name/duplicates', async (request, reply) => {
+  // Near-duplicates: a scan of the whole collection (one neighbour search per document) runs as
+  // a background job (src/search/duplicate-jobs.ts), never inside one request. Stored vectors
+  // against stored vectors: no model runs, so any collection can be checked.
+  const duplicateJobs = new DuplicateJobs(store);
+  app.addHook('onClose', () => duplicateJobs.close());
+
+  function duplicateJobView(job: DuplicateJob) {
+    const { scanned, total } = job.progress;
+    return {
+      id: job.id,
+      collection: job.collection,
+      threshold: job.threshold,
+      modality: job.modality ?? null,
+      status: job.status,
+      scanned,
+      total,
+      groups: job.groups().length,
+      created_at: job.createdAt.toISOString(),
+      started_at: job.startedAt?.toISOString() ?? null,
+      finished_at: job.finishedAt?.toISOString() ?? null,
+      error: job.error ?? null,
+    };
+  }
+
+  const resultsPage = (value: string | undefined, field: string, min: number, max: number, fallback: number): number => {
+    if (value === undefined || value === '') return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new TesseraError('SEARCH_PARAMETER_INVALID', `${field}: expected an integer from ${min} to ${max} but received ${JSON.stringify(value)}`);
+    return n;
+  };
+
+  app.post<{ Params: NameParams }>('/v1/collections/:name/duplicates', async (request, reply) => {
+    const body = bodyObject(request.body ?? {}, ['threshold', 'modality']);
+    const threshold = parseThreshold(body.threshold);
+    const { modality } = parseSearchParameters({ modality: body.modality });
     const name = validateCollectionName(request.params.name, 'collection');
-    const threshold = parseThreshold(request.query.threshold);
-    const { modality } = parseSearchParameters({ modality: request.query.modality });
-    // Stored vectors against stored vectors: no model runs, so any collection can be checked.
-    const groups = await findDuplicates(store, name, { threshold, modality, signal: requestSignal(ctx, request, reply) });
-    return { data: groups, threshold };
+    await requireCollection(store, name);
+    const job = duplicateJobs.start(name, { threshold, modality });
+    return reply.code(202).header('location', `/v1/collections/${name}/duplicates/${job.id}`).send(duplicateJobView(job));
+  });
+
+  app.get<{ Params: NameParams }>('/v1/collections/:name/duplicates', async (request) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    await requireCollection(store, name);
+    return { data: duplicateJobs.list(name).map(duplicateJobView) };
+  });
+
+  app.get<{ Params: NameParams & { job: string }; Querystring: { offset?: string; limit?: string } }>('/v1/collections/:name/duplicates/:job', async (request) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const job = duplicateJobs.get(name, request.params.job);
+    const offset = resultsPage(request.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER, 0);
+    const limit = resultsPage(request.query.limit, 'limit', 1, MAX_DUPLICATE_GROUPS_PAGE, DEFAULT_DUPLICATE_GROUPS_PAGE);
+    const groups = job.groups();
+    const next = offset + limit < groups.length ? offset + limit : null;
+    return { ...duplicateJobView(job), data: groups.slice(offset, offset + limit), offset, next_offset: next };
+  });
+
+  app.delete<{ Params: NameParams & { job: string } }>('/v1/collections/:name/duplicates/:job', async (request) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const job = duplicateJobs.cancel(name, request.params.job);
+    return { id: job.id, deleted: true };
   });
 };

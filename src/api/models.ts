@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
 import { Semaphore } from '../engine/semaphore.ts';
 import { TesseraError } from '../errors.ts';
-import { modelRefOf, sameModel } from '../search/collection.ts';
+import { modelRefOf } from '../search/collection.ts';
+import { sameModel } from '../store/collections.ts';
 import type { ModelRef } from '../store/store.ts';
 import type { ServerConfig } from './config.ts';
 

@@ -1,13 +1,14 @@
 import { parseArgs } from 'node:util';
 import { TesseraError } from '../errors.ts';
-import { findDuplicates, parseThreshold, DEFAULT_DUPLICATE_THRESHOLD } from '../search/duplicates.ts';
+import { findDuplicates, parseThreshold, DEFAULT_DUPLICATE_THRESHOLD, type DuplicateProgress } from '../search/duplicates.ts';
 import { parseSearchParameters } from '../search/params.ts';
 import { openStore } from '../store/open.ts';
 
 const HELP = `usage: tessera duplicates --collection NAME [--threshold T] [--modality M] [--store DIR] [--json]
 
 Groups of near-duplicate documents: each member is at least T cosine-similar to another
-member (their stored embeddings are compared; no model is loaded).
+member (their stored embeddings are compared; no model is loaded). One neighbour search per
+document, in this process (a server runs the same scan as a job: POST .../duplicates).
 
   --collection N  the collection (required)
   --threshold T   cosine similarity, above 0 and at most 1 (default ${DEFAULT_DUPLICATE_THRESHOLD})
@@ -34,7 +35,10 @@ export async function main(args: string[]): Promise<void> {
   const { modality } = parseSearchParameters({ modality: values.modality });
   const store = await openStore(values.store);
   try {
-    const groups = await findDuplicates(store, values.collection, { threshold, modality });
+    // A scan of a large collection takes minutes: show how far it is on a terminal.
+    const onProgress = process.stderr.isTTY ? ({ scanned, total }: DuplicateProgress) => process.stderr.write(`\rscanned ${scanned}/${total} documents`) : undefined;
+    const groups = await findDuplicates(store, values.collection, { threshold, modality, onProgress });
+    if (onProgress) process.stderr.write('\n');
     if (values.json) {
       process.stdout.write(JSON.stringify({ data: groups }) + '\n');
       return;

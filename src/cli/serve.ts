@@ -10,7 +10,7 @@ import { TesseraError, invalidArgument } from '../errors.ts';
 import type { ServerMetrics } from '../api/metrics.ts';
 import { resolveSource, type Source } from '../index/sources.ts';
 import { watchFolder, type FolderWatch } from '../index/watch.ts';
-import { sameModel } from '../search/collection.ts';
+import { sameModel } from '../store/collections.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import { validateCollectionName } from '../store/validate.ts';
 

@@ -4,14 +4,13 @@
  */
 import { TesseraError, describeValue } from '../errors.ts';
 import { parseFilter } from '../store/filter.ts';
-import { METADATA_KEY, type Filter, type Modality } from '../store/store.ts';
+import { MAX_K, MAX_OFFSET, METADATA_KEY, type Filter, type Modality } from '../store/store.ts';
 import type { Cutoff } from './cutoff.ts';
 import { BY_SCORE, type SortOrder } from './sort.ts';
 
 export const DEFAULT_K = 10;
-export const MAX_K = 1000;
-/** Deep pages are refused: past this, results are better narrowed by a filter. */
-export const MAX_OFFSET = 10_000;
+/** The store's caps (store.ts), which it enforces too: one rule, checked first here to name the field. */
+export { MAX_K, MAX_OFFSET };
 export const SEARCH_MODES = ['vector', 'hybrid'] as const;
 export type SearchMode = (typeof SEARCH_MODES)[number];
 export const MODALITIES: readonly Modality[] = ['text', 'image'];

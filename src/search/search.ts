@@ -6,7 +6,7 @@
 import type { Embedder, EmbedItem, Embedding } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
 import type { ModelRef, SearchHit, SearchOptions, VectorStore } from '../store/store.ts';
-import { checkCollectionModel, requireCollection } from './collection.ts';
+import { requireCollection } from './collection.ts';
 import { applyCutoff, MAX_CANDIDATES } from './cutoff.ts';
 import { reciprocalRankFusion } from './fusion.ts';
 import { MAX_K, type SearchParameters } from './params.ts';
@@ -125,8 +125,7 @@ async function firstResults(n: number, page: (k: number, offset: number) => Prom
 
 /** Searches `collection`: COLLECTION_NOT_FOUND, COLLECTION_MODEL_MISMATCH, QUERY_*, SEARCH_PARAMETER_INVALID. */
 export async function searchCollection(deps: SearchDeps, collection: string, input: SearchInput, signal?: AbortSignal): Promise<SearchOutcome> {
-  const info = await requireCollection(deps.store, collection);
-  checkCollectionModel(info, deps.model);
+  const info = await requireCollection(deps.store, collection, deps.model);
   // Full text reads words, so hybrid needs words to read: the query's texts that pull towards.
   const lexical = input.terms.flatMap((t) => (t.kind === 'text' && t.weight > 0 ? [t.text] : [])).join(' ');
   if (input.mode === 'hybrid' && lexical === '') {

@@ -16,6 +16,7 @@
 import { TesseraError } from '../errors.ts';
 import type { ClassifierRecord, ClassifierStore } from './classifiers.ts';
 import type {
+  CollectionDescriptor,
   CollectionInfo,
   CollectionSpec,
   DocumentRecord,
@@ -204,6 +205,9 @@ class GuardedStore implements VectorStore {
   }
   getCollection(name: string): Promise<CollectionInfo | undefined> {
     return this.#run(() => this.#inner.getCollection(name));
+  }
+  requireCollection(name: string, model?: ModelRef): Promise<CollectionDescriptor> {
+    return this.#run(() => this.#inner.requireCollection(name, model));
   }
   createCollection(spec: CollectionSpec): Promise<CollectionInfo> {
     return this.#run(() => this.#inner.createCollection(spec));

@@ -7,10 +7,9 @@
  * against 0.31, `'a\'` is the string `a\`); numbers are finite and written by JavaScript's own
  * formatting (digits, ".", "e", "+", "-"); booleans are TRUE/FALSE. Nothing else is emitted.
  */
-import { TesseraError } from '../errors.ts';
 import { conditionsOf, fieldConditions, LAT_KEY, LON_KEY, placeConditions, type FilterOperator } from './filter.ts';
-import { METADATA_KEY, type Filter, type MetadataValue, type Modality } from './store.ts';
-import type { MetadataKind } from './validate.ts';
+import { METADATA_KEY, type Filter, type MetadataKind, type MetadataValue, type Modality } from './store.ts';
+
 
 /** Metadata key -> its column, prefixed so that no key collides with id, vector, text, ... */
 export const metadataColumn = (key: string): string => {
@@ -38,31 +37,22 @@ const SQL_OP: Record<Exclude<FilterOperator, '$in'>, string> = { $eq: '=', $ne: 
 
 /**
  * `kinds`: the type of each metadata field the collection has a column for. A field the
- * collection has never seen matches nothing; a value of another type than the field's is
- * FILTER_INVALID (a string compared with a number field is a mistake worth saying).
+ * collection has never seen matches nothing. Values were checked against the kinds by the
+ * collections layer (checkFilter).
  */
-export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>, field = 'filter'): string[] {
+export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>): string[] {
   const clauses: string[] = [];
   for (const [key, condition] of fieldConditions(filter)) {
-    const kind = kinds.get(key);
-    if (kind === undefined) {
+    if (!kinds.has(key)) {
       clauses.push('FALSE');
       continue;
     }
     const column = `\`${metadataColumn(key)}\``;
     for (const [op, value] of conditionsOf(condition)) {
-      const values = Array.isArray(value) ? value : [value];
-      for (const v of values) {
-        if (typeof v !== kind) {
-          throw new TesseraError('FILTER_INVALID', `${field}.${key}: the collection holds ${kind}s in this field but the filter compares with a ${typeof v} (${JSON.stringify(v)})`);
-        }
-      }
       if (op === '$in') {
+        const values = value as MetadataValue[];
         clauses.push(values.length === 0 ? 'FALSE' : `${column} IN (${values.map(sqlLiteral).join(', ')})`);
       } else {
-        if (kind === 'boolean' && op !== '$eq' && op !== '$ne') {
-          throw new TesseraError('FILTER_INVALID', `${field}.${key}: ${op} does not apply to a boolean field`);
-        }
         clauses.push(`${column} ${SQL_OP[op]} ${sqlLiteral(value as MetadataValue)}`);
       }
     }

@@ -1,5 +1,6 @@
 /**
- * The embedded store: LanceDB (https://lancedb.github.io/lancedb/) in a folder, no server.
+ * The embedded store's backend: LanceDB (https://lancedb.github.io/lancedb/) in a folder, no
+ * server, under the collections layer (collections.ts), which hands it validated input only.
  *
  * One collection = one LanceDB table. Its model, dtype, dimensions and creation time live in
  * the table's Arrow schema metadata, written by the same commit that creates the table, so a
@@ -18,33 +19,22 @@
  *
  * Writes: one mergeInsert('id') per upsert call (update matched, insert the rest) is one Lance
  * commit: a SIGKILL leaves all of the call or none of it. Writes to one collection are
- * serialised inside the process (LanceDB would otherwise retry conflicting commits).
+ * serialised inside the process (LanceDB would otherwise retry conflicting commits), and each
+ * rereads the schema under that lock: a field another process added, or a table it dropped or
+ * recreated, is StaleCollection, and the layer re-reads the collection.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type * as LanceModule from '@lancedb/lancedb';
 import type * as ArrowModule from 'apache-arrow';
 import { KeyedSerializer } from '../concurrency.ts';
-import { invalidArgument, TesseraError } from '../errors.ts';
+import { TesseraError } from '../errors.ts';
+import { StaleCollection, type Restrictions, type ScanRow, type StoreBackend } from './backend.ts';
 import type { ClassifierStore } from './classifiers.ts';
+import { collectionNotFound, Collections } from './collections.ts';
 import { FileClassifierStore } from './file-classifiers.ts';
 import { compileWhere, idIn, metadataColumn, METADATA_PREFIX } from './lance-where.ts';
-import type {
-  CollectionInfo,
-  CollectionSpec,
-  DocumentRecord,
-  Filter,
-  Metadata,
-  Modality,
-  ModelRef,
-  SearchHit,
-  StoredDocument,
-  TextSearch,
-  VectorSearch,
-  VectorStore,
-} from './store.ts';
-import { checkMinScore, checkPaging, kindOf, validateCollectionName, validateDocument, validateDocumentId, type MetadataKind } from './validate.ts';
-import { COLLECTION_NAME } from './store.ts';
+import type { CollectionDescriptor, CollectionSpec, DocumentRecord, Filter, Metadata, MetadataKind, Modality, SearchHit, StoredDocument } from './store.ts';
 
 // LanceDB is CommonJS and checks Arrow classes with instanceof: use the same (CommonJS) copy of
 // apache-arrow, not the ES module build an `import` would load.
@@ -136,15 +126,11 @@ export interface LanceStoreOptions {
   keepVersionsMs?: number;
 }
 
-/** What a table's schema says about the collection. */
+/** What a table's schema says about the collection (its fields: the `m_*` columns). */
 interface Layout {
-  spec: CollectionSpec & { createdAt: string };
-  /** Metadata key -> type, from the `m_*` columns. */
-  kinds: Map<string, MetadataKind>;
+  collection: CollectionDescriptor;
   schema: ArrowSchema;
 }
-
-const notFound = (name: string, location: string) => new TesseraError('COLLECTION_NOT_FOUND', `no collection ${JSON.stringify(name)} in the store at ${location}`);
 
 function kindOfType(type: ArrowModule.DataType): MetadataKind | undefined {
   if (arrow.DataType.isFloat(type)) return 'number';
@@ -160,18 +146,18 @@ function layoutOf(name: string, schema: ArrowSchema): Layout | undefined {
   const model = meta.get(META.model);
   const dimensions = Number(meta.get(META.dimensions));
   if (model === undefined || !Number.isInteger(dimensions)) return undefined;
-  const kinds = new Map<string, MetadataKind>();
+  const fields = new Map<string, MetadataKind>();
   for (const field of schema.fields) {
     if (!field.name.startsWith(METADATA_PREFIX)) continue;
     const kind = kindOfType(field.type);
-    if (kind) kinds.set(field.name.slice(METADATA_PREFIX.length), kind);
+    if (kind) fields.set(field.name.slice(METADATA_PREFIX.length), kind);
   }
-  return {
-    spec: { name, model, dtype: meta.get(META.dtype) ?? '', dimensions, createdAt: meta.get(META.createdAt) ?? '' },
-    kinds,
-    schema,
-  };
+  return { collection: { name, model, dtype: meta.get(META.dtype) ?? '', dimensions, createdAt: meta.get(META.createdAt) ?? '', fields }, schema };
 }
+
+/** Whether a table is the collection a descriptor was read from (not a recreated one). */
+const sameCollection = (a: CollectionDescriptor, b: CollectionDescriptor): boolean =>
+  a.createdAt === b.createdAt && a.model === b.model && a.dtype === b.dtype && a.dimensions === b.dimensions;
 
 function baseSchema(spec: CollectionSpec, createdAt: string): ArrowSchema {
   return new arrow.Schema(
@@ -291,8 +277,9 @@ function hitOf(row: Row, kinds: ReadonlyMap<string, MetadataKind>, score: number
 }
 
 
-export class LanceStore implements VectorStore {
+export class LanceBackend implements StoreBackend {
   readonly location: string;
+  readonly maxDimensions = MAX_DIMENSIONS;
   readonly #db: LanceModule.Connection;
   readonly #options: Required<Omit<LanceStoreOptions, 'readConsistencyInterval'>>;
   readonly #tables = new Map<string, Promise<LanceModule.Table>>();
@@ -319,7 +306,7 @@ export class LanceStore implements VectorStore {
   }
 
   /** Opens (creating it if needed) the store in folder `dir`. STORE_INVALID if it cannot. */
-  static async open(dir: string, options: LanceStoreOptions = {}): Promise<LanceStore> {
+  static async open(dir: string, options: LanceStoreOptions = {}): Promise<LanceBackend> {
     try {
       mkdirSync(dir, { recursive: true });
       if (!statSync(dir).isDirectory()) throw new Error('not a folder');
@@ -327,7 +314,7 @@ export class LanceStore implements VectorStore {
       throw new TesseraError('STORE_INVALID', `the store folder ${dir} cannot be created or is not a folder: ${(cause as Error).message}`, { cause });
     }
     const db = await lancedb.connect(dir, { readConsistencyInterval: options.readConsistencyInterval ?? 0 });
-    return new LanceStore(dir, db, options);
+    return new LanceBackend(dir, db, options);
   }
 
   // ---- plumbing ----
@@ -335,7 +322,6 @@ export class LanceStore implements VectorStore {
   #serialize<T>(name: string, work: () => Promise<T>): Promise<T> {
     return this.#locks.run(name, work);
   }
-
 
   async #tableNames(): Promise<string[]> {
     const names: string[] = [];
@@ -346,10 +332,9 @@ export class LanceStore implements VectorStore {
     }
   }
 
-  /** The open table of a collection, or undefined when there is none (or it is not ours). */
+  /** The open table of a collection and its schema read now, or undefined when there is none (or it is not ours). */
   async #open(name: string): Promise<{ table: LanceModule.Table; layout: Layout } | undefined> {
     if (this.#closed) throw new Error('the store is closed');
-    if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) return undefined;
     let pending = this.#tables.get(name);
     if (!pending) {
       pending = this.#db.openTable(name);
@@ -374,40 +359,43 @@ export class LanceStore implements VectorStore {
     return layout && { table, layout };
   }
 
+  /** For the index tools below, which take a name: COLLECTION_NOT_FOUND. */
   async #need(name: string): Promise<{ table: LanceModule.Table; layout: Layout }> {
     const found = await this.#open(name);
-    if (!found) throw notFound(name, this.location);
+    if (!found) throw collectionNotFound(name, this.location);
+    return found;
+  }
+
+  /**
+   * The table of the collection `c` describes, its schema reread: StaleCollection when it was
+   * dropped or recreated by another process since. Its fields may have grown (other writers).
+   */
+  async #current(c: CollectionDescriptor): Promise<{ table: LanceModule.Table; layout: Layout }> {
+    const found = await this.#open(c.name);
+    if (!found) throw new StaleCollection(c.name, 'missing');
+    if (!sameCollection(found.layout.collection, c)) throw new StaleCollection(c.name, 'changed');
     return found;
   }
 
   // ---- collections ----
 
-  async listCollections(): Promise<CollectionInfo[]> {
-    const out: CollectionInfo[] = [];
+  async list(): Promise<CollectionDescriptor[]> {
+    const out: CollectionDescriptor[] = [];
     for (const name of await this.#tableNames()) {
-      const info = await this.getCollection(name);
-      if (info) out.push(info);
+      const found = await this.#open(name);
+      if (found) out.push(found.layout.collection);
     }
-    return out.sort((a, b) => a.name.localeCompare(b.name));
+    return out;
   }
 
-  async getCollection(name: string): Promise<CollectionInfo | undefined> {
-    const found = await this.#open(name);
-    if (!found) return undefined;
-    const { spec } = found.layout;
-    return { name: spec.name, model: spec.model, dtype: spec.dtype, dimensions: spec.dimensions, createdAt: spec.createdAt, count: await found.table.countRows() };
+  async describe(name: string): Promise<CollectionDescriptor | undefined> {
+    return (await this.#open(name))?.layout.collection;
   }
 
-  async createCollection(spec: CollectionSpec): Promise<CollectionInfo> {
-    const name = validateCollectionName(spec.name);
-    if (typeof spec.model !== 'string' || spec.model.length === 0) throw invalidArgument('model', 'a model name', spec.model);
-    if (typeof spec.dtype !== 'string' || spec.dtype.length === 0) throw invalidArgument('dtype', 'a dtype', spec.dtype);
-    if (!Number.isInteger(spec.dimensions) || spec.dimensions < 1 || spec.dimensions > MAX_DIMENSIONS) {
-      throw invalidArgument('dimensions', `an integer from 1 to ${MAX_DIMENSIONS}`, spec.dimensions);
-    }
+  create(spec: CollectionSpec, createdAt: string): Promise<CollectionDescriptor> {
+    const { name } = spec;
     return this.#serialize(name, async () => {
-      const createdAt = new Date().toISOString();
-      const schema = baseSchema({ ...spec, name }, createdAt);
+      const schema = baseSchema(spec, createdAt);
       const create = () => this.#db.createEmptyTable(name, schema, { mode: 'create', existOk: false });
       let table: LanceModule.Table;
       try {
@@ -421,12 +409,11 @@ export class LanceStore implements VectorStore {
         table = await create();
       }
       this.#tables.set(name, Promise.resolve(table));
-      return { name, model: spec.model, dtype: spec.dtype, dimensions: spec.dimensions, createdAt, count: 0 };
+      return layoutOf(name, schema)!.collection;
     });
   }
 
-  async dropCollection(name: string): Promise<boolean> {
-    if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) return false;
+  drop(name: string): Promise<boolean> {
     return this.#serialize(name, async () => {
       if (!(await this.#tableNames()).includes(name)) return false;
       const cached = this.#tables.get(name);
@@ -439,59 +426,42 @@ export class LanceStore implements VectorStore {
 
   // ---- writes ----
 
-  async upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void> {
-    await this.#need(collection);
-    return this.#serialize(collection, async () => {
-      const { table, layout } = await this.#need(collection);
-      const { spec } = layout;
-      if (writer.model !== spec.model || writer.dtype !== spec.dtype) {
-        throw new TesseraError(
-          'COLLECTION_MODEL_MISMATCH',
-          `collection ${JSON.stringify(collection)} holds vectors of model ${JSON.stringify(spec.model)} (${spec.dtype}) but these come from ${JSON.stringify(writer.model)} (${writer.dtype})`,
-        );
-      }
-      if (docs.length === 0) return;
-      // Everything is checked before anything is written: one bad document, nothing stored.
-      const seen = new Map<string, number>();
-      const newKinds = new Map<string, MetadataKind>();
-      docs.forEach((doc, i) => {
-        validateDocument(doc, i, spec.dimensions);
-        const first = seen.get(doc.id);
-        if (first !== undefined) throw new TesseraError('DOCUMENT_ID_DUPLICATE', `documents[${i}].id: ${JSON.stringify(doc.id)} appears already as documents[${first}].id`);
-        seen.set(doc.id, i);
-        for (const [key, value] of Object.entries(doc.metadata)) {
-          const kind = kindOf(value);
-          const known = layout.kinds.get(key) ?? newKinds.get(key);
-          if (known === undefined) newKinds.set(key, kind);
-          else if (known !== kind) {
-            throw new TesseraError('METADATA_INVALID', `documents[${i}].metadata.${key}: the collection holds ${known}s in this field but this document gives a ${kind}`);
-          }
-        }
-      });
+  upsert(c: CollectionDescriptor, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>): Promise<void> {
+    // Under the write lock, on the schema as it is now: no other write of this process can add
+    // a field meanwhile; one of another process makes the commits conflict (caught below).
+    return this.#serialize(c.name, async () => {
+      const { table, layout } = await this.#current(c);
+      const stored = layout.collection.fields;
+      const added = [...fields].filter(([key]) => !stored.has(key));
+      if ([...fields].some(([key, kind]) => stored.has(key) && stored.get(key) !== kind)) throw new StaleCollection(c.name, 'changed');
       let schema = layout.schema;
-      if (newKinds.size > 0) {
-        // A commit of its own before the data; a crash between them leaves only empty columns.
-        await table.addColumns([...newKinds].map(([key, kind]) => ({ name: metadataColumn(key), valueSql: SQL_NULL_FOR[kind] })));
-        schema = await table.schema();
+      try {
+        if (added.length > 0) {
+          // A commit of its own before the data; a crash between them leaves only empty columns.
+          await table.addColumns(added.map(([key, kind]) => ({ name: metadataColumn(key), valueSql: SQL_NULL_FOR[kind] })));
+          schema = await table.schema();
+        }
+        await table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(toArrow(schema, docs, c.dimensions));
+      } catch (err) {
+        // Another process changed the schema meanwhile (added a field, perhaps this one, or
+        // dropped the table) and the commits conflicted: the layer re-reads and redoes the call.
+        const now = await table.schema().catch(() => undefined);
+        if (!now || now.fields.map((f) => f.name).join() !== schema.fields.map((f) => f.name).join()) throw new StaleCollection(c.name, 'changed');
+        throw err;
       }
-      await table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(toArrow(schema, docs, spec.dimensions));
-      await this.#maintain(collection, table, spec.dimensions);
+      await this.#maintain(c.name, table, c.dimensions);
     });
   }
 
-  async delete(collection: string, ids: readonly string[]): Promise<number> {
-    await this.#need(collection);
-    ids.forEach((id, i) => validateDocumentId(id, `ids[${i}]`));
-    if (ids.length === 0) return 0;
-    return this.#serialize(collection, async () => {
-      const { table } = await this.#need(collection);
+  delete(c: CollectionDescriptor, ids: readonly string[]): Promise<number> {
+    return this.#serialize(c.name, async () => {
+      const { table } = await this.#current(c);
       let removed = 0;
       // One commit per call when it fits one statement, which every realistic call does.
       for (let i = 0; i < ids.length; i += 10_000) removed += (await table.delete(idIn(ids.slice(i, i + 10_000)))).numDeletedRows;
       return removed;
     });
   }
-
   /**
    * Index upkeep after a write: the FTS index (LanceDB searches rows written after it, so it
    * only needs folding in for speed), the ANN index once the table crosses the threshold
@@ -554,7 +524,7 @@ export class LanceStore implements VectorStore {
   async buildAnnIndex(collection: string): Promise<void> {
     await this.indexBuilt(collection);
     const { table, layout } = await this.#need(collection);
-    const build = this.#buildAnn(collection, table, layout.spec.dimensions);
+    const build = this.#buildAnn(collection, table, layout.collection.dimensions);
     this.#builds.set(collection, build.catch(() => {}));
     try {
       await build;
@@ -607,27 +577,28 @@ export class LanceStore implements VectorStore {
     });
   }
 
+
   // ---- reads ----
 
-  async get(collection: string, ids: readonly string[], options?: { vectors?: boolean }): Promise<(StoredDocument & { vector?: Float32Array })[]> {
-    const { table, layout } = await this.#need(collection);
-    ids.forEach((id, i) => validateDocumentId(id, `ids[${i}]`));
-    const columns = ['id', 'modality', 'text', 'image', 'root', 'hash', ...[...layout.kinds.keys()].map(metadataColumn)];
-    if (options?.vectors) columns.push('vector');
-    const found = new Map<string, StoredDocument & { vector?: Float32Array }>();
+  async get(c: CollectionDescriptor, ids: readonly string[], vectors: boolean): Promise<(StoredDocument & { vector?: Float32Array })[]> {
+    const { table, layout } = await this.#current(c);
+    const { fields } = layout.collection;
+    const columns = ['id', 'modality', 'text', 'image', 'root', 'hash', ...[...fields.keys()].map(metadataColumn)];
+    if (vectors) columns.push('vector');
+    const found: (StoredDocument & { vector?: Float32Array })[] = [];
     for (let i = 0; i < ids.length; i += 1000) {
       const rows = (await table.query().where(idIn(ids.slice(i, i + 1000))).select(columns).toArray()) as Row[];
       for (const row of rows) {
-        const doc: StoredDocument & { vector?: Float32Array } = documentOf(row, layout.kinds);
-        if (options?.vectors) doc.vector = vectorOf(row.vector);
-        found.set(doc.id, doc);
+        const doc: StoredDocument & { vector?: Float32Array } = documentOf(row, fields);
+        if (vectors) doc.vector = vectorOf(row.vector);
+        found.push(doc);
       }
     }
-    return ids.flatMap((id) => found.get(id) ?? []);
+    return found;
   }
 
-  async hashes(collection: string): Promise<Map<string, string>> {
-    const { table } = await this.#need(collection);
+  async hashes(c: CollectionDescriptor): Promise<Map<string, string>> {
+    const { table } = await this.#current(c);
     const out = new Map<string, string>();
     for await (const batch of table.query().select(['id', 'hash'])) {
       const ids = batch.getChild('id')!;
@@ -637,9 +608,9 @@ export class LanceStore implements VectorStore {
     return out;
   }
 
-  async *scan(collection: string, pageSize = 1000): AsyncIterable<{ id: string; modality: Modality; vector: Float32Array }[]> {
-    const { table } = await this.#need(collection);
-    let page: { id: string; modality: Modality; vector: Float32Array }[] = [];
+  async *scan(c: CollectionDescriptor, pageSize: number): AsyncIterable<ScanRow[]> {
+    const { table } = await this.#current(c);
+    let page: ScanRow[] = [];
     for await (const batch of table.query().select(['id', 'modality', 'vector'])) {
       const ids = batch.getChild('id')!;
       const modalities = batch.getChild('modality')!;
@@ -655,60 +626,45 @@ export class LanceStore implements VectorStore {
     if (page.length > 0) yield page;
   }
 
-  async search(collection: string, query: VectorSearch): Promise<SearchHit[]> {
-    const { table, layout } = await this.#need(collection);
-    const { k, offset } = checkPaging(query);
-    const dims = layout.spec.dimensions;
-    if (!(query.vector instanceof Float32Array) || query.vector.length !== dims) {
-      throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `query vector: the collection has ${dims} dimensions but the query has ${query.vector?.length ?? 0}`);
-    }
-    checkMinScore(query.minScore);
-    const where = compileWhere(query, layout.kinds);
+  async search(c: CollectionDescriptor, query: Restrictions & { vector: Float32Array; limit: number }): Promise<SearchHit[]> {
+    const { table, layout } = await this.#current(c);
+    const { fields } = layout.collection;
     const a = this.#options.ann;
-    const limit = offset + k;
+    const { limit } = query;
     let q = table
       .vectorSearch(query.vector)
       .column('vector')
       .distanceType('cosine')
-      .select([...this.#resultColumns(layout), '_distance'])
+      .select([...resultColumns(fields), '_distance'])
       .limit(limit);
     // Without an index LanceDB ignores these and searches exactly.
     q = q.minimumNprobes(a.nprobes).maximumNprobes(Math.max(a.nprobes, 4 * a.nprobes));
     if (a.refineFactor !== undefined) q = q.refineFactor(a.refineFactor);
     if (a.ef !== undefined) q = q.ef(Math.max(a.ef, 2 * limit));
+    const where = compileWhere(query, fields);
     if (where) q = q.where(where);
     const rows = (await q.toArray()) as Row[];
-    const minScore = query.minScore ?? -Infinity;
-    return rows
-      .slice(offset)
-      .map((row) => hitOf(row, layout.kinds, 1 - (row._distance as number)))
-      .filter((hit) => hit.score >= minScore);
+    return rows.map((row) => hitOf(row, fields, 1 - (row._distance as number)));
   }
 
-  async fullTextSearch(collection: string, query: TextSearch): Promise<SearchHit[]> {
-    const { table, layout } = await this.#need(collection);
-    const { k, offset } = checkPaging(query);
-    if (typeof query.text !== 'string' || query.text.trim().length === 0) throw new TesseraError('QUERY_INVALID', 'text: expected a non-empty text to search for');
+  async fullTextSearch(c: CollectionDescriptor, query: Restrictions & { text: string; limit: number }): Promise<SearchHit[]> {
+    const { table, layout } = await this.#current(c);
+    const { fields } = layout.collection;
     if (!(await table.listIndices()).some((i) => i.name === TEXT_INDEX)) return [];
-    const where = compileWhere(query, layout.kinds);
     let q = table
       .query()
       .fullTextSearch(new lancedb.MatchQuery(query.text, 'text'))
-      .select([...this.#resultColumns(layout), '_score'])
-      .limit(offset + k);
+      .select([...resultColumns(fields), '_score'])
+      .limit(query.limit);
+    const where = compileWhere(query, fields);
     if (where) q = q.where(where);
     const rows = (await q.toArray()) as Row[];
-    return rows.slice(offset).map((row) => hitOf(row, layout.kinds, row._score as number));
+    return rows.map((row) => hitOf(row, fields, row._score as number));
   }
 
-  async count(collection: string, filter?: Filter): Promise<number> {
-    const { table, layout } = await this.#need(collection);
-    const where = compileWhere({ filter }, layout.kinds);
-    return table.countRows(where);
-  }
-
-  #resultColumns(layout: Layout): string[] {
-    return ['id', 'modality', 'text', 'image', ...[...layout.kinds.keys()].map(metadataColumn)];
+  async count(c: CollectionDescriptor, filter?: Filter): Promise<number> {
+    const { table, layout } = await this.#current(c);
+    return table.countRows(compileWhere({ filter }, layout.collection.fields));
   }
 
   /** Embedded: the folder is always there once opened. */
@@ -726,7 +682,27 @@ export class LanceStore implements VectorStore {
   }
 }
 
+const resultColumns = (fields: ReadonlyMap<string, MetadataKind>): string[] => ['id', 'modality', 'text', 'image', ...[...fields.keys()].map(metadataColumn)];
+
+/** The embedded store as callers use it: the collections layer over LanceDB, and its index tools. */
+export class LanceStore extends Collections<LanceBackend> {
+  /** Resolves once no ANN build of the collection runs (tests, benchmarks). */
+  indexBuilt(collection: string): Promise<void> {
+    return this.backend.indexBuilt(collection);
+  }
+  /** Builds (or retrains) the ANN index now and waits for it; benchmarks time this. */
+  buildAnnIndex(collection: string): Promise<void> {
+    return this.backend.buildAnnIndex(collection);
+  }
+  indexState(collection: string): ReturnType<LanceBackend['indexState']> {
+    return this.backend.indexState(collection);
+  }
+  compact(collection: string, olderThan?: Date): Promise<void> {
+    return this.backend.compact(collection, olderThan);
+  }
+}
+
 /** Opens the LanceDB store in folder `dir`. */
-export function openLanceStore(dir: string, options?: LanceStoreOptions): Promise<LanceStore> {
-  return LanceStore.open(dir, options);
+export async function openLanceStore(dir: string, options?: LanceStoreOptions): Promise<LanceStore> {
+  return new LanceStore(await LanceBackend.open(dir, options));
 }

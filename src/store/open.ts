@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { TesseraError } from '../errors.ts';
 import { openLanceStore, type LanceStoreOptions } from './lance.ts';
 import { openPostgresStore, withoutPassword, type PostgresStoreOptions } from './postgres.ts';
-import type { VectorStore } from './store.ts';
+import type { Collections } from './collections.ts';
 
 /** `$XDG_DATA_HOME/tessera`, or `~/.local/share/tessera` when XDG_DATA_HOME is unset. */
 export function defaultStoreLocation(env: NodeJS.ProcessEnv = process.env): string {
@@ -32,10 +32,10 @@ export interface StoreOptions extends LanceStoreOptions {
 }
 
 /**
- * Opens the store at `location` (see storeLocation). STORE_INVALID if it cannot be opened;
- * STORE_UNAVAILABLE when its PostgreSQL cannot be reached.
+ * Opens the store at `location` (see storeLocation): the collections layer over its backend.
+ * STORE_INVALID if it cannot be opened; STORE_UNAVAILABLE when its PostgreSQL cannot be reached.
  */
-export async function openStore(location?: string, options?: StoreOptions): Promise<VectorStore> {
+export async function openStore(location?: string, options?: StoreOptions): Promise<Collections> {
   const where = storeLocation(location);
   if (/^postgres(ql)?:\/\//i.test(where)) return openPostgresStore(where, options?.postgres);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(where)) {

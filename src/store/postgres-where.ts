@@ -10,14 +10,14 @@
  *     numbers compare as numbers (1 = 1.0), and the GIN index (jsonb_path_ops) serves it;
  *   - $ne and $in compare JSONB values (still type-strict);
  *   - ranges compare as float8 on number fields and bytewise (COLLATE "C", as the embedded
- *     store and JavaScript compare) on string fields; on booleans they are FILTER_INVALID;
+ *     store and JavaScript compare) on string fields (on booleans the collections layer
+ *     refuses them, as it refuses a value of another kind than its field's);
  *   - a missing field yields SQL NULL, which matches no condition, not even $ne;
  *   - a field the collection has never seen matches nothing.
  */
-import { TesseraError } from '../errors.ts';
 import { conditionsOf, fieldConditions, LAT_KEY, LON_KEY, placeConditions, type FilterOperator } from './filter.ts';
-import type { Filter, MetadataValue, Modality } from './store.ts';
-import type { MetadataKind } from './validate.ts';
+import type { Filter, MetadataKind, MetadataValue, Modality } from './store.ts';
+
 
 /** Collects bind parameters and hands out their placeholders. */
 export class Params {
@@ -52,8 +52,8 @@ function clause(key: string, kind: MetadataKind, op: FilterOperator, value: Meta
   }
 }
 
-/** The SQL conditions of `filter` (ANDed by the caller). FILTER_INVALID on a type mismatch. */
-export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>, params: Params, field = 'filter'): string[] {
+/** The SQL conditions of `filter` (ANDed by the caller); its values were checked against `kinds`. */
+export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, MetadataKind>, params: Params): string[] {
   const clauses: string[] = [];
   for (const [key, condition] of fieldConditions(filter)) {
     const kind = kinds.get(key);
@@ -61,17 +61,7 @@ export function compileFilter(filter: Filter, kinds: ReadonlyMap<string, Metadat
       clauses.push('FALSE');
       continue;
     }
-    for (const [op, value] of conditionsOf(condition)) {
-      for (const v of Array.isArray(value) ? value : [value]) {
-        if (typeof v !== kind) {
-          throw new TesseraError('FILTER_INVALID', `${field}.${key}: the collection holds ${kind}s in this field but the filter compares with a ${typeof v} (${JSON.stringify(v)})`);
-        }
-      }
-      if (kind === 'boolean' && op !== '$eq' && op !== '$ne' && op !== '$in') {
-        throw new TesseraError('FILTER_INVALID', `${field}.${key}: ${op} does not apply to a boolean field`);
-      }
-      clauses.push(clause(key, kind, op, value, params));
-    }
+    for (const [op, value] of conditionsOf(condition)) clauses.push(clause(key, kind, op, value, params));
   }
   if (filter.$near || filter.$within) {
     // A collection without numeric coordinates has no place to match.

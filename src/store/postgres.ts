@@ -1,6 +1,7 @@
 /**
- * The shared store: PostgreSQL + pgvector (https://github.com/pgvector/pgvector), for several
- * machines (replicas, indexing workers) working on the same data.
+ * The shared store's backend: PostgreSQL + pgvector (https://github.com/pgvector/pgvector), for
+ * several machines (replicas, indexing workers) working on the same data, under the collections
+ * layer (collections.ts), which hands it validated input and the collection's cached descriptor.
  *
  * Schema (created and migrated by tessera itself, see MIGRATIONS):
  *   tessera_schema       one row: the schema version this database is at.
@@ -17,8 +18,13 @@
  * (jsonb_path_ops) over metadata (equality filters).
  *
  * Writes: one transaction per call. An upsert locks its collection's row (FOR SHARE, so upserts
- * of one collection run concurrently; FOR UPDATE when it records new metadata fields), then
+ * of one collection run concurrently; FOR UPDATE when it records new metadata fields), checks
+ * it against the layer's descriptor (the same documents table, no field of another type), then
  * `INSERT ... ON CONFLICT (id) DO UPDATE` in chunks: all of it is stored, or none.
+ *
+ * Searches: one statement on the cached descriptor's table (exact below the ANN threshold), two
+ * through the HNSW index (its settings, then the query); a table dropped meanwhile fails the
+ * statement, which the layer turns into a re-read.
  *
  * Faults: every call either answers or fails with STORE_UNAVAILABLE within its deadlines
  * (connecting: connectTimeoutMs; each statement: queryTimeoutMs, on the client and as the
@@ -27,25 +33,12 @@
  */
 import pg from 'pg';
 import { invalidArgument, TesseraError } from '../errors.ts';
+import { StaleCollection, type Restrictions, type ScanRow, type StoreBackend } from './backend.ts';
 import type { ClassifierStore } from './classifiers.ts';
+import { collectionNotFound, Collections } from './collections.ts';
 import { CLASSIFIERS_TABLE_SQL, PgClassifierStore } from './postgres-classifiers.ts';
 import { compileWhere, Params, whereSql } from './postgres-where.ts';
-import type {
-  CollectionInfo,
-  CollectionSpec,
-  DocumentRecord,
-  Filter,
-  Metadata,
-  Modality,
-  ModelRef,
-  SearchHit,
-  StoredDocument,
-  TextSearch,
-  VectorSearch,
-  VectorStore,
-} from './store.ts';
-import { COLLECTION_NAME } from './store.ts';
-import { checkMinScore, checkPaging, kindOf, validateCollectionName, validateDocument, validateDocumentId, type MetadataKind } from './validate.ts';
+import type { CollectionDescriptor, CollectionSpec, DocumentRecord, Filter, Metadata, MetadataKind, Modality, SearchHit, StoredDocument } from './store.ts';
 
 export interface PostgresStoreOptions {
   /** Exact search below this many documents in a collection, the HNSW index from it on. */
@@ -205,12 +198,12 @@ interface CollectionRow {
   created_at: Date;
 }
 
-interface Collection {
-  name: string;
-  /** Quoted identifier of the documents table. */
+/** A collection as this backend describes it to the collections layer. */
+export interface PgCollection extends CollectionDescriptor {
+  /** Quoted identifier of the documents table: a recreated collection gets another one. */
   table: string;
-  spec: CollectionSpec & { createdAt: string };
-  kinds: Map<string, MetadataKind>;
+  /** Whether searches go through the HNSW index, and when that was last counted (see #usesIndex). */
+  readonly index: { on: boolean; checkedAt: number };
 }
 
 /**
@@ -218,6 +211,8 @@ interface Collection {
  * choosing between exact and HNSW search needs, without counting a large table whole.
  */
 const rowsUpTo = (table: string) => `(SELECT count(*) AS n FROM (SELECT 1 FROM ${table} LIMIT $1) few)`;
+/** How long a collection found below the ANN threshold is searched exactly before it is counted again (other processes may fill it). */
+const INDEX_RECHECK_MS = 1000;
 
 function ident(tableName: string): string {
   // Our own names only (tessera_docs_<n>): a guard, not an escape.
@@ -225,12 +220,16 @@ function ident(tableName: string): string {
   return `"${tableName}"`;
 }
 
-function collectionOf(row: CollectionRow): Collection {
+function collectionOf(row: CollectionRow): PgCollection {
   return {
     name: row.name,
+    model: row.model,
+    dtype: row.dtype,
+    dimensions: row.dimensions,
+    createdAt: row.created_at.toISOString(),
+    fields: new Map(Object.entries(row.fields)),
     table: ident(row.table_name),
-    spec: { name: row.name, model: row.model, dtype: row.dtype, dimensions: row.dimensions, createdAt: row.created_at.toISOString() },
-    kinds: new Map(Object.entries(row.fields)),
+    index: { on: false, checkedAt: 0 },
   };
 }
 
@@ -253,64 +252,11 @@ function hitOf(row: Omit<DocRow, 'root' | 'hash'>, score: number): SearchHit {
   return hit;
 }
 
-// ---- checks (the same as the embedded store's) ----
-
-const notFound = (name: string, location: string) => new TesseraError('COLLECTION_NOT_FOUND', `no collection ${JSON.stringify(name)} in the store at ${location}`);
-
-/** PostgreSQL's text cannot hold U+0000; say so about the field instead of failing the batch opaquely. */
-function checkNoNul(value: string | undefined, field: string): void {
-  if (value !== undefined && value.includes('\u0000')) {
-    throw new TesseraError('DOCUMENT_INVALID', `${field}: contains a NUL character (\\u0000), which the PostgreSQL store cannot hold; remove it`);
-  }
-}
-
-/** The shared checks, then the one PostgreSQL adds: no NUL characters in stored text. */
-function validatePgDocument(doc: DocumentRecord, i: number, dims: number): void {
-  validateDocument(doc, i, dims);
-  const at = `documents[${i}]`;
-  for (const field of ['id', 'text', 'image', 'root', 'hash'] as const) checkNoNul(doc[field], `${at}.${field}`);
-  for (const [key, value] of Object.entries(doc.metadata)) if (typeof value === 'string') checkNoNul(value, `${at}.metadata.${key}`);
-}
-
-/**
- * Validates every document (before anything is written) and returns the metadata fields the
- * batch introduces. METADATA_INVALID when a field's type disagrees with the collection's or
- * with an earlier document of the batch.
- */
-function checkBatch(docs: readonly DocumentRecord[], collection: Collection): Map<string, MetadataKind> {
-  const seen = new Map<string, number>();
-  const newKinds = new Map<string, MetadataKind>();
-  docs.forEach((doc, i) => {
-    validatePgDocument(doc, i, collection.spec.dimensions);
-    const first = seen.get(doc.id);
-    if (first !== undefined) throw new TesseraError('DOCUMENT_ID_DUPLICATE', `documents[${i}].id: ${JSON.stringify(doc.id)} appears already as documents[${first}].id`);
-    seen.set(doc.id, i);
-    for (const [key, value] of Object.entries(doc.metadata ?? {})) {
-      const kind = kindOf(value);
-      const known = collection.kinds.get(key) ?? newKinds.get(key);
-      if (known === undefined) newKinds.set(key, kind);
-      else if (known !== kind) {
-        throw new TesseraError('METADATA_INVALID', `documents[${i}].metadata.${key}: the collection holds ${known}s in this field but this document gives a ${kind}`);
-      }
-    }
-  });
-  return newKinds;
-}
-
-function checkWriter(collection: Collection, writer: ModelRef): void {
-  const { spec } = collection;
-  if (writer.model !== spec.model || writer.dtype !== spec.dtype) {
-    throw new TesseraError(
-      'COLLECTION_MODEL_MISMATCH',
-      `collection ${JSON.stringify(spec.name)} holds vectors of model ${JSON.stringify(spec.model)} (${spec.dtype}) but these come from ${JSON.stringify(writer.model)} (${writer.dtype})`,
-    );
-  }
-}
-
 // ---- the store ----
 
-export class PostgresStore implements VectorStore {
+export class PostgresBackend implements StoreBackend<PgCollection> {
   readonly location: string;
+  readonly maxDimensions = MAX_DIMENSIONS;
   readonly #pool: pg.Pool;
   readonly #password: string | undefined;
   readonly #annThreshold: number;
@@ -350,8 +296,8 @@ export class PostgresStore implements VectorStore {
   }
 
   /** Connects, creates or migrates the schema, and returns the store. */
-  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-    const store = new PostgresStore(url, options);
+  static async open(url: string, options: PostgresStoreOptions = {}): Promise<PostgresBackend> {
+    const store = new PostgresBackend(url, options);
     try {
       await store.#guard(undefined, () => store.#migrate());
     } catch (err) {
@@ -363,7 +309,7 @@ export class PostgresStore implements VectorStore {
 
   // ---- plumbing ----
 
-  /** Maps driver errors to STORE_UNAVAILABLE / STORE_INVALID (and a vanished table to COLLECTION_NOT_FOUND). */
+  /** Maps driver errors to STORE_UNAVAILABLE / STORE_INVALID (and a vanished table to StaleCollection). */
   async #guard<T>(collection: string | undefined, work: () => Promise<T>): Promise<T> {
     if (this.#closed) throw new Error('the store is closed');
     try {
@@ -378,22 +324,25 @@ export class PostgresStore implements VectorStore {
   }
 
   #mapError(err: unknown, collection?: string): unknown {
-    if (err instanceof TesseraError) return err;
+    if (err instanceof TesseraError || err instanceof StaleCollection) return err;
     if (isUnavailable(err)) {
       const why = this.#scrub((err as Error).message || (err as { code?: string }).code || String(err));
       return new TesseraError('STORE_UNAVAILABLE', `PostgreSQL at ${this.location} cannot be reached or did not answer in time (${why}); retry shortly`, { cause: err });
     }
     if (isDatabaseError(err)) {
       // The documents table went away under us: dropped by another client meanwhile.
-      if (err.code === '42P01' && collection !== undefined) return notFound(collection, this.location);
+      if (err.code === '42P01' && collection !== undefined) return new StaleCollection(collection, 'missing');
       if (err.code === '54000') return new TesseraError('DOCUMENT_INVALID', `a document exceeds a PostgreSQL limit: ${this.#scrub(err.message)}`, { cause: err });
       return new TesseraError('STORE_INVALID', `PostgreSQL at ${this.location} refused the request: ${this.#scrub(err.message)} (SQLSTATE ${err.code})`, { cause: err });
     }
     return err;
   }
 
-  /** Runs `work` in one transaction on one connection; a broken connection is discarded. */
-  async #tx<T>(work: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
+  /**
+   * Runs `work` in one transaction on one connection (`begin` null: on one connection, no
+   * transaction); a broken connection is discarded.
+   */
+  async #tx<T>(work: (client: pg.PoolClient) => Promise<T>, begin: string | null = 'BEGIN'): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
     // A checked-out connection has no listener of the pool's: the server ending it between two
@@ -402,13 +351,13 @@ export class PostgresStore implements VectorStore {
     const onError = (err: Error) => (broken = err);
     client.on('error', onError);
     try {
-      await client.query(begin);
+      if (begin !== null) await client.query(begin);
       const out = await work(client);
-      await client.query('COMMIT');
+      if (begin !== null) await client.query('COMMIT');
       return out;
     } catch (err) {
       if (isUnavailable(err)) broken = err as Error;
-      else {
+      else if (begin !== null) {
         try {
           await client.query('ROLLBACK');
         } catch (e) {
@@ -456,8 +405,8 @@ export class PostgresStore implements VectorStore {
     });
   }
 
-  async #lookup(name: string, client: pg.ClientBase | pg.Pool = this.#pool, lock = ''): Promise<Collection | undefined> {
-    if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) return undefined;
+
+  async #lookup(name: string, client: pg.ClientBase | pg.Pool = this.#pool, lock = ''): Promise<PgCollection | undefined> {
     const { rows } = await client.query<CollectionRow>(
       `SELECT name, table_name, model, dtype, dimensions, fields, created_at FROM tessera_collections WHERE name = $1${lock}`,
       [name],
@@ -465,73 +414,50 @@ export class PostgresStore implements VectorStore {
     return rows[0] && collectionOf(rows[0]);
   }
 
-  async #need(name: string): Promise<Collection> {
+  /** For the tools below, which take a name: COLLECTION_NOT_FOUND. */
+  async #need(name: string): Promise<PgCollection> {
     const found = await this.#lookup(name);
-    if (!found) throw notFound(name, this.location);
+    if (!found) throw collectionNotFound(name, this.location);
     return found;
   }
 
-  async #countRows(c: Collection, client: pg.ClientBase | pg.Pool = this.#pool): Promise<number> {
-    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${c.table}`);
-    return Number(rows[0]!.n);
+  /** PostgreSQL's text cannot hold U+0000; say so about the field instead of failing the batch opaquely. */
+  checkText(value: string, field: string): void {
+    if (value.includes('\u0000')) {
+      throw new TesseraError('DOCUMENT_INVALID', `${field}: contains a NUL character (\\u0000), which the PostgreSQL store cannot hold; remove it`);
+    }
   }
 
   // ---- collections ----
 
-  listCollections(): Promise<CollectionInfo[]> {
+  list(): Promise<PgCollection[]> {
     return this.#guard(undefined, async () => {
       const { rows } = await this.#pool.query<CollectionRow>('SELECT name, table_name, model, dtype, dimensions, fields, created_at FROM tessera_collections');
-      const out: CollectionInfo[] = [];
-      for (const row of rows) {
-        const c = collectionOf(row);
-        try {
-          out.push({ ...c.spec, count: await this.#countRows(c) });
-        } catch (err) {
-          if (!(isDatabaseError(err) && err.code === '42P01')) throw err; // dropped meanwhile
-        }
-      }
-      return out.sort((a, b) => a.name.localeCompare(b.name));
+      return rows.map(collectionOf);
     });
   }
 
-  getCollection(name: string): Promise<CollectionInfo | undefined> {
-    return this.#guard(undefined, async () => {
-      const c = await this.#lookup(name);
-      if (!c) return undefined;
-      try {
-        return { ...c.spec, count: await this.#countRows(c) };
-      } catch (err) {
-        if (isDatabaseError(err) && err.code === '42P01') return undefined;
-        throw err;
-      }
-    });
+  describe(name: string): Promise<PgCollection | undefined> {
+    return this.#guard(undefined, () => this.#lookup(name));
   }
 
-  createCollection(spec: CollectionSpec): Promise<CollectionInfo> {
+  create(spec: CollectionSpec, createdAt: string): Promise<PgCollection> {
     return this.#guard(undefined, async () => {
-      const name = validateCollectionName(spec.name);
-      if (typeof spec.model !== 'string' || spec.model.length === 0) throw invalidArgument('model', 'a model name', spec.model);
-      if (typeof spec.dtype !== 'string' || spec.dtype.length === 0) throw invalidArgument('dtype', 'a dtype', spec.dtype);
-      if (!Number.isInteger(spec.dimensions) || spec.dimensions < 1 || spec.dimensions > MAX_DIMENSIONS) {
-        throw invalidArgument('dimensions', `an integer from 1 to ${MAX_DIMENSIONS} (pgvector's HNSW limit)`, spec.dimensions);
-      }
-      checkNoNul(spec.model, 'model');
-      checkNoNul(spec.dtype, 'dtype');
-      const createdAt = new Date().toISOString();
+      const { name } = spec;
       const { m, efConstruction } = this.#hnsw;
       if (!Number.isInteger(m) || !Number.isInteger(efConstruction)) throw invalidArgument('hnsw', 'integer m and efConstruction', JSON.stringify(this.#hnsw));
-      await this.#tx(async (client) => {
+      return this.#tx(async (client) => {
         // A concurrent create of the same name waits on the primary key, then finds it taken.
-        const { rows } = await client.query<{ table_name: string }>(
+        const { rows } = await client.query<CollectionRow>(
           `INSERT INTO tessera_collections (name, table_name, model, dtype, dimensions, created_at)
            VALUES ($1, 'tessera_docs_' || nextval('tessera_docs_seq'), $2, $3, $4, $5)
-           ON CONFLICT (name) DO NOTHING RETURNING table_name`,
+           ON CONFLICT (name) DO NOTHING RETURNING name, table_name, model, dtype, dimensions, fields, created_at`,
           [name, spec.model, spec.dtype, spec.dimensions, createdAt],
         );
         if (rows.length === 0) throw new TesseraError('COLLECTION_EXISTS', `a collection ${JSON.stringify(name)} exists already in ${this.location}`);
+        const c = collectionOf(rows[0]!);
         const tableName = rows[0]!.table_name;
-        const table = ident(tableName);
-        await client.query(`CREATE TABLE ${table} (
+        await client.query(`CREATE TABLE ${c.table} (
           id text COLLATE "C" PRIMARY KEY,
           modality text NOT NULL CHECK (modality IN ('text', 'image')),
           text text,
@@ -542,42 +468,40 @@ export class PostgresStore implements VectorStore {
           vector vector(${spec.dimensions}) NOT NULL,
           tsv tsvector GENERATED ALWAYS AS (to_tsvector('${TS_CONFIG}'::regconfig, coalesce(text, ''))) STORED
         )`);
-        await client.query(`CREATE INDEX "${tableName}_vector" ON ${table} USING hnsw (vector vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efConstruction})`);
-        await client.query(`CREATE INDEX "${tableName}_tsv" ON ${table} USING gin (tsv)`);
-        await client.query(`CREATE INDEX "${tableName}_metadata" ON ${table} USING gin (metadata jsonb_path_ops)`);
+        await client.query(`CREATE INDEX "${tableName}_vector" ON ${c.table} USING hnsw (vector vector_cosine_ops) WITH (m = ${m}, ef_construction = ${efConstruction})`);
+        await client.query(`CREATE INDEX "${tableName}_tsv" ON ${c.table} USING gin (tsv)`);
+        await client.query(`CREATE INDEX "${tableName}_metadata" ON ${c.table} USING gin (metadata jsonb_path_ops)`);
+        return c;
       });
-      return { name, model: spec.model, dtype: spec.dtype, dimensions: spec.dimensions, createdAt, count: 0 };
     });
   }
 
-  dropCollection(name: string): Promise<boolean> {
-    return this.#guard(undefined, async () => {
-      if (typeof name !== 'string' || !COLLECTION_NAME.test(name)) return false;
-      return this.#tx(async (client) => {
+  drop(name: string): Promise<boolean> {
+    return this.#guard(undefined, () =>
+      this.#tx(async (client) => {
         const { rows } = await client.query<{ table_name: string }>('DELETE FROM tessera_collections WHERE name = $1 RETURNING table_name', [name]);
         if (rows.length === 0) return false;
         // Waits for writers and readers of the table to finish (they hold locks on it).
         await client.query(`DROP TABLE IF EXISTS ${ident(rows[0]!.table_name)}`);
         return true;
-      });
-    });
+      }),
+    );
   }
 
   // ---- writes ----
 
-  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void> {
-    return this.#guard(collection, async () => {
-      const seen = await this.#need(collection);
-      checkWriter(seen, writer);
-      if (docs.length === 0) return;
-      // Everything is checked before anything is written: one bad document, nothing stored.
-      let forUpdate = checkBatch(docs, seen).size > 0;
+  upsert(c: PgCollection, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>): Promise<void> {
+    return this.#guard(c.name, async () => {
+      // A share lock on the collection's row suffices unless the batch brings new fields.
+      let forUpdate = [...fields.keys()].some((key) => !c.fields.has(key));
       // Rows are locked in id order, so that writers of overlapping batches do not deadlock;
       // should the server still detect one (or a serialization failure), the write is redone.
       const ordered = [...docs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.#tx((client) => this.#write(client, collection, docs, ordered, writer, forUpdate));
+          await this.#tx((client) => this.#write(client, c, ordered, fields, forUpdate));
+          // Rows were added: the next search counts again whether the index should serve it.
+          if (!c.index.on) c.index.checkedAt = 0;
           return;
         } catch (err) {
           if (err instanceof NeedsFieldLock && !forUpdate) {
@@ -591,16 +515,16 @@ export class PostgresStore implements VectorStore {
     });
   }
 
-  /** `docs` as given (errors name their positions), `ordered` by id (the order rows are written in). */
-  async #write(client: pg.PoolClient, name: string, docs: readonly DocumentRecord[], ordered: readonly DocumentRecord[], writer: ModelRef, forUpdate: boolean): Promise<void> {
+  /** `ordered`: the documents by id (the order rows are written in). */
+  async #write(client: pg.PoolClient, c: PgCollection, ordered: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>, forUpdate: boolean): Promise<void> {
     // The row lock keeps the collection from being dropped (or its fields changed) meanwhile.
-    const c = await this.#lookup(name, client, forUpdate ? ' FOR UPDATE' : ' FOR SHARE');
-    if (!c) throw notFound(name, this.location);
-    checkWriter(c, writer);
-    const newKinds = checkBatch(docs, c);
-    if (newKinds.size > 0) {
+    const now = await this.#lookup(c.name, client, forUpdate ? ' FOR UPDATE' : ' FOR SHARE');
+    if (!now) throw new StaleCollection(c.name, 'missing');
+    if (now.table !== c.table || [...fields].some(([key, kind]) => now.fields.has(key) && now.fields.get(key) !== kind)) throw new StaleCollection(c.name, 'changed');
+    const added = [...fields].filter(([key]) => !now.fields.has(key));
+    if (added.length > 0) {
       if (!forUpdate) throw new NeedsFieldLock();
-      await client.query('UPDATE tessera_collections SET fields = fields || $2::jsonb WHERE name = $1', [name, JSON.stringify(Object.fromEntries(newKinds))]);
+      await client.query('UPDATE tessera_collections SET fields = fields || $2::jsonb WHERE name = $1', [c.name, JSON.stringify(Object.fromEntries(added))]);
     }
     for (let i = 0; i < ordered.length; i += UPSERT_CHUNK) {
       const chunk = ordered.slice(i, i + UPSERT_CHUNK);
@@ -623,44 +547,38 @@ export class PostgresStore implements VectorStore {
     }
   }
 
-  delete(collection: string, ids: readonly string[]): Promise<number> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
-      ids.forEach((id, i) => validateDocumentId(id, `ids[${i}]`));
-      if (ids.length === 0) return 0;
-      return this.#tx(async (client) => {
+  delete(c: PgCollection, ids: readonly string[]): Promise<number> {
+    return this.#guard(c.name, () =>
+      this.#tx(async (client) => {
         let removed = 0;
         for (let i = 0; i < ids.length; i += 10_000) {
           removed += (await client.query(`DELETE FROM ${c.table} WHERE id = ANY($1::text[])`, [ids.slice(i, i + 10_000)])).rowCount ?? 0;
         }
         return removed;
-      });
-    });
+      }),
+    );
   }
 
   // ---- reads ----
 
-  get(collection: string, ids: readonly string[], options?: { vectors?: boolean }): Promise<(StoredDocument & { vector?: Float32Array })[]> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
-      ids.forEach((id, i) => validateDocumentId(id, `ids[${i}]`));
-      const columns = options?.vectors ? `${DOC_COLUMNS}, vector::text AS vector` : DOC_COLUMNS;
-      const found = new Map<string, StoredDocument & { vector?: Float32Array }>();
+  get(c: PgCollection, ids: readonly string[], vectors: boolean): Promise<(StoredDocument & { vector?: Float32Array })[]> {
+    return this.#guard(c.name, async () => {
+      const columns = vectors ? `${DOC_COLUMNS}, vector::text AS vector` : DOC_COLUMNS;
+      const found: (StoredDocument & { vector?: Float32Array })[] = [];
       for (let i = 0; i < ids.length; i += 1000) {
         const { rows } = await this.#pool.query<DocRow>(`SELECT ${columns} FROM ${c.table} WHERE id = ANY($1::text[])`, [ids.slice(i, i + 1000)]);
         for (const row of rows) {
           const doc: StoredDocument & { vector?: Float32Array } = documentOf(row);
-          if (options?.vectors && row.vector !== undefined) doc.vector = parseVector(row.vector);
-          found.set(doc.id, doc);
+          if (vectors && row.vector !== undefined) doc.vector = parseVector(row.vector);
+          found.push(doc);
         }
       }
-      return ids.flatMap((id) => found.get(id) ?? []);
+      return found;
     });
   }
 
-  hashes(collection: string): Promise<Map<string, string>> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
+  hashes(c: PgCollection): Promise<Map<string, string>> {
+    return this.#guard(c.name, async () => {
       const out = new Map<string, string>();
       // Keyset pages: no statement grows with the collection (each stays inside the timeout).
       let last: string | undefined;
@@ -676,12 +594,10 @@ export class PostgresStore implements VectorStore {
     });
   }
 
-  async *scan(collection: string, pageSize = 1000): AsyncIterable<{ id: string; modality: Modality; vector: Float32Array }[]> {
-    if (!Number.isInteger(pageSize) || pageSize < 1) throw invalidArgument('pageSize', 'a positive integer', pageSize);
-    const c = await this.#guard(collection, () => this.#need(collection));
+  async *scan(c: PgCollection, pageSize: number): AsyncIterable<ScanRow[]> {
     let last: string | undefined;
     for (;;) {
-      const { rows } = await this.#guard(collection, () =>
+      const { rows } = await this.#guard(c.name, () =>
         this.#pool.query<{ id: string; modality: Modality; vector: string }>(
           `SELECT id, modality, vector::text AS vector FROM ${c.table}${last === undefined ? '' : ' WHERE id > $2'} ORDER BY id LIMIT $1`,
           last === undefined ? [pageSize] : [pageSize, last],
@@ -693,53 +609,84 @@ export class PostgresStore implements VectorStore {
     }
   }
 
-  search(collection: string, query: VectorSearch): Promise<SearchHit[]> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
-      const { k, offset } = checkPaging(query);
-      const dims = c.spec.dimensions;
-      if (!(query.vector instanceof Float32Array) || query.vector.length !== dims) {
-        throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `query vector: the collection has ${dims} dimensions but the query has ${query.vector?.length ?? 0}`);
-      }
-      checkMinScore(query.minScore);
-      const limit = offset + k;
+  /**
+   * Whether searches of `c` go through its HNSW index: from ANN threshold rows on. Small
+   * collections are searched exactly (the planner may not use the index), so their results are
+   * exactly brute force's. Counted up to the threshold only, and at most once a second per
+   * collection while it is below it (a write of this process counts again at once), never
+   * again once it has reached it: deletes seldom take a collection back below, and the index
+   * still answers well there.
+   */
+  async #usesIndex(c: PgCollection, client: pg.ClientBase | pg.Pool = this.#pool): Promise<boolean> {
+    if (c.index.on || Date.now() - c.index.checkedAt < INDEX_RECHECK_MS) return c.index.on;
+    const { rows } = await client.query<{ n: string }>(`SELECT n FROM ${rowsUpTo(c.table)} counted`, [this.#annThreshold]);
+    c.index.on = Number(rows[0]!.n) >= this.#annThreshold;
+    c.index.checkedAt = Date.now();
+    return c.index.on;
+  }
+
+  search(c: PgCollection, query: Restrictions & { vector: Float32Array; limit: number }): Promise<SearchHit[]> {
+    return this.#guard(c.name, async () => {
+      const { limit } = query;
       const params = new Params([vectorLiteral(query.vector)]);
-      const where = whereSql(compileWhere(query, c.kinds, params));
-      const sql = `WITH hits AS MATERIALIZED (
-          SELECT ${HIT_COLUMNS}, vector <=> $1::vector AS distance FROM ${c.table}${where}
-          ORDER BY vector <=> $1::vector LIMIT ${params.add(limit)}
-        ) SELECT * FROM hits ORDER BY distance, id`;
+      const where = whereSql(compileWhere(query, c.fields, params));
       const rows = await this.#tx(async (client) => {
-        // Small collections: exact search (the planner may not use the HNSW index), so results
-        // are exactly brute force's. Past the threshold: the index, with an ef_search that
-        // covers offset + k, and iterative scans (pgvector 0.8) so that a filter the graph's
-        // first candidates do not meet does not starve the result; relaxed_order can return
-        // neighbours slightly out of order, hence the outer ORDER BY over the materialised hits.
+        if (!(await this.#usesIndex(c, client))) {
+          // Ordered by an expression the HNSW index cannot serve: exact search.
+          const exact = `SELECT ${HIT_COLUMNS}, vector <=> $1::vector AS distance FROM ${c.table}${where}
+            ORDER BY (vector <=> $1::vector) + 0, id LIMIT ${params.add(limit)}`;
+          return (await client.query<DocRow & { distance: number }>(exact, params.values)).rows;
+        }
+        // The index, with an ef_search that covers the limit, and iterative scans (pgvector 0.8)
+        // so that a filter the graph's first candidates do not meet does not starve the result;
+        // relaxed_order can return neighbours slightly out of order, hence the outer ORDER BY
+        // over the materialised hits. Set for the session, not in a transaction (BEGIN and
+        // COMMIT would be two more round trips): they steer HNSW scans only, and every HNSW
+        // search sets them first.
         const ef = String(Math.min(1000, Math.max(40, 2 * limit)));
-        await client.query(
-          `SELECT set_config('enable_indexscan', CASE WHEN n >= $1 THEN 'on' ELSE 'off' END, true),
-                  set_config('hnsw.iterative_scan', CASE WHEN n >= $1 THEN 'relaxed_order' ELSE 'off' END, true),
-                  set_config('hnsw.ef_search', $2, true)
-           FROM ${rowsUpTo(c.table)} counted`,
-          [this.#annThreshold, ef],
-        );
+        await client.query(`SELECT set_config('hnsw.ef_search', $1, false), set_config('hnsw.iterative_scan', 'relaxed_order', false)`, [ef]);
+        const sql = `WITH hits AS MATERIALIZED (
+            SELECT ${HIT_COLUMNS}, vector <=> $1::vector AS distance FROM ${c.table}${where}
+            ORDER BY vector <=> $1::vector LIMIT ${params.add(limit)}
+          ) SELECT * FROM hits ORDER BY distance, id`;
         return (await client.query<DocRow & { distance: number }>(sql, params.values)).rows;
-      }, 'BEGIN READ ONLY');
-      const minScore = query.minScore ?? -Infinity;
-      return rows
-        .slice(offset)
-        .map((row) => hitOf(row, 1 - row.distance))
-        .filter((hit) => hit.score >= minScore);
+      }, null);
+      return rows.map((row) => hitOf(row, 1 - row.distance));
     });
   }
 
-  /** Whether `collection`'s searches go through its HNSW index now (tests, benchmarks). */
-  usesIndex(collection: string): Promise<boolean> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
-      const { rows } = await this.#pool.query<{ n: string }>(`SELECT n FROM ${rowsUpTo(c.table)} counted`, [this.#annThreshold]);
-      return Number(rows[0]!.n) >= this.#annThreshold;
+  fullTextSearch(c: PgCollection, query: Restrictions & { text: string; limit: number }): Promise<SearchHit[]> {
+    return this.#guard(c.name, async () => {
+      // Any of the query's words (as the embedded store's match query), ranked by cover density
+      // normalised by document length (flag 1), best first. plainto_tsquery reads the text as
+      // words, never as syntax; its ' & ' become ' | '.
+      const params = new Params([query.text.replaceAll('\u0000', ' ')]);
+      const clauses = ['tsv @@ q.q', ...compileWhere(query, c.fields, params)];
+      const { rows } = await this.#pool.query<DocRow & { score: number }>(
+        `SELECT ${HIT_COLUMNS}, ts_rank_cd(tsv, q.q, 1) AS score
+         FROM ${c.table}, (SELECT replace(plainto_tsquery('${TS_CONFIG}', $1)::text, ' & ', ' | ')::tsquery AS q) q
+         ${whereSql(clauses)}
+         ORDER BY score DESC, id LIMIT ${params.add(query.limit)}`,
+        params.values,
+      );
+      return rows.map((row) => hitOf(row, row.score));
     });
+  }
+
+  count(c: PgCollection, filter?: Filter): Promise<number> {
+    return this.#guard(c.name, async () => {
+      const params = new Params();
+      const where = whereSql(compileWhere({ filter }, c.fields, params));
+      const { rows } = await this.#pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${c.table}${where}`, params.values);
+      return Number(rows[0]!.n);
+    });
+  }
+
+  // ---- tools for tests and benchmarks ----
+
+  /** Whether `collection`'s searches go through its HNSW index now (counted now). */
+  usesIndex(collection: string): Promise<boolean> {
+    return this.#guard(collection, async () => this.#usesIndex(await this.#need(collection)));
   }
 
   /**
@@ -766,37 +713,6 @@ export class PostgresStore implements VectorStore {
     });
   }
 
-  fullTextSearch(collection: string, query: TextSearch): Promise<SearchHit[]> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
-      const { k, offset } = checkPaging(query);
-      if (typeof query.text !== 'string' || query.text.trim().length === 0) throw new TesseraError('QUERY_INVALID', 'text: expected a non-empty text to search for');
-      // Any of the query's words (as the embedded store's match query), ranked by cover density
-      // normalised by document length (flag 1), best first. plainto_tsquery reads the text as
-      // words, never as syntax; its ' & ' become ' | '.
-      const params = new Params([query.text.replaceAll('\u0000', ' ')]);
-      const clauses = ['tsv @@ q.q', ...compileWhere(query, c.kinds, params)];
-      const { rows } = await this.#pool.query<DocRow & { score: number }>(
-        `SELECT ${HIT_COLUMNS}, ts_rank_cd(tsv, q.q, 1) AS score
-         FROM ${c.table}, (SELECT replace(plainto_tsquery('${TS_CONFIG}', $1)::text, ' & ', ' | ')::tsquery AS q) q
-         ${whereSql(clauses)}
-         ORDER BY score DESC, id LIMIT ${params.add(k)} OFFSET ${params.add(offset)}`,
-        params.values,
-      );
-      return rows.map((row) => hitOf(row, row.score));
-    });
-  }
-
-  count(collection: string, filter?: Filter): Promise<number> {
-    return this.#guard(collection, async () => {
-      const c = await this.#need(collection);
-      const params = new Params();
-      const where = whereSql(compileWhere({ filter }, c.kinds, params));
-      const { rows } = await this.#pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${c.table}${where}`, params.values);
-      return Number(rows[0]!.n);
-    });
-  }
-
   ping(): Promise<void> {
     return this.#guard(undefined, async () => {
       // pg honours a per-query query_timeout; its types do not declare it.
@@ -812,7 +728,20 @@ export class PostgresStore implements VectorStore {
   }
 }
 
+/** The shared store as callers use it: the collections layer over PostgreSQL, and its index tools. */
+export class PostgresStore extends Collections<PostgresBackend> {
+  usesIndex(collection: string): Promise<boolean> {
+    return this.backend.usesIndex(collection);
+  }
+  buildAnnIndex(collection: string, maintenanceWorkMem?: string): Promise<void> {
+    return this.backend.buildAnnIndex(collection, maintenanceWorkMem);
+  }
+  sizeBytes(collection: string): Promise<number> {
+    return this.backend.sizeBytes(collection);
+  }
+}
+
 /** Opens the PostgreSQL store at `url` (postgres:// or postgresql://), creating its schema if needed. */
-export function openPostgresStore(url: string, options?: PostgresStoreOptions): Promise<PostgresStore> {
-  return PostgresStore.open(url, options);
+export async function openPostgresStore(url: string, options?: PostgresStoreOptions): Promise<PostgresStore> {
+  return new PostgresStore(await PostgresBackend.open(url, options));
 }

@@ -1,7 +1,8 @@
 /**
  * The vector store interface: what indexing, search, the server and classifiers need of a
- * database. Every backend (the embedded LanceDB one; PostgreSQL + pgvector next) implements
- * it and passes the one contract suite in test/store/contract.ts.
+ * database. The collections layer (collections.ts) implements it over any storage backend
+ * (backend.ts: the embedded LanceDB one, PostgreSQL + pgvector), and the one contract suite
+ * in test/store/contract.ts runs it over each.
  */
 
 import type { ClassifierStore } from './classifiers.ts';
@@ -10,6 +11,8 @@ export type Modality = 'text' | 'image';
 export type MetadataValue = string | number | boolean;
 /** Flat: keys match METADATA_KEY, values are strings, finite numbers or booleans. */
 export type Metadata = Record<string, MetadataValue>;
+/** The kind of a metadata value; a collection keeps one kind per field. */
+export type MetadataKind = 'string' | 'number' | 'boolean';
 
 /** Collection names: safe as table names and URL path segments in every backend. */
 export const COLLECTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
@@ -34,6 +37,14 @@ export interface CollectionInfo extends CollectionSpec {
   count: number;
   /** ISO 8601. */
   createdAt: string;
+}
+
+/** What a collection is, without its count (which costs a scan): what searches and writes need. */
+export interface CollectionDescriptor extends CollectionSpec {
+  /** ISO 8601. */
+  createdAt: string;
+  /** Metadata key -> the kind of value the field holds in this collection. */
+  fields: ReadonlyMap<string, MetadataKind>;
 }
 
 export interface StoredDocument {
@@ -95,9 +106,15 @@ export type Filter = { [key: string]: FieldCondition | NearCondition | WithinCon
   $within?: WithinCondition;
 };
 
+/** Results per search. */
+export const MAX_K = 1000;
+/** Deep pages are refused: past this, results are better narrowed by a filter. */
+export const MAX_OFFSET = 10_000;
+
 export interface SearchOptions {
-  /** Results wanted after `offset` (1..1000). */
+  /** Results wanted after `offset` (1..MAX_K). */
   k: number;
+  /** 0..MAX_OFFSET. */
   offset?: number;
   filter?: Filter;
   modality?: Modality;
@@ -125,8 +142,15 @@ export interface VectorStore {
   /** Where the store lives, for messages (a folder, or a URL without its password). */
   readonly location: string;
 
+  /** Every collection with its count (counted now). */
   listCollections(): Promise<CollectionInfo[]>;
+  /** The collection as stored now, with its count; undefined when there is none. */
   getCollection(name: string): Promise<CollectionInfo | undefined>;
+  /**
+   * The collection without a count (cheap: cached). COLLECTION_NOT_FOUND; with `model`,
+   * COLLECTION_MODEL_MISMATCH unless that model wrote its vectors.
+   */
+  requireCollection(name: string, model?: ModelRef): Promise<CollectionDescriptor>;
   /** COLLECTION_NAME_INVALID, COLLECTION_EXISTS. */
   createCollection(spec: CollectionSpec): Promise<CollectionInfo>;
   /** False when there was no such collection. */

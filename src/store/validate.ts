@@ -1,10 +1,10 @@
 /**
  * Checks on what users hand the store: document ids, metadata and collection names. The HTTP
- * layer, the JSONL reader and every backend call these, so a bad value gets the same error,
- * naming the same field, wherever it comes in.
+ * layer, the JSONL reader and the collections layer call these, so a bad value gets the same
+ * error, naming the same field, wherever it comes in.
  */
 import { TesseraError, describeValue } from '../errors.ts';
-import { COLLECTION_NAME, MAX_ID_BYTES, METADATA_KEY, type DocumentRecord, type Metadata, type MetadataValue, type SearchOptions } from './store.ts';
+import { COLLECTION_NAME, MAX_ID_BYTES, METADATA_KEY, type Metadata, type MetadataValue } from './store.ts';
 
 /** A non-empty string of at most MAX_ID_BYTES UTF-8 bytes. DOCUMENT_ID_INVALID otherwise. */
 export function validateDocumentId(id: unknown, field: string): string {
@@ -51,51 +51,4 @@ export function validateCollectionName(name: unknown, field = 'name'): string {
     throw new TesseraError('COLLECTION_NAME_INVALID', `${field}: expected 1-63 letters, digits, "_" or "-" starting with a letter or digit but received ${describeValue(name)}`);
   }
   return name;
-}
-
-/** The kind of a metadata value, as backends type their columns. */
-export type MetadataKind = 'string' | 'number' | 'boolean';
-export const kindOf = (value: MetadataValue): MetadataKind => typeof value as MetadataKind;
-
-const MAX_K = 1000;
-const badParameter = (message: string) => new TesseraError('SEARCH_PARAMETER_INVALID', message);
-
-/** k, offset and modality of a search, as every backend takes them. SEARCH_PARAMETER_INVALID. */
-export function checkPaging(options: SearchOptions): { k: number; offset: number } {
-  const { k } = options;
-  const offset = options.offset ?? 0;
-  if (!Number.isInteger(k) || k < 1 || k > MAX_K) throw badParameter(`k: expected an integer from 1 to ${MAX_K} but received ${String(k)}`);
-  if (!Number.isInteger(offset) || offset < 0) throw badParameter(`offset: expected a non-negative integer but received ${String(offset)}`);
-  if (offset + k > 100_000) throw badParameter(`offset: offset + k is at most 100000 but is ${offset + k}`);
-  if (options.modality !== undefined && options.modality !== 'text' && options.modality !== 'image') {
-    throw badParameter(`modality: expected "text" or "image" but received ${JSON.stringify(options.modality)}`);
-  }
-  return { k, offset };
-}
-
-/** One document of an upsert, before anything is written (`i` names it in messages). */
-export function validateDocument(doc: DocumentRecord, i: number, dims: number): void {
-  const at = `documents[${i}]`;
-  validateDocumentId(doc.id, `${at}.id`);
-  if (doc.modality !== 'text' && doc.modality !== 'image') {
-    throw new TesseraError('DOCUMENT_INVALID', `${at}.modality: expected "text" or "image" but received ${JSON.stringify(doc.modality)}`);
-  }
-  const hasText = typeof doc.text === 'string';
-  const hasImage = typeof doc.image === 'string';
-  if (hasText === hasImage) throw new TesseraError('DOCUMENT_INVALID', `${at}: a document needs exactly one of text or image but has ${hasText ? 'both' : 'neither'}`);
-  if ((doc.modality === 'text') !== hasText) throw new TesseraError('DOCUMENT_INVALID', `${at}: modality is ${doc.modality} but the document has ${hasText ? 'a text' : 'an image'}`);
-  if (typeof doc.hash !== 'string' || doc.hash.length === 0) throw new TesseraError('DOCUMENT_INVALID', `${at}.hash: expected the content's sha256 as a hex string`);
-  if (doc.root !== undefined && typeof doc.root !== 'string') throw new TesseraError('DOCUMENT_INVALID', `${at}.root: expected a string`);
-  if (!(doc.vector instanceof Float32Array) || doc.vector.length !== dims) {
-    const got = doc.vector instanceof Float32Array ? `${doc.vector.length} dimensions` : 'no Float32Array';
-    throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector: the collection has ${dims} dimensions but the vector has ${got}`);
-  }
-  for (let j = 0; j < dims; j++) {
-    if (!Number.isFinite(doc.vector[j])) throw new TesseraError('VECTOR_DIMENSIONS_MISMATCH', `${at}.vector[${j}]: expected a finite number but received ${doc.vector[j]}`);
-  }
-  validateMetadata(doc.metadata, `${at}.metadata`);
-}
-
-export function checkMinScore(minScore: number | undefined): void {
-  if (minScore !== undefined && !Number.isFinite(minScore)) throw badParameter(`min_score: expected a number but received ${String(minScore)}`);
 }

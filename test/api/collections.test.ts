@@ -251,7 +251,38 @@ describe('search', () => {
 });
 
 describe('duplicates', () => {
-  test('groups documents at least `threshold` similar; others stay out', async () => {
+  type Group = { ids: string[]; score: number };
+  type Job = {
+    id: string;
+    collection: string;
+    threshold: number;
+    modality: string | null;
+    status: string;
+    scanned: number;
+    total: number;
+    groups: number;
+    error: { code: string; message: string } | null;
+  };
+  type JobPage = Job & { data: Group[]; offset: number; next_offset: number | null };
+
+  /** Starts a scan (202, a Location to poll) and polls it until it has finished. */
+  async function scanned(body: Record<string, unknown>, collection = 'dups'): Promise<{ job: JobPage; location: string }> {
+    const started = await api.post(`/v1/collections/${collection}/duplicates`, body);
+    assert.equal(started.status, 202, await started.clone().text());
+    const location = started.headers.get('location')!;
+    const job = await json<Job>(started);
+    assert.equal(location, `/v1/collections/${collection}/duplicates/${job.id}`);
+    assert.ok(['queued', 'running'].includes(job.status), job.status);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const polled = await json<JobPage>(await fetch(`${api.url}${location}`));
+      if (polled.status !== 'queued' && polled.status !== 'running') return { job: polled, location };
+      assert.ok(Date.now() < deadline, `the scan did not finish: ${JSON.stringify(polled)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  test('a background job groups documents at least `threshold` similar; others stay out', async () => {
     await api.post('/v1/collections', { name: 'dups' });
     const docs = [
       { id: 'red-1', image: (await png('red')).toString('base64') },
@@ -263,15 +294,57 @@ describe('duplicates', () => {
       { id: 'yellow-1', text: 'yellow' },
     ];
     assert.equal((await api.post('/v1/collections/dups/documents', { documents: docs })).status, 200);
-    const answer = await json<{ data: { ids: string[]; score: number }[]; threshold: number }>(await fetch(`${api.url}/v1/collections/dups/duplicates?threshold=0.9`));
+    const { job: answer, location } = await scanned({ threshold: 0.9 });
+    assert.equal(answer.status, 'done', JSON.stringify(answer));
     assert.deepEqual(answer.data.map((g) => g.ids), [['red-1', 'red-2', 'red-3'], ['blue-1', 'blue-2']]);
     assert.ok(answer.data.every((g) => g.score >= 0.9 && g.score <= 1));
-    assert.equal(answer.threshold, 0.9);
-    const images = await json<{ data: { ids: string[] }[] }>(await fetch(`${api.url}/v1/collections/dups/duplicates?threshold=0.9&modality=image`));
+    assert.deepEqual([answer.threshold, answer.modality, answer.scanned, answer.total, answer.groups, answer.error, answer.next_offset], [0.9, null, 7, 7, 2, null, null]);
+
+    // The results in pages: largest group first.
+    const first = await json<JobPage>(await fetch(`${api.url}${location}?limit=1`));
+    assert.deepEqual([first.data.map((g) => g.ids), first.offset, first.next_offset], [[['red-1', 'red-2', 'red-3']], 0, 1]);
+    const second = await json<JobPage>(await fetch(`${api.url}${location}?offset=1&limit=1`));
+    assert.deepEqual([second.data.map((g) => g.ids), second.next_offset], [[['blue-1', 'blue-2']], null]);
+
+    const images = (await scanned({ threshold: 0.9, modality: 'image' })).job;
     assert.deepEqual(images.data.map((g) => g.ids), [['red-1', 'red-2', 'red-3']]);
-    const bad = await fetch(`${api.url}/v1/collections/dups/duplicates?threshold=1.5`);
-    assert.equal(bad.status, 422);
-    assert.equal((await json<ErrorBody>(bad)).code, 'SEARCH_PARAMETER_INVALID');
+    assert.equal(images.modality, 'image');
+    // The default threshold (0.95), also for a POST without a body (curl -X POST).
+    const strict = await fetch(`${api.url}/v1/collections/dups/duplicates`, { method: 'POST' });
+    assert.equal(strict.status, 202);
+    assert.equal((await json<Job>(strict)).threshold, 0.95);
+
+    // The collection's jobs, oldest first.
+    const listed = await json<{ data: Job[] }>(await fetch(`${api.url}/v1/collections/dups/duplicates`));
+    assert.deepEqual(listed.data.slice(0, 2).map((j) => j.id), [answer.id, images.id]);
+    assert.equal(listed.data.length, 3);
+
+    for (const [body, code] of [
+      [{ threshold: 1.5 }, 'SEARCH_PARAMETER_INVALID'],
+      [{ threshold: 'high' }, 'SEARCH_PARAMETER_INVALID'],
+      [{ modality: 'video' }, 'SEARCH_PARAMETER_INVALID'],
+      [{ treshold: 0.9 }, 'REQUEST_INVALID'],
+    ] as const) {
+      const bad = await api.post('/v1/collections/dups/duplicates', body);
+      assert.equal(bad.status, 422, JSON.stringify(body));
+      assert.equal((await json<ErrorBody>(bad)).code, code);
+    }
+    const badPage = await fetch(`${api.url}${location}?limit=0`);
+    assert.equal(badPage.status, 422);
+    assert.match((await json<ErrorBody>(badPage)).detail, /limit: expected an integer from 1 to 1000/);
+
+    // Deleted, a job is gone; another collection's path does not find it either.
+    const elsewhere = await fetch(`${api.url}/v1/collections/colours/duplicates/${answer.id}`);
+    assert.equal(elsewhere.status, 404);
+    assert.equal((await json<ErrorBody>(elsewhere)).code, 'DUPLICATES_JOB_NOT_FOUND');
+    const deleted = await fetch(`${api.url}${location}`, { method: 'DELETE' });
+    assert.deepEqual(await json(deleted), { id: answer.id, deleted: true });
+    for (const response of [await fetch(`${api.url}${location}`), await fetch(`${api.url}${location}`, { method: 'DELETE' }), await fetch(`${api.url}/v1/collections/dups/duplicates/not-a-job`)]) {
+      assert.equal(response.status, 404);
+      const error = await json<ErrorBody>(response);
+      assert.equal(error.code, 'DUPLICATES_JOB_NOT_FOUND');
+      assert.match(error.detail, /no duplicates job .* for collection "dups" on this server/);
+    }
   });
 });
 
@@ -482,6 +555,7 @@ describe('bad input: a specific 4xx naming the field, and nothing stored changes
       [fetch(`${api.url}/v1/collections/colours/documents/${'x'.repeat(600)}`), 422, 'DOCUMENT_ID_INVALID'],
       [fetch(`${api.url}/v1/collections/nope/documents/a`), 404, 'COLLECTION_NOT_FOUND'],
       [fetch(`${api.url}/v1/collections/nope/duplicates`), 404, 'COLLECTION_NOT_FOUND'],
+      [api.post('/v1/collections/nope/duplicates', { threshold: 0.9 }), 404, 'COLLECTION_NOT_FOUND'],
     ];
     for (const [pending, status, code] of cases) {
       const response = await pending;
@@ -542,6 +616,8 @@ describe('auth and limits apply to the new routes', () => {
       ['GET', '/v1/collections/c/documents/a/thumbnail'],
       ['POST', '/v1/collections/c/search'],
       ['GET', '/v1/collections/c/duplicates'],
+      ['POST', '/v1/collections/c/duplicates'],
+      ['GET', '/v1/collections/c/duplicates/00000000-0000-4000-8000-000000000000'],
     ] as const) {
       const response = await fetch(`${locked.url}${path}`, { method, headers: method === 'POST' ? { 'content-type': 'application/json' } : {}, body: method === 'POST' ? '{}' : undefined });
       assert.equal(response.status, 401, `${method} ${path}`);

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { test } from 'node:test';
 import { startServe } from '../helpers/cli.ts';
+import { sample } from '../helpers/server.ts';
 import { tempDir } from '../helpers/models.ts';
 
 type Raw = { status: number; headers: http.IncomingHttpHeaders; body: string } | { error: string };
@@ -27,6 +28,15 @@ function request(url: string, options: { method?: string; body?: unknown; agent?
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
     req.end(payload);
   });
+}
+
+/** Polls `check` (each 20 ms, a deadline of 60 s): waiting on what the server shows, not on a clock. */
+async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 function assertShuttingDown(answer: Raw, what: string): void {
@@ -52,15 +62,13 @@ test('SIGTERM under load: accepted requests finish with 200, later ones get 503 
   const pooled = new http.Agent({ keepAlive: true, maxSockets: 1 });
   assert.equal((await request(`${url}/ready`, { agent: pooled }) as { status: number }).status, 200);
 
-  // Load: long texts, seconds of inference on the one inference thread.
-  const accepted = Array.from({ length: 6 }, (_, k) =>
-    request(`${url}/v1/embeddings`, { method: 'POST', body: { model: 'demo', input: [`${'red '.repeat(1500)}${k}`, 'a blue sky'] } }),
-  );
-  // And one whose body is still being uploaded: admitted (its onRequest ran), it holds the
+  // One request whose body is still being uploaded: admitted (its onRequest ran), it holds the
   // drain open until the test sends the rest, so the late requests below surely meet a
-  // draining server however fast the machine runs the six.
+  // draining server however fast the machine runs the others. Its headers go first.
   const uploadBody = JSON.stringify({ model: 'demo', input: ['a slow upload'] });
   let finishUpload!: () => void;
+  let headersSent!: () => void;
+  const sent = new Promise<void>((resolve) => (headersSent = resolve));
   const uploading = new Promise<Raw>((resolve) => {
     const req = http.request(`${url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(uploadBody) } }, (res) => {
       let body = '';
@@ -69,12 +77,23 @@ test('SIGTERM under load: accepted requests finish with 200, later ones get 503 
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
     });
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
-    req.write(uploadBody.slice(0, 10));
+    req.write(uploadBody.slice(0, 10), () => headersSent());
     finishUpload = () => req.end(uploadBody.slice(10));
   });
-  await new Promise((r) => setTimeout(r, 500)); // all seven are received and waiting, running or uploading
+  await sent;
+  // Load: long texts, seconds of inference on the one inference thread.
+  const accepted = Array.from({ length: 6 }, (_, k) =>
+    request(`${url}/v1/embeddings`, { method: 'POST', body: { model: 'demo', input: [`${'red '.repeat(1500)}${k}`, 'a blue sky'] } }),
+  );
+  // SIGTERM once the server has all six (in the engine, two items each, or answered): the
+  // server's own counters say so, not a guess of how long that takes.
+  await until('the server has taken the six', async () => {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    return sample(metrics, 'tessera_pending_items') / 2 + sample(metrics, 'tessera_requests_total', { route: '/v1/embeddings', status: '200' }) === 6;
+  });
   child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 200));
+  // Draining from the line it prints as it begins to (the same synchronous step).
+  await until('the drain began', async () => /SIGTERM: finishing requests in flight/.test(serve.stderr()));
 
   const late = await Promise.all([
     request(`${url}/v1/embeddings`, { method: 'POST', body: { model: 'demo', input: ['late'] } }),

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { maxAbsDiff } from '../helpers/models.ts';
 import { noiseImage } from '../helpers/images.ts';
-import { sample, startServer } from '../helpers/server.ts';
+import { batchInThread, engineHolds, sample, startServer } from '../helpers/server.ts';
 
 type Body = { data: { embedding: number[] }[]; code?: string; detail?: string };
 
@@ -32,10 +32,15 @@ test('32 concurrent clients: batches form, and each client gets exactly its own 
 });
 
 test('beyond the queue bound, 429 with a clear detail; the rest are served', async () => {
-  const api = await startServer({ args: ['--max-pending-items', '6', '--batch-wait-ms', '50'] });
-  const responses = await Promise.all(Array.from({ length: 6 }, (_, i) => api.post('/v1/embeddings', { model: 'jina-clip-v1', input: [`a ${i}`, `b ${i}`, `c ${i}`] })));
+  // The first request's three items wait a second for company; once the engine holds them, the
+  // other five arrive: one more fits the bound of six, the rest do not.
+  const api = await startServer({ args: ['--max-pending-items', '6', '--batch-wait-ms', '1000'] });
+  const first = api.post('/v1/embeddings', { model: 'jina-clip-v1', input: ['a first', 'b first', 'c first'] });
+  await engineHolds(api.embedder, 3);
+  const responses = [await first, ...(await Promise.all(Array.from({ length: 5 }, (_, i) => api.post('/v1/embeddings', { model: 'jina-clip-v1', input: [`a ${i}`, `b ${i}`, `c ${i}`] }))))];
   const statuses = responses.map((r) => r.status);
-  assert.ok(statuses.includes(200), `some served: ${statuses}`);
+  assert.equal(statuses[0], 200, `the first, admitted, is served: ${statuses}`);
+  assert.ok(statuses.slice(1).includes(200), `one more fits: ${statuses}`);
   const refused = responses.filter((r) => r.status === 429);
   assert.ok(refused.length > 0, `some refused: ${statuses}`);
   const body = (await refused[0]!.json()) as Body;
@@ -44,8 +49,8 @@ test('beyond the queue bound, 429 with a clear detail; the rest are served', asy
 });
 
 test('work of a client that disconnected is dropped before it reaches the model', async () => {
-  // An idle model waits 300 ms for company; the client gives up after 50 ms.
-  const api = await startServer({ args: ['--batch-wait-ms', '300'] });
+  // An idle model waits a second for company; the client gives up once the engine holds its work.
+  const api = await startServer({ args: ['--batch-wait-ms', '1000'] });
   const before = sample(await (await fetch(`${api.url}/metrics`)).text(), 'tessera_items_total', { modality: 'text' });
   const controller = new AbortController();
   const request = api.post('/v1/embeddings', { model: 'jina-clip-v1', input: ['never', 'run', 'these'] }, {});
@@ -56,10 +61,12 @@ test('work of a client that disconnected is dropped before it reaches the model'
     body: JSON.stringify({ model: 'jina-clip-v1', input: ['gone 1', 'gone 2'] }),
     signal: controller.signal,
   }).catch((err: unknown) => err);
-  setTimeout(() => controller.abort(), 50);
+  await engineHolds(api.embedder, 5);
+  controller.abort();
   await aborted;
   assert.equal((await request).status, 200);
-  await new Promise((r) => setTimeout(r, 400));
+  // Done with the gone client's work too, whether dropped or (wrongly) run.
+  await engineHolds(api.embedder, 0);
   const afterText = await (await fetch(`${api.url}/metrics`)).text();
   const ran = sample(afterText, 'tessera_items_total', { modality: 'text' }) - before;
   assert.equal(ran, 3, 'only the connected client\'s three texts ran');
@@ -74,16 +81,21 @@ test('a request whose deadline passed is dropped with 499', async () => {
 
 test('the server answers other requests while a batch is running (inference is off the main thread)', async () => {
   const api = await startServer();
-  const long = 'many words make a long text '.repeat(500); // ~3,000 tokens: a batch of a second or so on the tiny model
+  const long = 'many words make a long text '.repeat(500); // ~3,000 tokens: the longest batch the tiny model runs
   let embeddedAt = 0;
   const embedding = api.post('/v1/embeddings', { model: 'jina-clip-v1', input: [long] }).then((r) => {
     embeddedAt = performance.now();
     return r;
   });
-  await new Promise((r) => setTimeout(r, 150));
-  const health = await fetch(`${api.url}/health`);
-  const healthAt = performance.now();
-  assert.equal(health.status, 200);
+  // From the moment the batch is in the inference thread until it is answered, /health again
+  // and again: inference on the main thread would hold every answer back until the batch ends.
+  await batchInThread(api.embedder);
+  let healthAt = Infinity;
+  while (embeddedAt === 0) {
+    const health = await fetch(`${api.url}/health`);
+    assert.equal(health.status, 200);
+    healthAt = Math.min(healthAt, performance.now());
+  }
   assert.equal((await embedding).status, 200);
   assert.ok(healthAt < embeddedAt, '/health was answered while the batch ran, not after it');
 });

@@ -96,3 +96,28 @@ export function sample(metrics: string, name: string, labels: Record<string, str
   }
   return 0;
 }
+
+/**
+ * Resolves once `items` items are being embedded and no job waits for a batch: the batch has
+ * taken them and posted its run to the inference thread (one synchronous step in the engine).
+ * Looked at every turn of the event loop, with a deadline: what tests wait on instead of a
+ * sleep that a faster machine would outrun.
+ */
+export async function batchInThread(embedder: Embedder, items = 1, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const { pendingItems, queued } = embedder.load;
+    if (pendingItems === items && queued.text === 0 && queued.image === 0) return;
+    if (Date.now() > deadline) throw new Error(`no batch of ${items} item(s) reached the inference thread within ${ms} ms: ${JSON.stringify(embedder.load)}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** Resolves once the engine holds exactly `items` items (admitted and not finished), polled each event-loop turn. */
+export async function engineHolds(embedder: Embedder, items: number, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (embedder.load.pendingItems !== items) {
+    if (Date.now() > deadline) throw new Error(`the engine did not come to hold ${items} item(s) within ${ms} ms: ${JSON.stringify(embedder.load)}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}

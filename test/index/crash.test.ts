@@ -1,18 +1,21 @@
 /**
  * `tessera index` killed with SIGKILL at several moments (while the model loads, and after
  * some batches have committed), then run again: the collection ends with every file once,
- * with the right hashes and whole vectors, and the rerun skips what had been written.
+ * with the right hashes and whole vectors, and the rerun skips what had been written. Each
+ * kill waits on an event (a model file asked of the hub, documents counted in the store),
+ * never on a clock that a faster machine would outrun.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { contentHash } from '../../src/index/document.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { VectorStore } from '../../src/store/store.ts';
+import { startHubServer, type HubServer } from '../helpers/hub-server.ts';
 import { solidImage } from '../helpers/images.ts';
-import { tempDir } from '../helpers/models.ts';
+import { forged, tempDir } from '../helpers/models.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const IMAGES = 240;
@@ -40,12 +43,16 @@ async function makeFolder(): Promise<Map<string, string>> {
 }
 
 let dir: string;
+let hub: HubServer | undefined;
+after(async () => {
+  await hub?.close();
+});
 
-function start(storeDir: string): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
+function start(storeDir: string, options: { model?: string; env?: NodeJS.ProcessEnv } = {}): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'index', dir, '--collection', 'crash', '--model', 'demo', '--store', storeDir, '--batch', '8', '--json'],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'index', dir, '--collection', 'crash', '--model', options.model ?? 'demo', '--store', storeDir, '--batch', '8', '--json'],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
   );
   let stdout = '';
   let stderr = '';
@@ -100,10 +107,21 @@ test('killed with SIGKILL at several moments, the next run completes the job wit
   const storeDir = await tempDir('tessera-crash-store-');
   const store = await openStore(storeDir);
   try {
-    // 1. While the model loads: nothing written, nothing broken.
+    // 1. While the model loads: killed once it asks the hub for a model file, which the hub
+    // never finishes sending. Nothing written, nothing broken.
     {
-      const { child, done } = start(storeDir);
-      await new Promise((r) => setTimeout(r, 300));
+      const model = await forged('tiny');
+      hub = await startHubServer({ repos: [{ id: 'forge/crash-clip', dir: model }] });
+      for (const file of (await readdir(model, { recursive: true })).filter((f) => /\.onnx/.test(f))) hub.stall(file, 1000, 100);
+      const { child, done } = start(storeDir, { model: 'forge/crash-clip', env: { HF_ENDPOINT: hub.url, HF_HUB_CACHE: await tempDir('tessera-crash-hf-'), HF_HUB_OFFLINE: '' } });
+      let ended = false;
+      void done.then(() => (ended = true));
+      const deadline = Date.now() + 60_000;
+      while (!hub.requests.some((r) => (r.kind === 'resolve' || r.kind === 'cdn') && r.method === 'GET' && /\.onnx/.test(r.file ?? ''))) {
+        if (ended) assert.fail(`the indexer ended before asking for a model file: ${(await done).stderr}`);
+        assert.ok(Date.now() < deadline, 'the indexer never asked for a model file');
+        await new Promise((r) => setTimeout(r, 5));
+      }
       child.kill('SIGKILL');
       assert.equal((await done).signal, 'SIGKILL');
       assert.equal(await check(store, expected), 0);
@@ -114,7 +132,11 @@ test('killed with SIGKILL at several moments, the next run completes the job wit
       const { child, done } = start(storeDir);
       let finished = false;
       void done.then(() => (finished = true));
-      while (!finished && (await countOf(store)) < target) await new Promise((r) => setTimeout(r, 5));
+      const deadline = Date.now() + 120_000;
+      while (!finished && (await countOf(store)) < target) {
+        assert.ok(Date.now() < deadline, `${target} documents were not written in time`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
       child.kill('SIGKILL');
       const result = await done;
       const count = await check(store, expected);

@@ -1,7 +1,8 @@
 /**
- * The contract every VectorStore backend passes: register it with
- * `storeContract('lance', () => openLanceStore(tempDir()))`. Each `open()` must give an empty
- * store of its own.
+ * The contract every VectorStore backend passes, through the collections layer as callers get
+ * it: register it with `storeContract('lance', () => openLanceStore(tempDir()), (s) => ...)`.
+ * Each `open()` must give an empty store of its own; `another(store)` opens a second store on
+ * the same data, as another process (a replica, an indexer) would, with a cache of its own.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -79,7 +80,7 @@ function matches(doc: DocumentRecord, filter: Record<string, unknown>): boolean 
   });
 }
 
-export function storeContract(name: string, open: () => Promise<VectorStore>): void {
+export function storeContract(name: string, open: () => Promise<VectorStore>, another: (store: VectorStore) => Promise<VectorStore>): void {
   describe(`VectorStore contract: ${name}`, () => {
     let store: VectorStore;
     let n = 0;
@@ -513,6 +514,71 @@ export function storeContract(name: string, open: () => Promise<VectorStore>): v
         ] as const) {
           assert.throws(() => parseFilter(json), rejectsWith('FILTER_INVALID', field), JSON.stringify(json));
         }
+      });
+    });
+
+    describe('another process on the same data', () => {
+      // `store` has each collection cached (it used it first); `other` changes it meanwhile.
+      let other: VectorStore;
+      before(async () => {
+        other = await another(store);
+      });
+      after(() => other.close());
+
+      test('a collection dropped elsewhere is COLLECTION_NOT_FOUND for every call, not a stale answer', async () => {
+        const c = await fresh();
+        await store.upsert(c, [textDoc('a', 'x', unitVector(1))], WRITER);
+        assert.equal((await store.search(c, { vector: unitVector(1), k: 1 }))[0]?.id, 'a');
+        assert.equal(await other.dropCollection(c), true);
+        const notFound = rejectsWith('COLLECTION_NOT_FOUND', new RegExp(c));
+        await assert.rejects(store.search(c, { vector: unitVector(1), k: 1 }), notFound);
+        await assert.rejects(store.fullTextSearch(c, { text: 'x', k: 1 }), notFound);
+        await assert.rejects(store.get(c, ['a']), notFound);
+        await assert.rejects(store.count(c), notFound);
+        await assert.rejects(store.upsert(c, [textDoc('b', 'y', unitVector(2))], WRITER), notFound);
+        await assert.rejects(store.requireCollection(c), notFound);
+        assert.equal(await store.getCollection(c), undefined);
+        assert.equal(await other.getCollection(c), undefined, 'the write did not recreate it');
+      });
+
+      test('a collection recreated elsewhere with another model and size: writes and searches follow the new one', async () => {
+        const c = await fresh();
+        await store.upsert(c, [textDoc('a', 'x', unitVector(1), { n: 1 })], WRITER);
+        assert.equal((await store.requireCollection(c, WRITER)).dimensions, DIMS);
+        const next = { model: 'next', dtype: 'fp16' };
+        await other.dropCollection(c);
+        await other.createCollection({ name: c, ...next, dimensions: 4 });
+        await assert.rejects(store.upsert(c, [textDoc('b', 'y', unitVector(2))], WRITER), rejectsWith('COLLECTION_MODEL_MISMATCH', /next.*demo/));
+        await assert.rejects(store.requireCollection(c, WRITER), rejectsWith('COLLECTION_MODEL_MISMATCH'));
+        await store.upsert(c, [textDoc('b', 'y', unitVector(2, 4), { n: 'now a string' })], next);
+        assert.deepEqual(ids(await store.search(c, { vector: unitVector(2, 4), k: 5 })), ['b']);
+        assert.deepEqual((await other.get(c, ['a', 'b'])).map((d) => d.metadata), [{ n: 'now a string' }]);
+        assert.equal((await store.getCollection(c))?.count, 1);
+      });
+
+      test('fields added elsewhere: one kind per field holds, filters and results see them', async () => {
+        const c = await fresh();
+        await store.upsert(c, [textDoc('a', 'x', unitVector(1), { year: 2020 })], WRITER);
+        assert.equal(await store.count(c, parseFilter({ year: 2020 })), 1);
+        await other.upsert(c, [textDoc('b', 'y', unitVector(2), { tag: 'red', year: 2021 })], WRITER);
+        // `store` has not seen `tag`: a number for it is still refused, from what is stored.
+        await assert.rejects(
+          store.upsert(c, [textDoc('c', 'z', unitVector(3), { year: 2022 }), textDoc('d', 'w', unitVector(4), { tag: 7 })], WRITER),
+          rejectsWith('METADATA_INVALID', /documents\[1\]\.metadata\.tag: the collection holds strings/),
+        );
+        assert.equal(await other.count(c), 2, 'nothing of the refused batch was written');
+        assert.deepEqual(ids(await store.search(c, { vector: unitVector(2), k: 5, filter: parseFilter({ tag: 'red' }) })), ['b']);
+        assert.deepEqual((await store.search(c, { vector: unitVector(2), k: 1 }))[0]?.metadata, { tag: 'red', year: 2021 });
+        await assert.rejects(store.count(c, parseFilter({ tag: 1 })), rejectsWith('FILTER_INVALID', /filter\.tag/));
+        // Both add a field at once, of different kinds: one of them wins, the other is refused.
+        const outcomes = await Promise.allSettled([
+          store.upsert(c, [textDoc('e', 'e', unitVector(5), { both: 1 })], WRITER),
+          other.upsert(c, [textDoc('f', 'f', unitVector(6), { both: 'one' })], WRITER),
+        ]);
+        assert.equal(outcomes.filter((o) => o.status === 'fulfilled').length, 1, JSON.stringify(outcomes));
+        const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+        rejectsWith('METADATA_INVALID', /documents\[0\]\.metadata\.both/)(refused.reason);
+        assert.equal(await other.count(c), 3);
       });
     });
 

@@ -22,7 +22,7 @@ after(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-storeContract('lance', () => openLanceStore(tempDir()));
+storeContract('lance', () => openLanceStore(tempDir()), (store) => openLanceStore(store.location));
 classifierContract('lance', async () => {
   const dir = tempDir();
   return { store: await openLanceStore(dir), another: () => openLanceStore(dir) };

@@ -40,7 +40,8 @@ async function rejectsWithin(promise: Promise<unknown>, code: string, ms: number
   return caught as TesseraError;
 }
 
-storeContract('postgres', async () => openPostgresStore(await server.createDatabase()));
+let contractUrl = '';
+storeContract('postgres', async () => openPostgresStore((contractUrl = await server.createDatabase())), () => openPostgresStore(contractUrl));
 classifierContract('postgres', async () => {
   const url = await server.createDatabase();
   return { store: await openPostgresStore(url), another: () => openPostgresStore(url) };

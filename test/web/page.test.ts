@@ -3,15 +3,19 @@
 // by the forged colour model: the answers are known in advance.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, realpath, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { loadApiKeys } from '../../src/api/auth.ts';
+import { indexSources } from '../../src/index/pipeline.ts';
+import { resolveSource, SOURCE_KEY } from '../../src/index/sources.ts';
+import { modelRefOf } from '../../src/search/collection.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { VectorStore } from '../../src/store/store.ts';
 import { solidImage } from '../helpers/images.ts';
-import { tempDir } from '../helpers/models.ts';
+import { forged, tempDir } from '../helpers/models.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const CHROMIUM = process.env.TESSERA_CHROMIUM ?? '/usr/bin/chromium';
@@ -601,5 +605,101 @@ describe('the search page on a photo library', () => {
     assert.equal(fresh.url(), url);
     await shot(fresh, '11-photos-from-url');
     await fresh.close();
+  });
+});
+
+describe('the search page on a folder indexed by the indexer', () => {
+  let server: TestServer;
+  let store: VectorStore;
+  let context: BrowserContext;
+  let page: Page;
+  let root: string;
+  const pageErrors: string[] = [];
+  /** What the server's file system may not show: the folder's path and each of its own parts. */
+  const secrets: string[] = [];
+
+  before(async () => {
+    // A folder with a name of its own, under a temporary directory with one too.
+    const base = await tempDir('tessera-web-folder-');
+    await mkdir(join(base, 'Private-Holiday-Album', 'beach'), { recursive: true });
+    root = await realpath(join(base, 'Private-Holiday-Album'));
+    await writeFile(join(root, 'red.png'), await solidImage(96, 64, COLOURS.red));
+    await writeFile(join(root, 'beach', 'blue.png'), await solidImage(96, 64, COLOURS.blue));
+    await writeFile(join(root, 'beach', 'sea.txt'), 'the blue sea, a note about something blue');
+    await writeFile(join(root, 'yellow.md'), 'a yellow sun');
+    // Every part of the path below the system's temporary directory, which is the folder's own
+    // (the temporary directory itself is not: the forged model the server runs lives there too,
+    // and collections show their model as recorded, a folder's path for a model from a folder).
+    const own = relative(await realpath(tmpdir()), root);
+    assert.ok(!own.startsWith('..'), `${root} is under ${tmpdir()}`);
+    secrets.push(root, join(base, 'Private-Holiday-Album'), ...own.split(sep), SOURCE_KEY);
+
+    store = await openStore(await tempDir('tessera-web-folder-store-'));
+    stores.push(store);
+    server = await startServer({ model: 'colour', store });
+    assert.equal((await server.post('/v1/collections', { name: 'album' })).status, 200);
+    // The real indexer, into the store the server serves, with the served model.
+    const indexed = await indexSources({
+      store,
+      collection: 'album',
+      embedder: server.embedder,
+      writer: modelRefOf(await forged('colour'), 'fp32'),
+      sources: [await resolveSource(root)],
+    });
+    assert.deepEqual([indexed.added, indexed.failed], [4, 0], JSON.stringify(indexed.failures));
+    // The store does hold the path (change detection needs it): the page must not show it.
+    const [stored] = await store.get('album', ['red.png']);
+    assert.equal(stored?.metadata[SOURCE_KEY], root);
+    assert.equal(stored?.image, join(root, 'red.png'));
+
+    context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  after(async () => {
+    await context?.close();
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  });
+
+  /** The page's HTML (attributes and tooltips included), its visible text, and what the API sent it. */
+  function assertNoPath(what: string, shown: string): void {
+    for (const secret of secrets) assert.ok(!shown.includes(secret), `${what} shows ${JSON.stringify(secret)}: …${shown.slice(Math.max(0, shown.indexOf(secret) - 300), shown.indexOf(secret) + 200)}…`);
+  }
+
+  test('searching it shows ids relative to the folder, and nowhere the server\'s path or _source', async () => {
+    const answers: Promise<string>[] = [];
+    page.on('response', (response) => {
+      if (/\/v1\/collections/.test(response.url()) && !/thumbnail$/.test(response.url())) answers.push(response.text().catch(() => ''));
+    });
+    const ids = ['beach/blue.png', 'beach/sea.txt', 'red.png', 'yellow.md'];
+    for (const [query, first] of [['red', 'red.png'], ['blue', 'beach/sea.txt'], ['yellow', 'yellow.md']] as const) {
+      await page.goto(`${server.url}/?q=${query}&collection=album`);
+      await ready(page);
+      await firstResultIs(page, first);
+      const results = await shown(page);
+      assert.ok(results.every((r) => ids.includes(r.id)), `ids relative to the folder: ${JSON.stringify(results)}`);
+      // The card lists the document's metadata (a `_source` sent would show there or in its
+      // tooltip, which is part of the HTML too).
+      const keys = await page.locator(`[data-id="${first}"] .metadata dt`).allTextContents();
+      assert.ok(keys.includes('ext') && keys.includes('bytes'), `the card shows its metadata: ${keys}`);
+      await page.locator(`[data-id="${first}"]`).hover();
+      assertNoPath(`the page for "${query}" (HTML)`, await page.content());
+      assertNoPath(`the page for "${query}" (text)`, await page.evaluate(() => document.body.innerText));
+    }
+    // More like this (a click): the document's own answer carries no path either.
+    await page.locator('[data-id="red.png"]').click();
+    await page.waitForURL((url) => url.searchParams.get('like') === 'red.png');
+    await resultsAre(page, ['beach/blue.png', 'beach/sea.txt', 'yellow.md'], true);
+    assertNoPath('the page after "more like this" (HTML)', await page.content());
+    assertNoPath('the page after "more like this" (text)', await page.evaluate(() => document.body.innerText));
+    // The image shows, through its thumbnail by id, not by the file's path.
+    const thumb = page.locator('[data-id="beach/blue.png"] img');
+    await thumb.evaluate((img: HTMLImageElement) => img.decode());
+    assert.match(await thumb.getAttribute('src') ?? '', /\/v1\/collections\/album\/documents\/beach%2Fblue\.png\/thumbnail/);
+    // The collection listings and the searches the page asked for (4 searches at least).
+    const bodies = await Promise.all(answers);
+    assert.ok(bodies.filter((b) => b.includes('"score"')).length >= 4, `the API answers seen: ${bodies.length}`);
+    for (const body of bodies) assertNoPath('an API answer to the page', body);
+    await shot(page, '12-folder-no-paths');
   });
 });
