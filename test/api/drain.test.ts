@@ -7,6 +7,10 @@ import { test } from 'node:test';
 import { startServe } from '../helpers/cli.ts';
 import { sample } from '../helpers/server.ts';
 import { tempDir } from '../helpers/models.ts';
+import { until as waitUntil } from '../helpers/wait.ts';
+
+// Polled often: the requests must still be in flight when SIGTERM goes.
+const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, 60_000, 20);
 
 type Raw = { status: number; headers: http.IncomingHttpHeaders; body: string } | { error: string };
 
@@ -28,15 +32,6 @@ function request(url: string, options: { method?: string; body?: unknown; agent?
     req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
     req.end(payload);
   });
-}
-
-/** Polls `check` (each 20 ms, a deadline of 60 s): waiting on what the server shows, not on a clock. */
-async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function assertShuttingDown(answer: Raw, what: string): void {

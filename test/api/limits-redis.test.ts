@@ -10,6 +10,7 @@ import type { Admission, LimitSettings } from '../../src/api/limits.ts';
 import { TesseraError, type ErrorCode } from '../../src/errors.ts';
 import { parseQueueUrl } from '../../src/queue/connection.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { eventually } from '../helpers/wait.ts';
 
 let redis: RedisServer;
 const open: SharedRateLimiter[] = [];
@@ -45,19 +46,6 @@ async function refused(admission: Promise<Admission>, code: ErrorCode): Promise<
   assert.equal(caught.code, code, caught.message);
   assert.equal(caught.status, 429);
   return caught;
-}
-
-/** Retries `check` until it passes (fire-and-forget writes to Redis land a moment later). */
-async function eventually(check: () => Promise<void>, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(25);
-    }
-  }
 }
 
 describe('limits shared through Redis', () => {

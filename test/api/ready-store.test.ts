@@ -8,16 +8,9 @@ import { after, test } from 'node:test';
 import { openPostgresStore } from '../../src/store/postgres.ts';
 import { PG_PASSWORD, startPostgres } from '../helpers/postgres.ts';
 import { startServer } from '../helpers/server.ts';
+import { until } from '../helpers/wait.ts';
 
 type Ready = { status: string; model: string; store?: { status: string; since: string; checked_at: string | null; detail?: string } };
-
-async function until(what: string, deadlineMs: number, ok: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await ok())) {
-    assert.ok(Date.now() < deadline, what);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test('PostgreSQL down: /ready stays 200 and reports the store, /ready?store=1 is 503 STORE_UNAVAILABLE at once, both recover', async () => {
   const pg = await startPostgres();
@@ -54,7 +47,7 @@ test('PostgreSQL down: /ready stays 200 and reports the store, /ready?store=1 is
   assert.equal((await ready('?store=maybe')).status, 422);
 
   await pg.start();
-  await until('/ready?store=1 did not come back to 200 after PostgreSQL restarted', 20_000, async () => (await ready('?store=1')).status === 200);
+  await until('/ready?store=1 did not come back to 200 after PostgreSQL restarted', async () => (await ready('?store=1')).status === 200, 20_000);
   assert.equal((await ready()).body.store?.status, 'available');
   assert.equal((await fetch(`${server.url}/v1/collections`)).status, 200);
 });
@@ -77,13 +70,13 @@ test('PostgreSQL hung (answers nothing): /ready answers at once, store requests 
     // Seen down by the background ping within its period and deadline (1 s + 1 s), and /ready
     // never waits for the database meanwhile.
     let slowestReadyMs = 0;
-    await until('the hung store was not reported unavailable', 10_000, async () => {
+    await until('the hung store was not reported unavailable', async () => {
       const t = performance.now();
       const response = await fetch(`${server.url}/ready`);
       slowestReadyMs = Math.max(slowestReadyMs, performance.now() - t);
       assert.equal(response.status, 200);
       return ((await response.json()) as Ready).store?.status === 'unavailable';
-    });
+    }, 10_000);
     assert.ok(slowestReadyMs < 500, `/ready took ${Math.round(slowestReadyMs)} ms`);
     // Without the fast path each of these would wait out the connect deadline (2 s) or the
     // statement deadline (10 s) of the driver.
@@ -96,7 +89,7 @@ test('PostgreSQL hung (answers nothing): /ready answers at once, store requests 
   } finally {
     await pg.thaw();
   }
-  await until('searches did not resume after PostgreSQL answered again', 20_000, async () => (await search()).status === 200);
+  await until('searches did not resume after PostgreSQL answered again', async () => (await search()).status === 200, 20_000);
 });
 
 test('PostgreSQL restarting under load: store requests answer 200 or 503 STORE_UNAVAILABLE at once, embeddings are unaffected, and it all resumes', async () => {

@@ -7,15 +7,7 @@ import { startServe } from '../helpers/cli.ts';
 import { solidImage } from '../helpers/images.ts';
 import { tempDir } from '../helpers/models.ts';
 import { sample } from '../helpers/server.ts';
-
-async function until(what: string, check: () => Promise<boolean>, ms: number): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > ms) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../helpers/wait.ts';
 
 test('serve --watch creates the collection, indexes the folder as it changes, counts it in /metrics', { timeout: 180_000 }, async () => {
   const dir = await tempDir('tessera-serve-watch-');

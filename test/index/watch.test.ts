@@ -16,10 +16,13 @@ import { openStore } from '../../src/store/open.ts';
 import type { DocumentRecord, ModelRef, VectorStore } from '../../src/store/store.ts';
 import { noiseImage, solidImage } from '../helpers/images.ts';
 import { forged, tempDir } from '../helpers/models.ts';
+import { until as waitUntil } from '../helpers/wait.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 /** The issue's promise: searchable (or gone) within 5 s of the change settling. */
 const DEADLINE_MS = 5000;
+/** Waits for `check`, by default within the deadline the issue sets for a change to be searchable. */
+const until = (what: string, check: () => boolean | Promise<boolean>, ms = DEADLINE_MS) => waitUntil(what, check, ms);
 const SETTLE_MS = 500;
 
 let embedder: Embedder;
@@ -72,16 +75,6 @@ async function startWatch(dir: string, collection: string, extra: Partial<WatchO
   watches.push(watch);
   await watch.ready;
   return { watch, notes };
-}
-
-/** Polls `check` until it holds; fails after `ms`. Resolves with the time it took. */
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = DEADLINE_MS): Promise<number> {
-  const started = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - started;
-    if (Date.now() - started > ms) assert.fail(`${what}: not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 async function topHit(collection: string, query: string): Promise<string | undefined> {

@@ -23,6 +23,9 @@ import { solidImage } from '../helpers/images.ts';
 import { tempDir } from '../helpers/models.ts';
 import { startPostgres, type PgServer } from '../helpers/postgres.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { until as waitUntil } from '../helpers/wait.ts';
+
+const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, 120_000, 100);
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const TOTAL = 240;
@@ -71,14 +74,6 @@ function startWorker(store: string, name: string): WorkerProcess {
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return { child, output: () => out, exited };
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 120_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('two workers on PostgreSQL, one killed mid-job: every document stored once, with the local vectors', async () => {

@@ -20,6 +20,9 @@ import { tessera } from '../helpers/cli.ts';
 import { solidImage } from '../helpers/images.ts';
 import { tempDir } from '../helpers/models.ts';
 import { freePort, startRedis, type RedisServer } from '../helpers/redis.ts';
+import { until as waitUntil } from '../helpers/wait.ts';
+
+const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, 60_000, 250);
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -144,14 +147,6 @@ async function statusOf(collection: string): Promise<QueueStatus> {
   const run = await tessera(['index', '--status', '--collection', collection, '--queue', redis.url, '--json']);
   assert.equal(run.code, 0, run.stderr);
   return JSON.parse(run.stdout) as QueueStatus;
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 describe('one worker process and the embedded store', () => {

@@ -17,6 +17,9 @@ import { queueStatus } from '../../src/queue/status.ts';
 import { tessera } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/models.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
+import { until as waitUntil } from '../helpers/wait.ts';
+
+const until = (what: string, check: () => Promise<boolean>) => waitUntil(what, check, 60_000, 100);
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 
@@ -55,14 +58,6 @@ function startWorker(store: string, name: string, maxStalled: string): { child: 
   child.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
   return { child, output: () => out, exited };
-}
-
-async function until(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('--max-stalled 1: a job that loses its worker once is taken again; losing it a second time fails it', { timeout: 180_000 }, async () => {

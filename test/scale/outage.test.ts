@@ -11,6 +11,7 @@ import { COLOURS } from '../../src/forge/colour.ts';
 import { startHaproxy, startReplica, type Replica } from '../helpers/haproxy.ts';
 import { startPostgres } from '../helpers/postgres.ts';
 import { sample } from '../helpers/server.ts';
+import { until } from '../helpers/wait.ts';
 
 /** Where the database stood when a request was sent. */
 type Phase = 'before' | 'stopping' | 'down' | 'starting' | 'after';
@@ -29,14 +30,6 @@ interface Outcome {
 const EMBEDDING_CLIENTS = 6;
 /** HAProxy checks every second and takes a replica out after 2 failures: 4 checks each prove it kept them. */
 const CHECKS_DURING_OUTAGE = 4;
-
-async function until(what: string, deadlineMs: number, ok: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await ok())) {
-    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
-    await delay(50);
-  }
-}
 
 /** /ready answers a replica has given with 200 (HAProxy's checks, and nothing else asks it here). */
 async function readyAnswers(replica: Replica): Promise<{ ok: number; failed: number }> {
@@ -99,7 +92,7 @@ test('PostgreSQL stopped under load behind HAProxy: embeddings all succeed, stor
   let stoppedAt = 0;
   let startedAt = 0;
   try {
-    await until('the load ran with the database up', 30_000, () => embeddings.length >= 20 && searches.filter((s) => s.status === 200).length >= 5);
+    await until('the load ran with the database up', () => embeddings.length >= 20 && searches.filter((s) => s.status === 200).length >= 5, 30_000);
 
     phase = 'stopping';
     await pg.stop();
@@ -107,11 +100,11 @@ test('PostgreSQL stopped under load behind HAProxy: embeddings all succeed, stor
     stoppedAt = performance.now();
     const checksAtStop = await Promise.all(replicas.map(readyAnswers));
     // Down long enough for HAProxy to have taken every replica out, had /ready failed with the store.
-    await until(`HAProxy checked each replica ${CHECKS_DURING_OUTAGE} times with PostgreSQL down`, 30_000, async () => {
+    await until(`HAProxy checked each replica ${CHECKS_DURING_OUTAGE} times with PostgreSQL down`, async () => {
       const now = await Promise.all(replicas.map(readyAnswers));
       return now.every((c, i) => c.ok + c.failed - checksAtStop[i]!.ok - checksAtStop[i]!.failed >= CHECKS_DURING_OUTAGE);
-    });
-    await until('searches were refused while PostgreSQL was down', 30_000, () => inPhase(searches, 'down').length >= 10);
+    }, 30_000);
+    await until('searches were refused while PostgreSQL was down', () => inPhase(searches, 'down').length >= 10, 30_000);
     const checksDuringOutage = await Promise.all(replicas.map(readyAnswers));
     // Each replica itself says what is wrong, and stays ready.
     for (const r of replicas) {
@@ -125,7 +118,7 @@ test('PostgreSQL stopped under load behind HAProxy: embeddings all succeed, stor
     await pg.start();
     phase = 'after';
     startedAt = performance.now();
-    await until('searches succeeded again after PostgreSQL came back', 30_000, () => inPhase(searches, 'after').some((s) => s.status === 200));
+    await until('searches succeeded again after PostgreSQL came back', () => inPhase(searches, 'after').some((s) => s.status === 200), 30_000);
   } finally {
     running = false;
     await Promise.all(load);

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { loadApiKeys, type ApiKeys } from '../../src/api/auth.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { sample, startServer, type TestServer } from '../helpers/server.ts';
+import { eventually } from '../helpers/wait.ts';
 
 type ErrorBody = { detail: string; code: string };
 
@@ -27,18 +28,6 @@ const embed = (server: TestServer, key: string, text = 'a red car') =>
 
 async function sharedGauge(server: TestServer): Promise<number> {
   return sample(await (await fetch(`${server.url}/metrics`)).text(), 'tessera_limits_shared');
-}
-
-async function eventually(check: () => Promise<void>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(50);
-    }
-  }
 }
 
 describe('requests per minute across two replicas on one Redis', () => {
