@@ -11,6 +11,7 @@
  */
 import exifr from 'exifr';
 import sharp, { type Metadata as ImageHeader } from 'sharp';
+import { utcIso } from '../dates.ts';
 import type { Metadata } from '../store/store.ts';
 
 /** The keys readPhotoMetadata may set. */
@@ -187,25 +188,10 @@ function offsetMinutes(text: string): number | undefined {
   return m[1] === '-' ? -minutes : minutes;
 }
 
-/**
- * The UTC ISO string of a wall-clock time at `offset` minutes east (unknown: the wall clock
- * written as UTC), after checking every field; computed in UTC arithmetic only, so that the
- * indexing machine's time zone never enters.
- */
+/** The UTC time of a wall-clock time at `offset` minutes east (unknown: the wall clock written as UTC), every field checked. */
 function utc([year, month, day, hour, minute, second]: number[], offset: number | undefined): Taken | undefined {
-  if (year! < 1000 || month! < 1 || month! > 12 || day! < 1 || day! > daysIn(year!, month!)) return undefined;
-  if (hour! > 23 || minute! > 59 || second! > 59) return undefined;
-  const at = new Date(0);
-  at.setUTCFullYear(year!, month! - 1, day!); // not Date.UTC: it maps years 0-99 to 1900-1999
-  at.setUTCHours(hour!, minute! - (offset ?? 0), second!, 0);
-  const iso = at.toISOString().replace('.000Z', 'Z');
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/.test(iso)) return undefined; // shifted past year 9999
-  return { iso, offsetKnown: offset !== undefined };
-}
-
-function daysIn(year: number, month: number): number {
-  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+  const iso = utcIso(year!, month!, day!, hour!, minute!, second!, offset ?? 0);
+  return iso === undefined ? undefined : { iso, offsetKnown: offset !== undefined };
 }
 
 /**

@@ -15,6 +15,7 @@
  * which sort as text in time order; a range bound given as a date ("2021-06-01", midnight UTC)
  * or a date-time with any offset is rewritten to that same form, so it compares as a date.
  */
+import { utcIso } from '../dates.ts';
 import { TesseraError, describeValue } from '../errors.ts';
 import { METADATA_KEY, type FieldCondition, type Filter, type MetadataValue, type NearCondition, type WithinCondition } from './store.ts';
 import { isMetadataValue } from './validate.ts';
@@ -39,24 +40,20 @@ const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d
 /**
  * An ISO 8601 date or date-time as "YYYY-MM-DDTHH:MM:SSZ" in UTC (".sss" kept when not zero);
  * a date alone is midnight UTC, a date-time without offset is read as UTC. Undefined when
- * `text` is not such a date or names an impossible one (month 13, 31 April).
+ * `text` is not such a date, names an impossible one (month 13, 31 April), or lies outside the
+ * years 1000-9999.
  */
 export function isoUtc(text: string): string | undefined {
   const m = ISO_DATE.exec(text);
   if (!m) return undefined;
   const [, y, mo, d, h = '00', mi = '00', sec = '00', frac = '', zone = 'Z'] = m;
-  const local = Date.UTC(+y!, +mo! - 1, +d!, +h, +mi, +sec);
-  const check = new Date(local);
-  if (check.getUTCMonth() !== +mo! - 1 || check.getUTCDate() !== +d! || check.getUTCHours() !== +h || check.getUTCMinutes() !== +mi || +sec > 59) return undefined;
   let offsetMinutes = 0;
   if (zone !== 'Z') {
     const digits = zone.replace(':', '');
     offsetMinutes = (zone[0] === '-' ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5)));
     if (Math.abs(offsetMinutes) > 14 * 60) return undefined;
   }
-  const ms = Math.round(Number(`0${frac || '.0'}`) * 1000);
-  const iso = new Date(local - offsetMinutes * 60_000 + ms).toISOString();
-  return ms === 0 ? iso.replace(/\.000Z$/, 'Z') : iso;
+  return utcIso(+y!, +mo!, +d!, +h, +mi, +sec, offsetMinutes, Math.round(Number(`0${frac || '.0'}`) * 1000));
 }
 
 function number(value: unknown, where: string, min: number, max: number, what: string): number {
