@@ -12,11 +12,12 @@ import { SOURCE_KEY } from '../index/sources.ts';
 import { requireCollection } from '../search/collection.ts';
 import { DuplicateJobs, type DuplicateJob } from '../search/duplicate-jobs.ts';
 import { DEFAULT_DUPLICATE_GROUPS_PAGE, MAX_DUPLICATE_GROUPS_PAGE, parseThreshold } from '../search/duplicates.ts';
+import type { GroupedHit } from '../search/group.ts';
 import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
-import type { CollectionDescriptor, CollectionInfo, Metadata, SearchHit, StoredDocument, VectorStore } from '../store/store.ts';
+import type { CollectionDescriptor, CollectionInfo, Metadata, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
 import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
 import { describe } from './request.ts';
@@ -54,9 +55,11 @@ export function shownMetadata(metadata: Metadata): Metadata {
   return shown;
 }
 
-function hitView(hit: SearchHit) {
+function hitView(hit: GroupedHit) {
   const content = hit.modality === 'text' ? { text: hit.text ?? '' } : { image: shownImage(hit.id, hit.image ?? '') };
-  return { id: hit.id, score: hit.score, ...content, metadata: shownMetadata(hit.metadata) };
+  // A video's or a PDF's result lists its other matching frames or pages; a collapsed one what it stands for.
+  const { moments, pages, collapsed } = hit;
+  return { id: hit.id, score: hit.score, ...content, metadata: shownMetadata(hit.metadata), ...(moments && { moments }), ...(pages && { pages }), ...(collapsed && { collapsed }) };
 }
 
 function documentView(doc: StoredDocument) {
@@ -218,7 +221,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
   });
 
   app.post<{ Params: NameParams }>('/v1/collections/:name/search', async (request, reply) => {
-    const body = bodyObject(request.body, ['query', 'k', 'offset', 'min_score', 'filter', 'modality', 'mode', 'sort', 'cutoff']);
+    const body = bodyObject(request.body, ['query', 'k', 'offset', 'min_score', 'filter', 'modality', 'mode', 'sort', 'cutoff', 'group', 'collapse']);
     const terms = parseQuery(body.query, 'query', ctx.limits.maxTextChars);
     const params = parseSearchParameters(body);
     const name = validateCollectionName(request.params.name, 'collection');

@@ -1,17 +1,25 @@
 /**
  * Per-key limits shared by every replica given the same Redis (`tessera serve --queue URL`).
  *
- * The state is limits.ts's, moved into Redis: per key a request bucket and a token bucket
- * (hashes `level`, `at`: token buckets refilled continuously at limit/60 per second, up to one
- * minute's allowance) and a sorted set of concurrency leases (lease id -> expiry). Each
- * admission is one Lua script, atomic in Redis, on Redis's own clock (TIME), so replicas with
- * drifting clocks agree: drop expired leases, check concurrency, requests, tokens in that
- * order, and only when all pass take one request, the estimated tokens and a lease. Token
- * corrections (`commitTokens`) and releases are sent without waiting for the answer.
+ * The state is limits.ts's, moved into Redis. Per key: the log of admissions of the last
+ * minute, a sorted set (member "id:tokens billed", score the admission time in ms), with the
+ * tokens of its members summed in a string key beside it (kept in step by every script, so a
+ * check is O(1) and not a sum over the log), and a sorted set of concurrency leases (lease id
+ * -> expiry). Each admission is one Lua script, atomic in Redis, on Redis's own clock (TIME), so
+ * replicas with drifting clocks agree: drop the admissions that left the window
+ * (ZREMRANGEBYSCORE) and expired leases, check concurrency, requests, tokens in that order, and
+ * only when all pass log the admission and take a lease. So in any minute at most
+ * `requestsPerMinute` admissions happen across all replicas. Token corrections
+ * (`commitTokens`, rewriting the admission's entry) and releases are sent without waiting for
+ * the answer.
+ *
+ * Memory: one member per admission of the last minute, so at most `requestsPerMinute` per key
+ * (fine in Redis even for limits of 10,000 and more: each is a few dozen bytes; a refusal
+ * over the token limit reads the oldest entries until enough would leave, in pages of 100).
+ * Keys expire a window after their last admission, as the local limiter forgets idle keys.
  *
  * A lease lasts LEASE_MS and is renewed while its request runs, so a replica that dies
- * holding slots frees them within LEASE_MS. Idle keys expire once their buckets would be full
- * again, as the local limiter forgets them.
+ * holding slots frees them within LEASE_MS.
  *
  * While Redis cannot be reached (or does not answer within SERVER_COMMAND_TIMEOUT_MS) the
  * replica admits with a local RateLimiter of the same settings: it keeps serving, with each
@@ -28,6 +36,7 @@ import {
   anyLimit,
   checkEstimate,
   checkSettings,
+  checkWindow,
   concurrencyRefusal,
   headersFor,
   remainingOf,
@@ -44,70 +53,108 @@ export const LEASE_MS = 30_000;
 const RETRY_AFTER_FAILURE_MS = 1000;
 const VERDICTS = new Set(['ok', 'concurrency', 'requests', 'tokens']);
 
-// A bucket's level refilled to `now`; a missing hash is a full bucket.
-const LEVEL = `
-local function level(key, capacity, now)
-  local v = redis.call('HMGET', key, 'level', 'at')
-  local l, at = tonumber(v[1]), tonumber(v[2])
-  if not l or not at then return capacity end
-  if now > at then l = math.min(capacity, l + (now - at) * capacity / 60000) end
-  return l
-end
-local function save(key, capacity, l, now)
-  redis.call('HSET', key, 'level', l, 'at', now)
-  -- Gone once it would be full again: a missing bucket reads as full.
-  redis.call('PEXPIRE', key, math.ceil((capacity - l) * 60000 / capacity) + 1000)
-end
+// The log's helpers. A member is "id:tokens"; the sum key holds the tokens of all members.
+const LOG = `
 local function clock()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 end
+local function tokensOf(member)
+  return tonumber(string.match(member, ':([^:]*)$')) or 0
+end
+-- Drops the admissions at or before cutoff (they left the window); returns {count, tokens} left.
+local function trim(log, sum, cutoff)
+  local tokens = tonumber(redis.call('GET', sum) or '0') or 0
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', log, '-inf', cutoff)) do tokens = tokens - tokensOf(member) end
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', cutoff)
+  local count = redis.call('ZCARD', log)
+  -- An empty log holds no tokens (whatever rounding or a lost sum key said).
+  if count == 0 or tokens < 0 then tokens = 0 end
+  return count, tokens
+end
+-- Both keys outlive their newest member by the window, no longer: an idle key is forgotten.
+local function keep(log, sum, windowMs)
+  redis.call('PEXPIRE', log, windowMs + 1000)
+  redis.call('PEXPIRE', sum, windowMs + 1000)
+end
 `;
 
 /**
- * KEYS: request bucket, token bucket, leases. ARGV: requests/min, tokens/min, concurrency (0:
- * unset), estimated tokens, lease id, lease ms.
- * Returns {verdict, in flight, request level, token level} ('' for a limit not set): the levels
- * after the admission when `ok`, before it when refused ('concurrency' | 'requests' | 'tokens').
+ * KEYS: admission log, its token sum, leases. ARGV: requests/min, tokens/min, concurrency (0:
+ * unset), estimated tokens (0 without a token limit), admission id, lease ms, window ms.
+ * Returns {verdict, in flight, admissions in the window, tokens in the window, ms to wait}: the
+ * counts after the admission when 'ok', before it when refused ('concurrency' | 'requests' |
+ * 'tokens'); the wait (refused over requests or tokens) is until enough of the oldest admissions
+ * have left for this one to fit.
  */
-const ADMIT = `${LEVEL}
+const ADMIT = `${LOG}
 local now = clock()
 local rpm, tpm, conc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local estimate, lease, leaseMs = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local inflight, r, t = 0, nil, nil
+local estimate, id, leaseMs, windowMs = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local inflight, count, tokens = 0, 0, 0
 if conc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   inflight = redis.call('ZCARD', KEYS[3])
 end
-if rpm > 0 then r = level(KEYS[1], rpm, now) end
-if tpm > 0 then t = level(KEYS[2], tpm, now) end
-local function answer(verdict)
-  return {verdict, tostring(inflight), r and tostring(r) or '', t and tostring(t) or ''}
+local logged = rpm > 0 or tpm > 0
+if logged then count, tokens = trim(KEYS[1], KEYS[2], now - windowMs) end
+local function answer(verdict, wait)
+  return {verdict, tostring(inflight), tostring(count), tostring(tokens), wait and tostring(wait) or ''}
+end
+-- When the admission with this rank (0: the oldest) leaves the window.
+local function leaves(rank)
+  local entry = redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')
+  return tonumber(entry[2]) + windowMs - now
 end
 if conc > 0 and inflight >= conc then return answer('concurrency') end
-if r and r < 1 then return answer('requests') end
-if t and t < estimate then return answer('tokens') end
-if r then r = r - 1; save(KEYS[1], rpm, r, now) end
-if t then t = t - estimate; save(KEYS[2], tpm, t, now) end
+if rpm > 0 and count >= rpm then return answer('requests', leaves(count - rpm)) end
+if tpm > 0 and tokens + estimate > tpm then
+  if estimate > tpm then return answer('tokens') end
+  -- The oldest leave first: read them a page at a time until enough would have left.
+  local left, rank = tokens, 0
+  while rank < count do
+    local page = redis.call('ZRANGE', KEYS[1], rank, rank + 99, 'WITHSCORES')
+    for i = 1, #page, 2 do
+      left = left - tokensOf(page[i])
+      if left + estimate <= tpm then return answer('tokens', tonumber(page[i + 1]) + windowMs - now) end
+    end
+    rank = rank + 100
+  end
+  return answer('tokens', windowMs) -- only rounding gets here: in a window all will have left
+end
+if logged then
+  redis.call('ZADD', KEYS[1], now, id .. ':' .. ARGV[4])
+  count, tokens = count + 1, tokens + estimate
+  redis.call('SET', KEYS[2], tostring(tokens))
+  keep(KEYS[1], KEYS[2], windowMs)
+end
 if conc > 0 then
-  redis.call('ZADD', KEYS[3], now + leaseMs, lease)
+  redis.call('ZADD', KEYS[3], now + leaseMs, id)
   redis.call('PEXPIRE', KEYS[3], leaseMs * 2)
   inflight = inflight + 1
 end
 return answer('ok')
 `;
 
-/** KEYS: token bucket. ARGV: tokens/min, tokens to give back (negative: to take). Returns the new level. */
-const COMMIT = `${LEVEL}
-local now = clock()
-local tpm, delta = tonumber(ARGV[1]), tonumber(ARGV[2])
-local t = math.min(tpm, level(KEYS[1], tpm, now) + delta)
-save(KEYS[1], tpm, t, now)
-return tostring(t)
+/**
+ * KEYS: admission log, its token sum. ARGV: admission id, tokens billed so far, tokens used,
+ * window ms. Rewrites the admission's entry (same time) with the tokens used; an entry already
+ * gone (out of the window, or Redis restarted) is left alone. Returns the log's tokens, or ''.
+ */
+const COMMIT = `${LOG}
+local old, new = ARGV[1] .. ':' .. ARGV[2], ARGV[1] .. ':' .. ARGV[3]
+local at = redis.call('ZSCORE', KEYS[1], old)
+if not at then return '' end
+redis.call('ZREM', KEYS[1], old)
+redis.call('ZADD', KEYS[1], at, new)
+local tokens = math.max(0, (tonumber(redis.call('GET', KEYS[2]) or '0') or 0) + tonumber(ARGV[3]) - tonumber(ARGV[2]))
+redis.call('SET', KEYS[2], tostring(tokens))
+keep(KEYS[1], KEYS[2], tonumber(ARGV[4]))
+return tostring(tokens)
 `;
 
 /** KEYS: leases. ARGV: lease id, lease ms. Pushes the lease's expiry on (adds it back after a Redis restart). */
-const RENEW = `${LEVEL}
+const RENEW = `${LOG}
 local now = clock()
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
@@ -116,8 +163,8 @@ return 1
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    tesseraLimitAdmit(requests: string, tokens: string, leases: string, rpm: number, tpm: number, concurrency: number, estimate: number, lease: string, leaseMs: number): Result<string[], Context>;
-    tesseraLimitCommit(tokens: string, tpm: number, delta: number): Result<string, Context>;
+    tesseraLimitAdmit(log: string, sum: string, leases: string, rpm: number, tpm: number, concurrency: number, estimate: number, id: string, leaseMs: number, windowMs: number): Result<string[], Context>;
+    tesseraLimitCommit(log: string, sum: string, id: string, billed: number, used: number, windowMs: number): Result<string, Context>;
     tesseraLimitRenew(leases: string, lease: string, leaseMs: number): Result<number, Context>;
   }
 }
@@ -130,6 +177,8 @@ export interface SharedLimiterOptions {
   onChange?(shared: boolean, message: string, first: boolean): void;
   /** Default LEASE_MS (tests shorten it). */
   leaseMs?: number;
+  /** The window of the "per minute" limits, in ms. Default one minute (tests shorten it). */
+  windowMs?: number;
   /** Prefix of the Redis keys. Default "tessera:limits". */
   prefix?: string;
 }
@@ -139,6 +188,7 @@ export class SharedRateLimiter implements Limiter {
   private readonly local: RateLimiter;
   private readonly client: Redis;
   private readonly leaseMs: number;
+  private readonly windowMs: number;
   private readonly prefix: string;
   /** Leases of requests admitted through Redis and still running: id -> leases key. */
   private readonly leases = new Map<string, string>();
@@ -155,13 +205,14 @@ export class SharedRateLimiter implements Limiter {
    */
   constructor(settings: LimitSettings, private readonly queue: QueueUrl, private readonly options: SharedLimiterOptions = {}) {
     this.settings = checkSettings(settings);
-    this.local = new RateLimiter(this.settings);
+    this.windowMs = checkWindow(options.windowMs ?? MINUTE_MS);
+    this.local = new RateLimiter(this.settings, undefined, this.windowMs);
     this.leaseMs = options.leaseMs ?? LEASE_MS;
     if (!(Number.isInteger(this.leaseMs) && this.leaseMs > 0)) throw invalidArgument('leaseMs', 'a positive integer', this.leaseMs);
     this.prefix = options.prefix ?? 'tessera:limits';
     this.client = connect(queue, 'server');
     this.client.defineCommand('tesseraLimitAdmit', { numberOfKeys: 3, lua: ADMIT });
-    this.client.defineCommand('tesseraLimitCommit', { numberOfKeys: 1, lua: COMMIT });
+    this.client.defineCommand('tesseraLimitCommit', { numberOfKeys: 2, lua: COMMIT });
     this.client.defineCommand('tesseraLimitRenew', { numberOfKeys: 1, lua: RENEW });
     this.client.on('error', (err: unknown) => (this.lastError = err));
     this.client.on('ready', () => {
@@ -227,19 +278,23 @@ export class SharedRateLimiter implements Limiter {
     checkEstimate(estimatedTokens);
     if (this.closed || this.client.status !== 'ready' || performance.now() < this.retryAt) return this.local.admit(keyId, estimatedTokens);
     const { requestsPerMinute, tokensPerMinute, concurrentRequests } = this.settings;
-    const lease = concurrentRequests === undefined ? '' : randomUUID();
+    // Names the admission's log entry and its lease. Without a token limit it is billed 0
+    // tokens (as locally), so the log's token sum stays 0 and commits are no-ops.
+    const id = randomUUID();
+    const billed = tokensPerMinute === undefined ? 0 : estimatedTokens;
     let answer: string[];
     try {
       answer = await this.client.tesseraLimitAdmit(
-        this.key(keyId, 'requests'),
-        this.key(keyId, 'tokens'),
+        this.key(keyId, 'log'),
+        this.key(keyId, 'log-tokens'),
         this.key(keyId, 'leases'),
         requestsPerMinute ?? 0,
         tokensPerMinute ?? 0,
         concurrentRequests ?? 0,
-        estimatedTokens,
-        lease,
+        billed,
+        id,
         this.leaseMs,
+        this.windowMs,
       );
       if (!Array.isArray(answer) || !VERDICTS.has(String(answer[0]))) throw new Error(`the limit script answered ${JSON.stringify(answer)}`);
     } catch (err) {
@@ -251,57 +306,56 @@ export class SharedRateLimiter implements Limiter {
     }
     this.setShared(true, `Redis at ${this.queue.shown} answers again: per-key limits are shared by the replicas`);
 
-    const [verdict, inFlight, requests, tokens] = answer;
-    const levelOf = (text: string | undefined) => (text === undefined || text === '' ? undefined : Number(text));
-    const levels = { requests: levelOf(requests), tokens: levelOf(tokens) };
-    const remaining = {
-      requests: levels.requests === undefined ? undefined : remainingOf(levels.requests),
-      tokens: levels.tokens === undefined ? undefined : remainingOf(levels.tokens),
-    };
+    const [verdict, inFlight, count, tokens, wait] = answer;
+    const used = { requests: Number(count), tokens: Number(tokens) };
+    const remaining = this.remaining(used);
+    const waitMs = wait === undefined || wait === '' ? undefined : Number(wait);
     if (verdict === 'concurrency') throw concurrencyRefusal(Number(inFlight), concurrentRequests!, remaining);
-    if (verdict === 'requests') throw requestRefusal(requestsPerMinute!, levels.requests!, remaining);
-    if (verdict === 'tokens') throw tokenRefusal(estimatedTokens, tokensPerMinute!, levels.tokens!, remaining);
-    return this.admission(keyId, estimatedTokens, levels, lease);
+    if (verdict === 'requests') throw requestRefusal(requestsPerMinute!, waitMs!, remaining);
+    if (verdict === 'tokens') throw tokenRefusal(estimatedTokens, tokensPerMinute!, waitMs, remaining);
+    return this.admission(keyId, id, billed, used, concurrentRequests !== undefined);
   }
 
-  /** A request admitted through Redis: its lease renewed until released, its headers from the levels the script gave. */
-  private admission(keyId: string, estimatedTokens: number, levels: { requests?: number; tokens?: number }, lease: string): Admission {
-    const limiter = this;
+  /** What is left of the limits that are set, given the admissions and tokens in the window. */
+  private remaining(used: { requests: number; tokens: number }): { requests?: number; tokens?: number } {
     const { requestsPerMinute, tokensPerMinute } = this.settings;
+    return {
+      requests: requestsPerMinute === undefined ? undefined : remainingOf(requestsPerMinute - used.requests),
+      tokens: tokensPerMinute === undefined ? undefined : remainingOf(tokensPerMinute - used.tokens),
+    };
+  }
+
+  /**
+   * A request admitted through Redis: its lease renewed until released, its headers from the
+   * window as the script saw it, with this request's own token corrections. (Admissions leaving
+   * the window, or other replicas' meanwhile, show in the key's next answer.)
+   */
+  private admission(keyId: string, id: string, billed: number, used: { requests: number; tokens: number }, leased: boolean): Admission {
+    const limiter = this;
     const leasesKey = this.key(keyId, 'leases');
-    if (lease !== '') this.leases.set(lease, leasesKey);
-    // What the key had left as of the script, refilled by the time the headers are read (as
-    // RateLimiter's headers are); other replicas' use meanwhile shows in the next answer.
-    const admittedAt = performance.now();
-    let tokenLevel = levels.tokens;
-    let tokensAt = admittedAt;
+    if (leased) this.leases.set(id, leasesKey);
     let released = false;
-    let billed = estimatedTokens;
     return {
       release() {
         if (released) return;
         released = true;
-        if (lease !== '' && limiter.leases.delete(lease)) limiter.client.zrem(leasesKey, lease).catch(() => undefined);
+        if (leased && limiter.leases.delete(id)) limiter.client.zrem(leasesKey, id).catch(() => undefined);
       },
       commitTokens(tokens: number) {
         if (!Number.isFinite(tokens) || tokens < 0) throw invalidArgument('tokens', 'a non-negative number', tokens);
-        const refund = billed - tokens;
+        if (limiter.settings.tokensPerMinute === undefined || tokens === billed) return;
+        used.tokens = Math.max(0, used.tokens + tokens - billed);
+        // Sent in order on one connection, so each commit finds the entry the previous one wrote.
+        limiter.client.tesseraLimitCommit(limiter.key(keyId, 'log'), limiter.key(keyId, 'log-tokens'), id, billed, tokens, limiter.windowMs).catch(() => undefined);
         billed = tokens;
-        if (tokensPerMinute === undefined || tokenLevel === undefined || refund === 0) return;
-        tokenLevel = Math.min(tokensPerMinute, refilled(tokenLevel, tokensPerMinute, tokensAt) + refund);
-        tokensAt = performance.now();
-        limiter.client.tesseraLimitCommit(limiter.key(keyId, 'tokens'), tokensPerMinute, refund).catch(() => undefined);
       },
       get headers(): Record<string, string> {
-        return headersFor({
-          requests: requestsPerMinute === undefined || levels.requests === undefined ? undefined : remainingOf(refilled(levels.requests, requestsPerMinute, admittedAt)),
-          tokens: tokensPerMinute === undefined || tokenLevel === undefined ? undefined : remainingOf(refilled(tokenLevel, tokensPerMinute, tokensAt)),
-        });
+        return headersFor(limiter.remaining(used));
       },
     };
   }
 
-  private key(keyId: string, what: 'requests' | 'tokens' | 'leases'): string {
+  private key(keyId: string, what: 'log' | 'log-tokens' | 'leases'): string {
     // One hash slot per API key ({...}), so the script's keys stay together on a Redis Cluster.
     return `${this.prefix}:{${keyId}}:${what}`;
   }
@@ -333,9 +387,4 @@ export class SharedRateLimiter implements Limiter {
     const text = err instanceof Error ? ((err as NodeJS.ErrnoException).code ?? err.message) : String(err);
     return ` (${text.replaceAll(this.queue.url, this.queue.shown)})`;
   }
-}
-
-/** A bucket `level` read at `since` (performance.now() ms), refilled to now. */
-function refilled(level: number, perMinute: number, since: number): number {
-  return Math.min(perMinute, level + ((performance.now() - since) * perMinute) / MINUTE_MS);
 }

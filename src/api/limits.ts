@@ -1,26 +1,35 @@
 /**
  * Optional per-key limits: requests per minute, tokens per minute, requests in flight.
  *
- * The per-minute limits are token buckets refilled continuously: a key's bucket holds at
- * most one minute's allowance and refills at limit/60 per second, so a key can burst up to
- * its limit and then runs at its limit on average over any stretch of time. (Unlike a
- * fixed window there is no cliff at the minute boundary; unlike a sliding log, a key's
- * state is two numbers.) A key whose buckets are full and has nothing in flight is
- * indistinguishable from one never seen, so such state is dropped: memory holds only keys
- * active in about the last minute.
+ * The per-minute limits are strict sliding windows: in ANY 60 s, a key gets at most its
+ * request limit of admissions, and the tokens billed to the requests admitted in those 60 s
+ * fit in its token limit. (That is what a user reads into "60 requests per minute"; a token
+ * bucket, refilling while a burst runs, lets a few more through, and a fixed window lets
+ * twice the limit through across its boundary.) The state is a log per key of the admissions
+ * of the last minute (time, tokens billed), oldest first, with the tokens summed: an
+ * admission is O(1) amortized, a key holds at most `requestsPerMinute` entries (with only a
+ * token limit, at most tokensPerMinute / 2, every request being estimated at 2 tokens or more).
+ * A key with an empty log and nothing in flight is indistinguishable from one never seen, so
+ * such state is dropped: memory holds only keys active in about the last minute.
  *
- * Tokens are billed by estimate at admission (the estimate must fit in what remains) and
- * corrected by `commitTokens` once the real count is known: a refund if fewer were used,
- * a debt the bucket pays off by refilling if more.
+ * Tokens are billed by estimate at admission (the estimate must fit in what remains of the
+ * window) and corrected by `commitTokens` once the real count is known, in the admission's
+ * own entry: a refund if fewer were used, a debt if more, both leaving the window with it a
+ * minute after admission. (A correction after that, of a request that ran over a minute,
+ * changes nothing.)
  *
  * Where the state lives is behind `Limiter`: `RateLimiter` here keeps it in this process (N
  * replicas give a key N times its limits); `SharedRateLimiter` (limits-redis.ts) keeps the same
- * buckets in Redis for every replica given it, and falls back to a `RateLimiter` while Redis
+ * logs in Redis for every replica given it, and falls back to a `RateLimiter` while Redis
  * is away. Both refuse with the same codes, messages and headers (the `*Refusal` functions).
  *
  * Headers, for the answer to the client (only for limits that are set):
- * `X-RateLimit-Remaining-Requests`, `X-RateLimit-Remaining-Tokens`, and on 429 `Retry-After`
- * (whole seconds). On 429 they ride on the thrown TesseraError's `headers`.
+ * `X-RateLimit-Remaining-Requests` (the request limit less the key's admissions in the last
+ * minute), `X-RateLimit-Remaining-Tokens` (the token limit less the tokens billed to those),
+ * and on 429 `Retry-After`: whole seconds, rounded up, until enough of the oldest admissions
+ * have left the window for this request to fit, so that a retry then is admitted (unless
+ * other requests of the key take the room first). On 429 they ride on the thrown
+ * TesseraError's `headers`.
  *
  * @example
  * const limiter = new RateLimiter({ requestsPerMinute: 60, tokensPerMinute: 100_000, concurrentRequests: 4 });
@@ -32,6 +41,7 @@ import { TesseraError, invalidArgument } from '../errors.ts';
 
 /** Each limit applies per API key; undefined = unlimited. */
 export interface LimitSettings {
+  /** A positive integer: at most this many admissions in any minute. */
   requestsPerMinute?: number;
   tokensPerMinute?: number;
   concurrentRequests?: number;
@@ -68,52 +78,86 @@ export const MINUTE_MS = 60_000;
 /** Until a slot frees no time can be promised; a second is a polite first retry. */
 const CONCURRENCY_RETRY_S = 1;
 
-/** A continuously refilled bucket; `level` may go below zero when usage exceeded an estimate. */
-class Bucket {
-  level: number;
-  private readonly perMs: number;
+/** One admission, while it is in the window: when, and the tokens billed for it. */
+interface Entry {
+  readonly at: number;
+  tokens: number;
+}
 
-  constructor(readonly capacity: number, private updated: number) {
-    this.level = capacity;
-    this.perMs = capacity / MINUTE_MS;
+/**
+ * A key's admissions of the last window, oldest first, and their tokens summed. Entries only
+ * leave from the front, so it is a queue: `first` skips those gone and the array is cut now
+ * and then, which keeps each admission O(1) amortized however large the limit.
+ */
+class AdmissionLog {
+  private entries: Entry[] = [];
+  private first = 0;
+  /** The tokens of the entries in the log. */
+  tokens = 0;
+
+  get count(): number {
+    return this.entries.length - this.first;
   }
 
-  refill(now: number): void {
-    if (now > this.updated) this.level = Math.min(this.capacity, this.level + (now - this.updated) * this.perMs);
-    this.updated = Math.max(this.updated, now);
+  /** Forgets the admissions at or before `cutoff` (now - window): they have left the window. */
+  trim(cutoff: number): void {
+    const entries = this.entries;
+    while (this.first < entries.length && entries[this.first]!.at <= cutoff) this.tokens -= entries[this.first++]!.tokens;
+    if (this.first === entries.length) {
+      this.entries = [];
+      this.first = 0;
+      this.tokens = 0; // no rounding dust left behind by fractional token counts
+    } else if (this.first >= 1024 && this.first * 2 >= entries.length) {
+      this.entries = entries.slice(this.first);
+      this.first = 0;
+    }
   }
 
-  /** Level that refill at `now` would give, without changing anything. */
-  peek(now: number): number {
-    return Math.min(this.capacity, this.level + Math.max(0, now - this.updated) * this.perMs);
+  add(entry: Entry): void {
+    this.entries.push(entry);
+    this.tokens += entry.tokens;
   }
 
-  remaining(): number {
-    return remainingOf(this.level);
+  /** The time of the `n`-th oldest admission (0: the oldest). */
+  at(n: number): number {
+    return this.entries[this.first + n]!.at;
+  }
+
+  /** The time of the oldest admission whose leaving brings the log's tokens to `target` or below. */
+  atWhenTokensFit(target: number): number {
+    let tokens = this.tokens;
+    for (let i = this.first; i < this.entries.length; i++) {
+      tokens -= this.entries[i]!.tokens;
+      if (tokens <= target) return this.entries[i]!.at;
+    }
+    return this.entries[this.entries.length - 1]!.at; // only rounding can get here: once all have left, anything fits
   }
 }
 
 interface KeyState {
-  requests?: Bucket;
-  tokens?: Bucket;
+  /** Absent when no per-minute limit is set. */
+  log?: AdmissionLog;
   inFlight: number;
 }
 
 export class RateLimiter implements Limiter {
   private readonly settings: Readonly<LimitSettings>;
   private readonly now: () => number;
+  private readonly windowMs: number;
   private readonly keys = new Map<string, KeyState>();
   private lastSweep: number;
 
   /**
    * @param settings the limits, each per key; undefined = unlimited
    * @param now milliseconds from a monotonic clock (tests pass a fake one)
+   * @param windowMs the window of the "per minute" limits (tests shorten it)
    * @throws TesseraError INVALID_ARGUMENT for a limit that is not a positive number
-   *   (`concurrentRequests`: a positive integer)
+   *   (`requestsPerMinute`, `concurrentRequests`: a positive integer)
    */
-  constructor(settings: LimitSettings, now: () => number = () => performance.now()) {
+  constructor(settings: LimitSettings, now: () => number = () => performance.now(), windowMs = MINUTE_MS) {
     this.settings = checkSettings(settings);
     this.now = now;
+    this.windowMs = checkWindow(windowMs);
     this.lastSweep = now();
   }
 
@@ -133,7 +177,7 @@ export class RateLimiter implements Limiter {
 
   /**
    * Admits one request of `keyId` expected to use `estimatedTokens`, or throws.
-   * Nothing is consumed when the request is refused.
+   * Nothing is consumed (logged) when the request is refused.
    *
    * @throws TesseraError RATE_CONCURRENCY_LIMIT_EXCEEDED, RATE_REQUEST_LIMIT_EXCEEDED or
    *   RATE_TOKEN_LIMIT_EXCEEDED (429, checked in that order), with `headers`
@@ -144,43 +188,46 @@ export class RateLimiter implements Limiter {
     this.sweep(now);
     const state = this.state(keyId, now);
     const { requestsPerMinute, tokensPerMinute, concurrentRequests } = this.settings;
-    const remaining = { requests: state.requests?.remaining(), tokens: state.tokens?.remaining() };
+    const log = state.log;
+    const remaining = this.remainingOf(log);
 
     if (concurrentRequests !== undefined && state.inFlight >= concurrentRequests) {
       throw concurrencyRefusal(state.inFlight, concurrentRequests, remaining);
     }
-    if (requestsPerMinute !== undefined && state.requests && state.requests.level < 1) {
-      throw requestRefusal(requestsPerMinute, state.requests.level, remaining);
+    if (requestsPerMinute !== undefined && log!.count >= requestsPerMinute) {
+      // Room comes when the admission that brings the count under the limit leaves: the oldest one.
+      throw requestRefusal(requestsPerMinute, log!.at(log!.count - requestsPerMinute) + this.windowMs - now, remaining);
     }
-    if (tokensPerMinute !== undefined && state.tokens && state.tokens.level < estimatedTokens) {
-      throw tokenRefusal(estimatedTokens, tokensPerMinute, state.tokens.level, remaining);
+    if (tokensPerMinute !== undefined && log!.tokens + estimatedTokens > tokensPerMinute) {
+      const wait = estimatedTokens > tokensPerMinute ? undefined : log!.atWhenTokensFit(tokensPerMinute - estimatedTokens) + this.windowMs - now;
+      throw tokenRefusal(estimatedTokens, tokensPerMinute, wait, remaining);
     }
 
-    if (state.requests) state.requests.level -= 1;
-    if (state.tokens) state.tokens.level -= estimatedTokens;
+    // Without a token limit nothing reads the entry's tokens: bill none, so commits are no-ops.
+    const entry = log && { at: now, tokens: tokensPerMinute === undefined ? 0 : estimatedTokens };
+    if (entry) log!.add(entry);
     state.inFlight += 1;
-    return this.admission(keyId, estimatedTokens);
+    return this.admission(keyId, entry);
   }
 
   /** What `keyId` could still use now, for the limits that are set. */
-  remaining(keyId: string): { requests?: number; tokens?: number } {
-    const now = this.now();
-    const state = this.keys.get(keyId);
-    const out: { requests?: number; tokens?: number } = {};
-    const { requestsPerMinute, tokensPerMinute } = this.settings;
-    if (requestsPerMinute !== undefined) {
-      out.requests = Math.max(0, Math.floor(state?.requests ? state.requests.peek(now) : requestsPerMinute));
-    }
-    if (tokensPerMinute !== undefined) {
-      out.tokens = Math.max(0, Math.floor(state?.tokens ? state.tokens.peek(now) : tokensPerMinute));
-    }
-    return out;
+  remaining(keyId: string): Remaining {
+    const log = this.keys.get(keyId)?.log;
+    log?.trim(this.now() - this.windowMs);
+    return this.remainingOf(log);
   }
 
-  private admission(keyId: string, estimatedTokens: number): Admission {
+  private remainingOf(log: AdmissionLog | undefined): Remaining {
+    const { requestsPerMinute, tokensPerMinute } = this.settings;
+    return {
+      requests: requestsPerMinute === undefined ? undefined : remainingOf(requestsPerMinute - (log?.count ?? 0)),
+      tokens: tokensPerMinute === undefined ? undefined : remainingOf(tokensPerMinute - (log?.tokens ?? 0)),
+    };
+  }
+
+  private admission(keyId: string, entry: Entry | undefined): Admission {
     const limiter = this;
     let released = false;
-    let billed = estimatedTokens;
     return {
       release: () => {
         if (released) return;
@@ -190,9 +237,13 @@ export class RateLimiter implements Limiter {
       },
       commitTokens: (tokens: number) => {
         if (!Number.isFinite(tokens) || tokens < 0) throw invalidArgument('tokens', 'a non-negative number', tokens);
-        const bucket = limiter.state(keyId, limiter.now()).tokens;
-        if (bucket) bucket.level = Math.min(bucket.capacity, bucket.level + billed - tokens);
-        billed = tokens;
+        if (!entry || limiter.settings.tokensPerMinute === undefined) return;
+        const now = limiter.now();
+        // Out of the window, the entry has left the log (or is about to): nothing to correct.
+        if (entry.at <= now - limiter.windowMs) return;
+        const log = limiter.state(keyId, now).log!;
+        log.tokens += tokens - entry.tokens;
+        entry.tokens = tokens;
       },
       get headers(): Record<string, string> {
         return headersFor(limiter.remaining(keyId));
@@ -200,31 +251,26 @@ export class RateLimiter implements Limiter {
     };
   }
 
-  /** The key's state, refilled to `now` (created full when absent). */
+  /** The key's state, its log trimmed to `now` (created empty when absent). */
   private state(keyId: string, now: number): KeyState {
     let state = this.keys.get(keyId);
     if (!state) {
       const { requestsPerMinute, tokensPerMinute } = this.settings;
-      state = {
-        requests: requestsPerMinute === undefined ? undefined : new Bucket(requestsPerMinute, now),
-        tokens: tokensPerMinute === undefined ? undefined : new Bucket(tokensPerMinute, now),
-        inFlight: 0,
-      };
+      state = { log: requestsPerMinute === undefined && tokensPerMinute === undefined ? undefined : new AdmissionLog(), inFlight: 0 };
       this.keys.set(keyId, state);
     }
-    state.requests?.refill(now);
-    state.tokens?.refill(now);
+    state.log?.trim(now - this.windowMs);
     return state;
   }
 
-  /** Drops idle keys whose buckets are full again, at most once a minute. */
+  /** Drops idle keys whose logs are empty, at most once a window. */
   private sweep(now: number): void {
-    if (now - this.lastSweep < MINUTE_MS) return;
+    if (now - this.lastSweep < this.windowMs) return;
     this.lastSweep = now;
     for (const [keyId, state] of this.keys) {
       if (state.inFlight > 0) continue;
-      const full = (bucket?: Bucket) => !bucket || bucket.peek(now) >= bucket.capacity;
-      if (full(state.requests) && full(state.tokens)) this.keys.delete(keyId);
+      state.log?.trim(now - this.windowMs);
+      if (!state.log || state.log.count === 0) this.keys.delete(keyId);
     }
   }
 }
@@ -235,17 +281,27 @@ export interface Remaining {
   tokens?: number;
 }
 
-/** The settings, checked and frozen. @throws TesseraError INVALID_ARGUMENT for a limit that is not a positive number (`concurrentRequests`: integer) */
+/**
+ * The settings, checked and frozen.
+ * @throws TesseraError INVALID_ARGUMENT for a limit that is not a positive number (`requestsPerMinute`
+ *   and `concurrentRequests`: integer; "1.5 requests in any minute" cannot be held strictly)
+ */
 export function checkSettings(settings: LimitSettings): Readonly<LimitSettings> {
   for (const name of ['requestsPerMinute', 'tokensPerMinute', 'concurrentRequests'] as const) {
     const value = settings[name];
     if (value === undefined) continue;
-    const integer = name === 'concurrentRequests';
+    const integer = name !== 'tokensPerMinute';
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
       throw invalidArgument(name, integer ? 'a positive integer' : 'a positive number', value);
     }
   }
   return Object.freeze({ ...settings });
+}
+
+/** The window of the per-minute limits, checked. @throws TesseraError INVALID_ARGUMENT when not a positive integer */
+export function checkWindow(windowMs: number): number {
+  if (!(Number.isInteger(windowMs) && windowMs > 0)) throw invalidArgument('windowMs', 'a positive integer', windowMs);
+  return windowMs;
 }
 
 export function anyLimit(settings: LimitSettings): boolean {
@@ -258,9 +314,9 @@ export function checkEstimate(estimatedTokens: number): void {
   }
 }
 
-/** A bucket level as the headers show it. */
-export function remainingOf(level: number): number {
-  return Math.max(0, Math.floor(level));
+/** A count left of a limit, as the headers show it. */
+export function remainingOf(left: number): number {
+  return Math.max(0, Math.floor(left));
 }
 
 /** RATE_CONCURRENCY_LIMIT_EXCEEDED: `inFlight` requests of the key run, `limit` may. */
@@ -273,15 +329,19 @@ export function concurrencyRefusal(inFlight: number, limit: number, remaining: R
   );
 }
 
-/** RATE_REQUEST_LIMIT_EXCEEDED: the key's request bucket (refilled at limit per minute) holds `level` < 1. */
-export function requestRefusal(limit: number, level: number, remaining: Remaining): TesseraError {
-  const wait = retrySeconds(msUntil(1, level, limit));
+/** RATE_REQUEST_LIMIT_EXCEEDED: the key had `limit` admissions in the window; one leaves it in `waitMs`. */
+export function requestRefusal(limit: number, waitMs: number, remaining: Remaining): TesseraError {
+  const wait = retrySeconds(waitMs);
   return refusal('RATE_REQUEST_LIMIT_EXCEEDED', `this API key is over its limit of ${limit} requests per minute; retry in ${wait} s`, remaining, wait);
 }
 
-/** RATE_TOKEN_LIMIT_EXCEEDED: the key's token bucket holds `level` < `estimatedTokens`. */
-export function tokenRefusal(estimatedTokens: number, limit: number, level: number, remaining: Remaining): TesseraError {
-  if (estimatedTokens > limit) {
+/**
+ * RATE_TOKEN_LIMIT_EXCEEDED: `estimatedTokens` do not fit in what is left of the window
+ * (`remaining.tokens`); they will once the admissions leaving within `waitMs` have left.
+ * `waitMs` undefined: the estimate is over the whole limit.
+ */
+export function tokenRefusal(estimatedTokens: number, limit: number, waitMs: number | undefined, remaining: Remaining): TesseraError {
+  if (estimatedTokens > limit || waitMs === undefined) {
     // Waiting never helps, so no Retry-After: the client must send less.
     return refusal(
       'RATE_TOKEN_LIMIT_EXCEEDED',
@@ -290,10 +350,10 @@ export function tokenRefusal(estimatedTokens: number, limit: number, level: numb
       remaining,
     );
   }
-  const wait = retrySeconds(msUntil(estimatedTokens, level, limit));
+  const wait = retrySeconds(waitMs);
   return refusal(
     'RATE_TOKEN_LIMIT_EXCEEDED',
-    `this request needs about ${count(Math.ceil(estimatedTokens), 'token')} and this API key has ${remainingOf(level)} ` +
+    `this request needs about ${count(Math.ceil(estimatedTokens), 'token')} and this API key has ${remaining.tokens ?? 0} ` +
       `left of its limit of ${limit} tokens per minute; retry in ${wait} s`,
     remaining,
     wait,
@@ -308,11 +368,6 @@ function refusal(code: RefusalCode, message: string, remaining: Remaining, retry
   return new TesseraError(code, message, { headers });
 }
 
-/** Milliseconds until a bucket refilled at `perMinute` goes from `level` to `amount`. */
-function msUntil(amount: number, level: number, perMinute: number): number {
-  return Math.max(0, (amount - level) / (perMinute / MINUTE_MS));
-}
-
 export function headersFor(remaining: Remaining): Record<string, string> {
   const headers: Record<string, string> = {};
   if (remaining.requests !== undefined) headers[REMAINING_REQUESTS_HEADER] = String(remaining.requests);
@@ -320,7 +375,10 @@ export function headersFor(remaining: Remaining): Record<string, string> {
   return headers;
 }
 
-/** Whole seconds for Retry-After, at least 1 (0 would invite an immediate, equally refused retry). */
+/**
+ * Whole seconds for Retry-After: rounded up, so that a retry then finds the admission gone; at
+ * least 1 (0 would invite an immediate, equally refused retry).
+ */
 function retrySeconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }

@@ -3,7 +3,10 @@ import { Embedder } from '../engine/embedder.ts';
 import { TesseraError, invalidArgument } from '../errors.ts';
 import { indexSources, type IndexProgress, type IndexResult } from '../index/pipeline.ts';
 import { counts, createReporter, type Reporter } from '../index/report.ts';
+import type { MediaOptions } from '../index/media.ts';
 import { resolveSource, type Source } from '../index/sources.ts';
+import { DEFAULT_PDF_MAX_PAGES } from '../media/pdf.ts';
+import { DEFAULT_VIDEO_INTERVAL, DEFAULT_VIDEO_MAX_FRAMES } from '../media/video.ts';
 import { watchFolder } from '../index/watch.ts';
 import { parseQueueUrl, type QueueUrl } from '../queue/connection.ts';
 import { closeQueue, enqueueSources, openQueue } from '../queue/coordinator.ts';
@@ -25,8 +28,9 @@ Embeds documents into a collection of the store, incrementally: what is unchange
 content hash) is skipped, what changed is updated, what is new is added. Writes go in
 batches, each one atomic, so a run killed at any moment is completed by the next.
 
-PATH is a folder (walked recursively: images of every format tessera decodes, recognised
-by content; .txt and .md files as texts; id = the path under the folder), a .jsonl file of
+PATH is a folder (walked recursively: images of every format tessera decodes, videos
+(MP4/MOV, WebM, MKV, AVI) and PDFs, all recognised by content; .txt and .md files as texts;
+id = the path under the folder), a .jsonl file of
 documents ({"id", "text" | "image", "metadata"?} per line; relative image paths resolve
 against the file's folder), or a .txt file of image URLs, one a line (id = the URL).
 
@@ -54,6 +58,16 @@ against the file's folder), or a .txt file of image URLs, one a line (id = the U
                       shared networks; cloud metadata addresses stay refused)
   --fetch-timeout-ms N  time to download one image URL (default 10000)
   --threads N         ONNX Runtime intra-op threads per session (default: all cores)
+
+Videos and PDFs (a folder's files; each is written whole in one atomic write):
+  --ffmpeg DIR        the folder holding ffmpeg and ffprobe (default $TESSERA_FFMPEG, else
+                      PATH); without FFmpeg, videos are passed over with a note
+  --video-interval S  a frame at least every S seconds, besides one at each scene change
+                      (default ${DEFAULT_VIDEO_INTERVAL}); frame ids are PATH#t=SECONDS
+  --video-max-frames N  frames of one video at most (default ${DEFAULT_VIDEO_MAX_FRAMES}; a longer video is
+                      sampled evenly)
+  --pdf-max-pages N   pages of one PDF at most (default ${DEFAULT_PDF_MAX_PAGES}); a page is PATH#page=N
+                      (its picture) and PATH#page=N&text (its text, when it has some)
 
 Spread over many workers (see tessera worker --help):
   --queue URL         cut the work into jobs on this Redis queue (redis://[:password@]host
@@ -91,6 +105,10 @@ export async function main(args: string[]): Promise<void> {
       'allow-private-urls': { type: 'boolean' },
       'fetch-timeout-ms': { type: 'string' },
       threads: { type: 'string' },
+      ffmpeg: { type: 'string' },
+      'video-interval': { type: 'string' },
+      'video-max-frames': { type: 'string' },
+      'pdf-max-pages': { type: 'string' },
       queue: { type: 'string' },
       'job-size': { type: 'string' },
       'shared-folder': { type: 'boolean' },
@@ -112,6 +130,12 @@ export async function main(args: string[]): Promise<void> {
   const timeoutMs = values['fetch-timeout-ms'] === undefined ? undefined : positiveInteger(values['fetch-timeout-ms'], '--fetch-timeout-ms', 1);
   const sources = await Promise.all(positionals.map((p) => resolveSource(p)));
   const settleMs = positiveInteger(values['settle-ms'], '--settle-ms', 1000);
+  const media: MediaOptions = {
+    ffmpegDir: values.ffmpeg,
+    videoInterval: positiveNumber(values['video-interval'], '--video-interval', DEFAULT_VIDEO_INTERVAL),
+    videoMaxFrames: positiveInteger(values['video-max-frames'], '--video-max-frames', DEFAULT_VIDEO_MAX_FRAMES),
+    pdfMaxPages: positiveInteger(values['pdf-max-pages'], '--pdf-max-pages', DEFAULT_PDF_MAX_PAGES),
+  };
   if (values['settle-ms'] !== undefined && !values.watch) throw new TesseraError('INVALID_ARGUMENT', '--settle-ms goes with --watch');
   if (values.watch) {
     if (values.queue !== undefined) throw new TesseraError('INVALID_ARGUMENT', '--watch does not go with --queue: watch the folder with tessera index --watch (or tessera serve --watch) on a machine that sees it');
@@ -142,7 +166,7 @@ export async function main(args: string[]): Promise<void> {
     const { writer, loaded } = await openCollection(store, name, values.model, values.dtype, threads);
     embedder = loaded;
     if (values.watch) {
-      result = await watchSources({ store, name, embedder, writer, sources, settleMs, batchSize, truncate: values.truncate ?? false, signal: stopping.signal, reporter });
+      result = await watchSources({ store, name, embedder, writer, sources, settleMs, batchSize, truncate: values.truncate ?? false, media, signal: stopping.signal, reporter });
     } else result = await indexSources({
       store,
       collection: name,
@@ -153,6 +177,7 @@ export async function main(args: string[]): Promise<void> {
       truncate: values.truncate ?? false,
       batchSize,
       rehash: values.rehash ?? false,
+      media,
       fetchPolicy: { allowPrivate: values['allow-private-urls'] ?? false, timeoutMs },
       signal: stopping.signal,
       onFailure: (f) => reporter.failure(f),
@@ -184,6 +209,7 @@ interface WatchArgs {
   settleMs: number;
   batchSize: number;
   truncate: boolean;
+  media: MediaOptions;
   signal: AbortSignal;
   reporter: Reporter;
 }
@@ -207,6 +233,7 @@ async function watchSources(a: WatchArgs): Promise<IndexResult> {
       settleMs: a.settleMs,
       batchSize: a.batchSize,
       truncate: a.truncate,
+      media: a.media,
       onFailure: (f) => (watching ? lines : a.reporter).failure(f),
       onNote: (line) => (watching ? lines : a.reporter).note(line),
       onScanProgress: (p) => {
@@ -332,6 +359,13 @@ function checkSameModel(info: CollectionInfo, model: string | undefined, dtype: 
       `collection ${JSON.stringify(info.name)} holds vectors of ${JSON.stringify(info.model)} (${info.dtype}), not ${JSON.stringify(model ?? info.model)} (${dtypeWanted ?? info.dtype}); leave out --model/--dtype to use its own, or index into another collection`,
     );
   }
+}
+
+function positiveNumber(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw invalidArgument(name, 'a positive number of seconds', value);
+  return n;
 }
 
 function positiveInteger(value: string | undefined, name: string, fallback: number): number {

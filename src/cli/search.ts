@@ -8,7 +8,7 @@ import { numberFlag, parseSearchParameters } from '../search/params.ts';
 import { isoUtc } from '../store/filter.ts';
 import { parseQueryWords, splitWeight, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
-import type { SearchHit } from '../store/store.ts';
+import { frameTime, pageNumber, type GroupedHit } from '../search/group.ts';
 import { openStore } from '../store/open.ts';
 import { validateDocumentId } from '../store/validate.ts';
 import { modelSettings } from './options.ts';
@@ -40,11 +40,20 @@ Searches a collection with its own model (the one it was indexed with).
                   (at most the best 1000): use it with --cutoff
   --cutoff C      keep only the hits that stand out for this query: auto (where the score curve
                   drops) or relative:R (at least R times the best hit's score, 0 < R <= 1)
+  --no-group      every video frame and PDF page a result of its own (default: one result per
+                  video, its best frame with up to 3 other matching moments; one per PDF, its
+                  best page with up to 3 other matching pages)
+  --collapse      near-identical documents (the same content, or the same photo re-encoded or
+                  resized) as one result, the others listed under it
   --store DIR|URL the store: a folder or postgres://... (default: TESSERA_STORE, else
                   $XDG_DATA_HOME/tessera)
   --threads N     ONNX Runtime intra-op threads per session (default: all cores)
-  --json          print {"data": [{"id", "score", "text" | "image", "metadata"}]}, best first
-                  (the table shows id, score, kind and the start of the text or the image's place)`;
+  --json          print {"data": [{"id", "score", "text" | "image", "metadata"}]}, best first, with
+                  "moments": [{"id", "t", "score"}] on a video's result, "pages": [{"id", "page",
+                  "score"}] on a PDF's and "collapsed": [{"id", "score"}] on a collapsed one
+                  (the table shows id, score, kind and the start of the text or the image's place;
+                  a video's result as "clips/a.mp4 at 0:03.2 (+2 moments)", a PDF's as
+                  "docs/x.pdf page 3 (+1 page)")`;
 
 function parseFilterFlag(text: string | undefined): unknown {
   if (text === undefined) return undefined;
@@ -124,20 +133,56 @@ export function termsFromFlags(words: readonly string[], images: readonly string
   return terms;
 }
 
-function snippet(hit: SearchHit, width: number): string {
+function snippet(hit: GroupedHit, width: number): string {
   const text = (hit.modality === 'text' ? hit.text ?? '' : hit.image ?? '').replace(/\s+/g, ' ');
   const shown = hit.modality === 'image' && /^data:/i.test(text) ? '(image data)' : text;
   return shown.length > width ? `${shown.slice(0, width - 1)}…` : shown;
 }
 
-export function table(hits: readonly SearchHit[]): string {
+/** Seconds as m:ss.s (h:mm:ss.s past an hour), tenths truncated: 3.25 -> "0:03.2". */
+export function clock(seconds: number): string {
+  const tenths = Math.floor(seconds * 10 + 1e-6);
+  const s = (tenths % 600) / 10;
+  const minutes = Math.floor(tenths / 600);
+  const ss = s.toFixed(1).padStart(4, '0');
+  return minutes >= 60 ? `${Math.floor(minutes / 60)}:${String(minutes % 60).padStart(2, '0')}:${ss}` : `${minutes}:${ss}`;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * How the table names a result: a video's as its file at the moment ("clips/a.mp4 at 0:03.2
+ * (+2 moments)"), a PDF's as its file and page ("docs/x.pdf page 3 (+1 page)"), a document
+ * with near-identical ones collapsed under it with their count ("a.png (+1 near-identical)").
+ */
+export function resultLabel(hit: GroupedHit): string {
+  let label = hit.id;
+  const { video, pdf } = hit.metadata;
+  if (typeof video === 'string') {
+    const t = frameTime(hit);
+    label = t === null ? video : `${video} at ${clock(t)}`;
+  } else if (typeof pdf === 'string') {
+    const page = pageNumber(hit);
+    label = page === null ? pdf : `${pdf} page ${page}`;
+  }
+  const more = [
+    hit.moments?.length ? `+${plural(hit.moments.length, 'moment')}` : '',
+    hit.pages?.length ? `+${plural(hit.pages.length, 'page')}` : '',
+    hit.collapsed?.length ? `+${hit.collapsed.length} near-identical` : '',
+  ].filter((x) => x !== '');
+  return more.length > 0 ? `${label} (${more.join(', ')})` : label;
+}
+
+export function table(hits: readonly GroupedHit[]): string {
   if (hits.length === 0) return 'no results';
-  const idWidth = Math.min(48, Math.max(2, ...hits.map((h) => h.id.length)));
+  const labels = hits.map(resultLabel);
+  const idWidth = Math.min(48, Math.max(2, ...labels.map((l) => l.length)));
   // Photos: when they were taken (UTC), the column shown only when some hit has a date.
   const dated = hits.some((h) => typeof h.metadata.taken_at === 'string');
-  const taken = (h: SearchHit) => (typeof h.metadata.taken_at === 'string' ? h.metadata.taken_at.replace('T', ' ').replace(/Z$/, '') : '').padEnd(19);
+  const taken = (h: GroupedHit) => (typeof h.metadata.taken_at === 'string' ? h.metadata.taken_at.replace('T', ' ').replace(/Z$/, '') : '').padEnd(19);
   const rows = hits.map((h, i) => {
-    const id = h.id.length > idWidth ? `${h.id.slice(0, idWidth - 1)}…` : h.id;
+    const label = labels[i]!;
+    const id = label.length > idWidth ? `${label.slice(0, idWidth - 1)}…` : label;
     return `${String(i + 1).padStart(3)}  ${h.score.toFixed(4).padStart(7)}  ${h.modality.padEnd(5)}  ${id.padEnd(idWidth)}  ${dated ? `${taken(h)}  ` : ''}${snippet(h, 60)}`;
   });
   return [`  #    score  kind   ${'id'.padEnd(idWidth)}  ${dated ? `${'taken (UTC)'.padEnd(19)}  ` : ''}content`, ...rows].join('\n');
@@ -162,6 +207,8 @@ export async function main(args: string[]): Promise<void> {
       near: { type: 'string' },
       sort: { type: 'string' },
       cutoff: { type: 'string' },
+      'no-group': { type: 'boolean' },
+      collapse: { type: 'boolean' },
       store: { type: 'string' },
       threads: { type: 'string' },
       json: { type: 'boolean' },
@@ -181,6 +228,8 @@ export async function main(args: string[]): Promise<void> {
     filter: filterFromFlags(values),
     sort: values.sort,
     cutoff: cutoffFlag(values.cutoff),
+    group: values['no-group'] ? false : undefined,
+    collapse: values.collapse ? true : undefined,
   });
 
   const store = await openStore(values.store);
@@ -199,7 +248,15 @@ export async function main(args: string[]): Promise<void> {
       { ...params, terms },
     );
     if (values.json) {
-      const data = hits.map((h) => ({ id: h.id, score: h.score, ...(h.modality === 'text' ? { text: h.text } : { image: h.image }), metadata: h.metadata }));
+      const data = hits.map((h) => ({
+        id: h.id,
+        score: h.score,
+        ...(h.modality === 'text' ? { text: h.text } : { image: h.image }),
+        metadata: h.metadata,
+        ...(h.moments && { moments: h.moments }),
+        ...(h.pages && { pages: h.pages }),
+        ...(h.collapsed && { collapsed: h.collapsed }),
+      }));
       process.stdout.write(JSON.stringify({ data }) + '\n');
     } else {
       console.log(table(hits));

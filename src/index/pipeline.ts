@@ -14,6 +14,7 @@ import type { FetchPolicy } from '../image/fetch.ts';
 import { PHOTO_KEYS, readPhotoMetadata } from '../image/photo-metadata.ts';
 import type { DocumentRecord, Metadata, Modality, ModelRef, StoredDocument, VectorStore } from '../store/store.ts';
 import { contentHash, isItemError, loadDocument, toRecord, type LoadedDocument } from './document.ts';
+import { CONTAINER_KEYS, containerParts, embedParts, Gate, MediaTools, ownerOf, type MediaOptions } from './media.ts';
 import { candidates, emptyReport, pathCandidates, readTextFile, SOURCE_KEY, type Candidate, type FileCandidate, type Source, type WalkReport } from './sources.ts';
 
 export interface IndexSummary {
@@ -67,6 +68,8 @@ export interface IndexOptions {
    */
   paths?: readonly string[];
   fetchPolicy?: Partial<FetchPolicy>;
+  /** How videos and PDFs are read (media.ts). */
+  media?: MediaOptions;
   /** Aborting stops taking new documents; what is embedded is still written. */
   signal?: AbortSignal;
   onFailure?: (failure: IndexFailure) => void;
@@ -95,7 +98,12 @@ export interface StoredState {
   /** The metadata less the keys read from the file's content (PHOTO_KEYS): what a folder walk gives. */
   walkKey: string;
   source?: string;
+  /** A video's frame or a PDF's page: the id of its file. */
+  owner?: string;
 }
+
+/** Container files (videos, PDFs) read at once: each is a child process using a core. */
+const CONTAINERS_AT_ONCE = 2;
 
 /** Indexes `sources` into `collection`; resolves with the counts once everything is written. */
 export async function indexSources(options: IndexOptions): Promise<IndexResult> {
@@ -121,6 +129,9 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
     (record, error) => fail(record.id, error),
   );
   const refresher = new Refresher(store, collection, writer);
+  const parts = partsByOwner(stored);
+  const media = new MediaTools(options.media);
+  const gate = new Gate(CONTAINERS_AT_ONCE);
 
   const total = lists.reduce((n, l) => n + l.count, 0);
   let done = 0;
@@ -148,6 +159,7 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
       return fail(c.id, new TesseraError('DOCUMENT_ID_DUPLICATE', `${labelOf(c)}: the id ${JSON.stringify(c.id)} was given already by ${first}; the first one is indexed`));
     }
     seen.set(c.id, labelOf(c));
+    if (c.type === 'file' && (c.kind === 'video' || c.kind === 'pdf')) return gate.run(() => handleContainer(c));
     const before = stored.get(c.id);
     if (c.type === 'file' && before && !options.rehash && unchangedFile(before, c)) {
       counts.skipped++;
@@ -178,6 +190,52 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
       throw err;
     }
     writer.add(toRecord(loaded, vector), before ? 'updated' : 'added');
+  };
+
+  /**
+   * A video or PDF: its parts read, embedded (or their vectors kept where their content is
+   * unchanged) and written with the removal of its old parts in one atomic upsert. Counted as
+   * one file: added, updated, skipped or failed.
+   */
+  const handleContainer = async (c: FileCandidate): Promise<void> => {
+    const old = parts.get(c.id) ?? [];
+    const states = old.map((id) => stored.get(id)!);
+    if (old.length > 0 && !options.rehash && states.every((s) => unchangedPart(s, c))) {
+      counts.skipped++;
+      return;
+    }
+    let read: Awaited<ReturnType<typeof embedParts>>;
+    try {
+      const found = await containerParts(c, media, embedder.info.imageSize, options.signal);
+      if (!found) return; // the tool is missing: noted once at the end, its old parts kept
+      const unchanged = new Set(old.filter((id) => stored.get(id)!.hash !== undefined));
+      read = await embedParts(embedder, found, (part) => unchanged.has(part.input.id) && stored.get(part.input.id)!.hash === part.hash);
+    } catch (err) {
+      if (err instanceof TesseraError && isItemError(err)) return fail(c.id, prefixed(err, c.path));
+      throw err;
+    }
+    const kept = read.filter((r) => !r.vector).map((r) => r.part.input.id);
+    const vectors = new Map<string, Float32Array>();
+    for (let i = 0; i < kept.length; i += STORED_PAGE) {
+      for (const doc of await store.get(collection, kept.slice(i, i + STORED_PAGE), { vectors: true })) vectors.set(doc.id, doc.vector!);
+    }
+    const records = read.flatMap((r) => {
+      const vector = r.vector ?? vectors.get(r.part.input.id);
+      return vector ? [toRecord(r.part, vector)] : [];
+    });
+    // Every part read as it was stored (a --rehash of an unchanged file): nothing to write.
+    if (records.length === old.length && read.every((r) => !r.vector && sameDocument(stored.get(r.part.input.id)!, r.part))) {
+      counts.skipped++;
+      return;
+    }
+    try {
+      await store.upsert(collection, records, options.writer, { remove: old });
+    } catch (err) {
+      if (err instanceof TesseraError && isItemError(err)) return fail(c.id, prefixed(err, c.path));
+      throw err;
+    }
+    counts[old.length > 0 ? 'updated' : 'added']++;
+    progress();
   };
 
   // A bounded number of documents in flight: enough to keep the engine's batches full while
@@ -221,6 +279,7 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
   }
   for (const link of report.outsideLinks) options.onNote?.(`not followed: ${link} is a symlink leading outside its root`);
   for (const u of report.unreadable) options.onNote?.(`could not read ${u.id}: ${u.reason}`);
+  for (const [hint, n] of media.missing) options.onNote?.(`passed over ${n} ${hint}`);
 
   if ((options.prune || options.paths) && !interrupted) {
     const doomed: string[] = [];
@@ -228,9 +287,11 @@ export async function indexSources(options: IndexOptions): Promise<IndexResult> 
     for (const s of unsure) options.onNote?.(`not pruning ${s}: some of its lines could not be read as documents`);
     const unreadable = report.unreadable.map((u) => u.id);
     for (const [id, state] of stored) {
-      if (state.source === undefined || !sources.has(state.source) || seen.has(id)) continue;
-      if (options.paths && !covered.some((c) => c.source === state.source && (c.id === '' || id === c.id || id.startsWith(`${c.id}/`)))) continue;
-      if (unreadable.some((u) => u === '' || id === u || id.startsWith(`${u}/`))) continue;
+      // A frame or a page lives as long as its file is seen.
+      const key = state.owner ?? id;
+      if (state.source === undefined || !sources.has(state.source) || seen.has(key)) continue;
+      if (options.paths && !covered.some((c) => c.source === state.source && (c.id === '' || key === c.id || key.startsWith(`${c.id}/`)))) continue;
+      if (unreadable.some((u) => u === '' || key === u || key.startsWith(`${u}/`))) continue;
       doomed.push(id);
     }
     for (let i = 0; i < doomed.length; i += STORED_PAGE) {
@@ -287,9 +348,13 @@ async function loadStoredStateOf(store: VectorStore, collection: string, lists: 
   const ids = new Set<string>(covered.map((c) => c.id));
   for (const list of lists) for await (const c of list.items()) if (c.id !== undefined) ids.add(c.id);
   const state = await statesOf(store, collection, [...ids]);
-  const prefixes = covered.filter((c) => c.folder && !state.has(c.id)).map((c) => c.id);
+  const prefixes = covered.filter((c) => c.folder && !state.has(c.id)).map((c) => `${c.id}/`);
+  // Any file may be (or have been) a video or a PDF, whose parts are "FILE#...": looked for
+  // only where the collection holds such parts.
+  const { fields } = await store.requireCollection(collection);
+  if (fields.has('video') || fields.has('pdf')) prefixes.push(...[...ids].map((id) => `${id}#`));
   if (prefixes.length > 0) {
-    const under = [...(await store.hashes(collection)).keys()].filter((id) => !state.has(id) && prefixes.some((p) => p === '' || id.startsWith(`${p}/`)));
+    const under = [...(await store.hashes(collection)).keys()].filter((id) => !state.has(id) && prefixes.some((p) => p === '/' || id.startsWith(p)));
     for (const [id, s] of await statesOf(store, collection, under)) state.set(id, s);
   }
   return state;
@@ -313,6 +378,7 @@ export function stateOf(doc: StoredDocument): StoredState {
     metadataKey: metadataKey(doc.metadata),
     walkKey: metadataKey(withoutPhotoKeys(doc.metadata)),
     source: typeof source === 'string' ? source : undefined,
+    owner: ownerOf(doc.metadata),
   };
 }
 
@@ -321,7 +387,8 @@ function metadataKey(metadata: Metadata): string {
   return JSON.stringify(Object.keys(metadata).sort().map((k) => [k, metadata[k]]));
 }
 
-const PHOTO_KEY_SET = new Set(PHOTO_KEYS);
+/** Keys read from a file's content (a photo's EXIF, a video's or a PDF's own): not the walk's. */
+const PHOTO_KEY_SET = new Set<string>([...PHOTO_KEYS, ...CONTAINER_KEYS]);
 
 function withoutPhotoKeys(metadata: Metadata): Metadata {
   return Object.fromEntries(Object.entries(metadata).filter(([k]) => !PHOTO_KEY_SET.has(k)));
@@ -335,6 +402,24 @@ function withoutPhotoKeys(metadata: Metadata): Metadata {
 export function unchangedFile(before: StoredState, c: FileCandidate): boolean {
   if (before.modality !== c.kind || before.walkKey !== metadataKey(withoutPhotoKeys(c.metadata))) return false;
   return c.kind === 'text' || (before.image === c.path && before.root === c.source.path);
+}
+
+/** A stored part of container `c` whose file is unchanged by the walk's keys (size, mtime, place). */
+function unchangedPart(before: StoredState, c: FileCandidate): boolean {
+  if (before.walkKey !== metadataKey(withoutPhotoKeys(c.metadata))) return false;
+  return before.modality === 'text' || (before.image === c.path && before.root === c.source.path);
+}
+
+/** Stored frames and pages by the id of their file. */
+function partsByOwner(stored: ReadonlyMap<string, StoredState>): Map<string, string[]> {
+  const parts = new Map<string, string[]>();
+  for (const [id, state] of stored) {
+    if (state.owner === undefined) continue;
+    const list = parts.get(state.owner);
+    if (list) list.push(id);
+    else parts.set(state.owner, [id]);
+  }
+  return parts;
 }
 
 export function sameDocument(before: StoredState, loaded: LoadedDocument): boolean {

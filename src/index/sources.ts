@@ -9,6 +9,8 @@ import { dirname, extname, isAbsolute, join, relative, sep } from 'node:path';
 import { createInterface } from 'node:readline';
 import { TesseraError, invalidArgument } from '../errors.ts';
 import { FORMAT_NAMES, sniffFormat, type RasterFormat, type RefusedFormat } from '../image/format.ts';
+import { isPdf } from '../media/pdf.ts';
+import { sniffVideo } from '../media/video.ts';
 import type { Metadata } from '../store/store.ts';
 import { validateDocumentId } from '../store/validate.ts';
 import { parseDocumentInput, type DocumentInput } from './document.ts';
@@ -33,7 +35,8 @@ export interface FileCandidate {
   source: Source;
   /** Absolute path under the root (symlinks inside the root kept as they are). */
   path: string;
-  kind: 'image' | 'text';
+  /** Videos and PDFs are many documents each (media.ts). */
+  kind: 'image' | 'text' | 'video' | 'pdf';
   bytes: number;
   mtime: string;
   metadata: Metadata;
@@ -76,7 +79,8 @@ export const TEXT_EXTENSIONS = new Set(['.txt', '.md']);
 /** Text files longer than this are failed (or cut to it with --truncate) rather than read whole. */
 export const MAX_TEXT_FILE_BYTES = 1024 * 1024;
 const RASTER = new Set<string>(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] satisfies RasterFormat[]);
-const SNIFF_BYTES = 64;
+/** Enough for every format's signature: a PDF's header may come anywhere in its first 1024 bytes. */
+const SNIFF_BYTES = 1024;
 
 /** What PATH is: a folder, a .jsonl file, or a .txt file of URLs. INVALID_ARGUMENT otherwise. */
 export async function resolveSource(given: string): Promise<Source> {
@@ -106,8 +110,8 @@ export function emptyReport(): WalkReport {
 }
 
 /**
- * Walks `source.path` depth first in name order. Images are recognised by their first
- * bytes (any name), `.txt`/`.md` files are texts, everything else is passed over. Symlinks
+ * Walks `source.path` depth first in name order. Images, videos and PDFs are recognised by
+ * their first bytes (any name), `.txt`/`.md` files are texts, everything else is passed over. Symlinks
  * are followed only while they resolve inside the root; each real folder is entered once.
  */
 async function* walkFolder(source: Source, report: WalkReport, start: string = source.path): AsyncGenerator<Candidate> {
@@ -223,8 +227,10 @@ async function fileCandidate(source: Source, path: string, report: WalkReport): 
     const head = Buffer.alloc(Math.min(SNIFF_BYTES, info.size));
     if (head.length > 0) await handle.read(head, 0, head.length, 0);
     const format = sniffFormat(head);
-    let kind: 'image' | 'text';
+    let kind: FileCandidate['kind'];
     if (format && RASTER.has(format)) kind = 'image';
+    else if (sniffVideo(head)) kind = 'video';
+    else if (format === 'pdf' || isPdf(head)) kind = 'pdf';
     else if (TEXT_EXTENSIONS.has(ext)) kind = 'text';
     else {
       if (format) {

@@ -25,6 +25,7 @@ import { join, sep } from 'node:path';
 import type { Embedder } from '../engine/embedder.ts';
 import type { ModelRef, VectorStore } from '../store/store.ts';
 import { indexSources, type IndexFailure, type IndexProgress, type IndexResult, type IndexSummary } from './pipeline.ts';
+import type { MediaOptions } from './media.ts';
 import { inside, type Source } from './sources.ts';
 
 export interface WatchOptions {
@@ -44,6 +45,8 @@ export interface WatchOptions {
   /** Documents per atomic write (default 256). */
   batchSize?: number;
   truncate?: boolean;
+  /** How videos and PDFs are read. */
+  media?: MediaOptions;
   /** Retry a run that failed (store unreachable, ...) after this long (default 5000 ms). */
   retryMs?: number;
   /** Scan the folder whole this often while some folder could not be watched (default 60 s). */
@@ -358,6 +361,7 @@ export class FolderWatch {
         sources: [o.source],
         truncate: o.truncate,
         batchSize: o.batchSize,
+        media: o.media,
         signal: this.stopping.signal,
         onFailure: o.onFailure,
         onNote: o.onNote,

@@ -141,8 +141,13 @@ async function toItem(c: Candidate, seen: Map<string, string>, shared: boolean):
     return { kind: 'bad', id: c.id, label, code: 'DOCUMENT_ID_DUPLICATE', message: `${label}: the id ${JSON.stringify(c.id)} was given already by ${first}; the first one is indexed` };
   }
   seen.set(c.id, label);
+  if (c.type === 'file' && (c.kind === 'video' || c.kind === 'pdf')) {
+    // A video or PDF is written whole in one atomic write (index/media.ts), which a worker's
+    // per-document jobs do not do yet: it is reported, not half-indexed.
+    return { kind: 'bad', id: c.id, label, code: 'INVALID_ARGUMENT', message: `${label}: ${c.kind === 'video' ? 'videos' : 'PDFs'} are indexed by \`tessera index\` without --queue (workers take images and texts)` };
+  }
   if (c.type === 'file') {
-    return { kind: 'file', id: c.id, path: c.path, type: c.kind, bytes: c.bytes, mtime: c.mtime, metadata: c.metadata, root: c.source.path };
+    return { kind: 'file', id: c.id, path: c.path, type: c.kind as 'image' | 'text', bytes: c.bytes, mtime: c.mtime, metadata: c.metadata, root: c.source.path };
   }
   const input = { ...c.input };
   if ('image' in input && shared) {

@@ -27,6 +27,10 @@ export interface SearchParameters {
   sort?: SortOrder;
   /** A cut-off relative to the query's own scores, beside the absolute `minScore`. */
   cutoff?: Cutoff;
+  /** false: every frame and page a result of its own (default: one result per video and per PDF). */
+  group?: boolean;
+  /** true: near-identical documents as one result, the others listed under it (default off). */
+  collapse?: boolean;
 }
 
 /** The parameters as they come: JSON values (HTTP) or numbers parsed from flags (CLI). */
@@ -39,6 +43,8 @@ export interface RawSearchParameters {
   mode?: unknown;
   sort?: unknown;
   cutoff?: unknown;
+  group?: unknown;
+  collapse?: unknown;
 }
 
 const invalid = (field: string, expected: string, value: unknown) =>
@@ -62,7 +68,17 @@ function oneOf<T extends string>(value: unknown, field: string, allowed: readonl
   return value as T;
 }
 
-/** Validates k (default 10, 1..1000), offset, min_score (-1..1), modality, mode (default vector) and filter. */
+function boolean(value: unknown, field: string): boolean | undefined {
+  if (!given(value)) return undefined;
+  if (typeof value !== 'boolean') throw invalid(field, 'true or false', value);
+  return value;
+}
+
+/**
+ * Validates k (default 10, 1..1000), offset, min_score (-1..1), modality, mode (default
+ * vector), filter, sort, cutoff, group (default true) and collapse (default false); the
+ * defaults of group and collapse are left out of the answer.
+ */
 export function parseSearchParameters(raw: RawSearchParameters): SearchParameters {
   const params: SearchParameters = {
     k: integer(raw.k, 'k', 1, MAX_K, DEFAULT_K),
@@ -80,6 +96,8 @@ export function parseSearchParameters(raw: RawSearchParameters): SearchParameter
   const modality = oneOf(raw.modality, 'modality', MODALITIES);
   if (modality) params.modality = modality;
   if (given(raw.filter)) params.filter = parseFilter(raw.filter, 'filter');
+  if (boolean(raw.group, 'group') === false) params.group = false;
+  if (boolean(raw.collapse, 'collapse') === true) params.collapse = true;
   return params;
 }
 

@@ -9,7 +9,8 @@ import type { ModelRef, SearchHit, SearchOptions, VectorStore } from '../store/s
 import { requireCollection } from './collection.ts';
 import { applyCutoff, MAX_CANDIDATES } from './cutoff.ts';
 import { reciprocalRankFusion } from './fusion.ts';
-import { MAX_K, type SearchParameters } from './params.ts';
+import { collapseHits, groupHits, holdsFileParts, type CollapseFacts, type GroupedHit } from './group.ts';
+import { MAX_K, MAX_OFFSET, type SearchParameters } from './params.ts';
 import type { QueryTerm } from './query.ts';
 import { sortByMetadata } from './sort.ts';
 
@@ -27,14 +28,27 @@ export interface SearchInput extends SearchParameters {
 }
 
 export interface SearchOutcome {
-  /** Best first. Vector mode: cosine similarity; hybrid: the fused RRF score. */
-  hits: SearchHit[];
+  /**
+   * Best first (or in the sort's order). Vector mode: cosine similarity; hybrid: the fused RRF
+   * score. A video's or a PDF's result carries its other matching frames or pages, a collapsed
+   * one the near-identical documents it stands for (group.ts).
+   */
+  hits: GroupedHit[];
   /** What the model embedded for the query: usage and timings come from these. */
   embeddings: Embedding[];
 }
 
 /** Candidates each side of a hybrid search contributes at least, so fusion sees past the page. */
 export const HYBRID_DEPTH = 100;
+
+/**
+ * Grouping and collapsing make fewer results of more candidates: they start from this many
+ * candidates per result wanted (offset + k, at least MAX_CANDIDATES), and take this many times
+ * more while the results come short and more candidates exist, up to MAX_SHAPED_CANDIDATES
+ * (or offset + k, if more). A cut-off of "auto" or a sort keeps to its best MAX_CANDIDATES.
+ */
+export const SHAPING_FACTOR = 4;
+export const MAX_SHAPED_CANDIDATES = 10 * MAX_CANDIDATES;
 
 const fieldOf = (term: QueryTerm, index: number) => term.field ?? `query[${index}]`;
 
@@ -111,12 +125,12 @@ function renamed(err: TesseraError, field: string): TesseraError {
   return new TesseraError(err.code, `${field}: ${message}`, { cause: err.cause, headers: err.headers });
 }
 
-/** The first `n` results of a paged search, in pages the store accepts (k <= 1000). */
-async function firstResults(n: number, page: (k: number, offset: number) => Promise<SearchHit[]>): Promise<SearchHit[]> {
+/** The first `n` results of a paged search (from `start`), in pages the store accepts (k <= 1000, offset <= 10,000). */
+async function firstResults(n: number, page: (k: number, offset: number) => Promise<SearchHit[]>, start = 0): Promise<SearchHit[]> {
   const out: SearchHit[] = [];
-  while (out.length < n) {
+  while (out.length < n && start + out.length <= MAX_OFFSET) {
     const k = Math.min(MAX_K, n - out.length);
-    const hits = await page(k, out.length);
+    const hits = await page(k, start + out.length);
     out.push(...hits);
     if (hits.length < k) break;
   }
@@ -141,32 +155,71 @@ export async function searchCollection(deps: SearchDeps, collection: string, inp
   const excludeIds = input.terms.flatMap((t) => (t.kind === 'id' ? [t.id] : []));
   const common: Omit<SearchOptions, 'k' | 'offset'> = { filter: input.filter, modality: input.modality, excludeIds };
   const { cutoff, sort } = input;
+  // Grouping costs nothing where nothing can be grouped: no frames, no pages.
+  const grouping = input.group !== false && holdsFileParts(info.fields);
+  const collapsing = input.collapse === true;
 
-  if (input.mode === 'vector' && vector && !cutoff && !sort) {
+  if (input.mode === 'vector' && vector && !cutoff && !sort && !grouping && !collapsing) {
     const hits = await deps.store.search(collection, { ...common, vector, k: input.k, offset: input.offset, minScore: input.minScore });
     return { hits, embeddings };
   }
 
   // Cut-offs and sorts work on one fixed set of candidates, the same for every page: the best
   // MAX_CANDIDATES (auto and sorts look at the whole curve), or the page's depth for a relative
-  // cut-off in relevance order (it only needs the best hit).
-  const depth = cutoff?.kind === 'auto' || sort ? MAX_CANDIDATES : input.offset + input.k;
-  let ranked: SearchHit[];
-  if (input.mode === 'vector' && vector) {
-    ranked = await firstResults(depth, (k, offset) => deps.store.search(collection, { ...common, vector, k, offset, minScore: input.minScore }));
-  } else {
-    const sideDepth = Math.max(depth, HYBRID_DEPTH);
+  // cut-off in relevance order (it only needs the best hit). Grouping and collapsing start
+  // deeper, and go deeper while their results come short (see SHAPING_FACTOR).
+  const wanted = input.offset + input.k;
+  const whole = cutoff?.kind === 'auto' || sort !== undefined;
+  const shaping = grouping || collapsing;
+  let depth = whole ? MAX_CANDIDATES : shaping ? Math.max(wanted, Math.min(MAX_CANDIDATES, wanted * SHAPING_FACTOR)) : wanted;
+  const limit = shaping && !whole ? Math.max(depth, MAX_SHAPED_CANDIDATES) : depth;
+
+  // Vector mode reads further down the same ranking; hybrid fuses anew at each depth.
+  let semantic: SearchHit[] = [];
+  const vectorPage = (k: number, offset: number) => deps.store.search(collection, { ...common, vector: vector!, k, offset, minScore: input.minScore });
+  async function candidates(n: number): Promise<SearchHit[]> {
+    if (input.mode === 'vector' && vector) {
+      if (semantic.length < n) semantic = [...semantic, ...(await firstResults(n - semantic.length, vectorPage, semantic.length))];
+      return semantic.slice(0, n);
+    }
+    const sideDepth = Math.max(n, HYBRID_DEPTH);
     // A zero query vector ranks nothing: hybrid then rests on the words alone.
-    const [semantic, words] = await Promise.all([
-      vector ? firstResults(sideDepth, (k, offset) => deps.store.search(collection, { ...common, vector, k, offset, minScore: input.minScore })) : [],
+    const [byVector, words] = await Promise.all([
+      vector ? firstResults(sideDepth, vectorPage) : [],
       firstResults(sideDepth, (k, offset) => deps.store.fullTextSearch(collection, { ...common, text: lexical, k, offset })),
     ]);
     const docs = new Map<string, SearchHit>();
-    for (const hit of [...words, ...semantic]) docs.set(hit.id, hit);
-    const fused = reciprocalRankFusion([semantic.map((h) => h.id), words.map((h) => h.id)]);
-    ranked = fused.slice(0, depth).map(({ id, score }) => ({ ...docs.get(id)!, score }));
+    for (const hit of [...words, ...byVector]) docs.set(hit.id, hit);
+    const fused = reciprocalRankFusion([byVector.map((h) => h.id), words.map((h) => h.id)]);
+    return fused.slice(0, n).map(({ id, score }) => ({ ...docs.get(id)!, score }));
   }
-  if (cutoff) ranked = applyCutoff(ranked, cutoff);
-  if (sort) ranked = sortByMetadata(ranked, sort);
-  return { hits: ranked.slice(input.offset, input.offset + input.k), embeddings };
+
+  // Collapsing reads the hashes and vectors of the candidates it walks, each once.
+  const facts = new Map<string, CollapseFacts>();
+  async function lookup(ids: readonly string[]): Promise<Map<string, CollapseFacts>> {
+    const missing = ids.filter((id) => !facts.has(id));
+    if (missing.length > 0) {
+      for (const doc of await deps.store.get(collection, missing, { vectors: true })) facts.set(doc.id, { hash: doc.hash, vector: doc.vector });
+    }
+    return new Map(ids.flatMap((id) => (facts.has(id) ? [[id, facts.get(id)!] as const] : [])));
+  }
+
+  for (;;) {
+    signal?.throwIfAborted();
+    const found = await candidates(depth);
+    let ranked: GroupedHit[] = cutoff ? applyCutoff(found, cutoff) : found;
+    // Deeper candidates can add results only while the store had as many as asked and the
+    // cut-off took none of them (it cuts a tail: what lies further down would not pass).
+    const deeper = found.length >= depth && ranked.length === found.length && depth < limit;
+    // Groups are formed in relevance order (a video's result is its best frame), then sorted by
+    // that result's key; collapsing walks the final order.
+    if (grouping) ranked = groupHits(ranked);
+    if (sort) ranked = sortByMetadata(ranked, sort);
+    if (collapsing) ranked = await collapseHits(ranked, wanted, lookup);
+    if (ranked.length < wanted && deeper) {
+      depth = Math.min(limit, depth * SHAPING_FACTOR);
+      continue;
+    }
+    return { hits: ranked.slice(input.offset, wanted), embeddings };
+  }
 }

@@ -28,6 +28,7 @@ import type {
   TextSearch,
   VectorSearch,
   VectorStore,
+  UpsertOptions,
 } from './store.ts';
 
 /** Ping period while the store answers (ms). */
@@ -215,8 +216,8 @@ class GuardedStore implements VectorStore {
   dropCollection(name: string): Promise<boolean> {
     return this.#run(() => this.#inner.dropCollection(name));
   }
-  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void> {
-    return this.#run(() => this.#inner.upsert(collection, docs, writer));
+  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef, options?: UpsertOptions): Promise<void> {
+    return this.#run(() => this.#inner.upsert(collection, docs, writer, options));
   }
   delete(collection: string, ids: readonly string[]): Promise<number> {
     return this.#run(() => this.#inner.delete(collection, ids));

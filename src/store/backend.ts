@@ -60,9 +60,10 @@ export interface StoreBackend<D extends CollectionDescriptor = CollectionDescrip
    * Inserts or replaces valid documents by id, all or nothing. `fields` holds every metadata
    * field of the batch with its kind. In the same atomic step as the write, the backend checks
    * that `c` is still the collection and that no field is stored with another kind, and
-   * records the new fields; StaleCollection otherwise, with nothing written.
+   * records the new fields; StaleCollection otherwise, with nothing written. `remove`: ids
+   * (none of them among `docs`) deleted in that same atomic step.
    */
-  upsert(c: D, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>): Promise<void>;
+  upsert(c: D, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>, remove?: readonly string[]): Promise<void>;
   delete(c: D, ids: readonly string[]): Promise<number>;
   /** The documents found, in any order. */
   get(c: D, ids: readonly string[], vectors: boolean): Promise<(StoredDocument & { vector?: Float32Array })[]>;

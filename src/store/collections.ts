@@ -38,6 +38,7 @@ import {
   type TextSearch,
   type VectorSearch,
   type VectorStore,
+  type UpsertOptions,
 } from './store.ts';
 import { validateCollectionName, validateDocumentId, validateMetadata } from './validate.ts';
 
@@ -252,13 +253,18 @@ export class Collections<B extends StoreBackend = StoreBackend> implements Vecto
 
   // ---- writes ----
 
-  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void> {
+  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef, options: UpsertOptions = {}): Promise<void> {
     return this.#on(collection, async (c) => {
       checkModel(c, writer);
-      if (docs.length === 0) return;
+      const written = new Set(docs.map((d) => d.id));
+      const remove = [...new Set(options.remove ?? [])].filter((id) => typeof id === 'string' && !written.has(id));
+      if (docs.length === 0) {
+        if (remove.length > 0) await this.backend.delete(c, remove);
+        return;
+      }
       // Everything is checked before anything is written: one bad document, nothing stored.
       const fields = this.#checkBatch(docs, c);
-      await this.backend.upsert(c, docs, fields);
+      await this.backend.upsert(c, docs, fields, remove.length > 0 ? remove : undefined);
       // The backend recorded the batch's new fields: later calls know them without a re-read.
       if ([...fields.keys()].some((key) => !c.fields.has(key)) && this.#cache.get(collection) === c) {
         this.#cache.set(collection, { ...c, fields: new Map([...c.fields, ...fields]) });

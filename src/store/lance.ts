@@ -430,7 +430,7 @@ export class LanceBackend implements StoreBackend {
 
   // ---- writes ----
 
-  upsert(c: CollectionDescriptor, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>): Promise<void> {
+  upsert(c: CollectionDescriptor, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>, remove?: readonly string[]): Promise<void> {
     // Under the write lock, on the schema as it is now: no other write of this process can add
     // a field meanwhile; one of another process makes the commits conflict (caught below).
     return this.#serialize(c.name, async () => {
@@ -445,7 +445,10 @@ export class LanceBackend implements StoreBackend {
           await table.addColumns(added.map(([key, kind]) => ({ name: metadataColumn(key), valueSql: SQL_NULL_FOR[kind] })));
           schema = await table.schema();
         }
-        await table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll().execute(toArrow(schema, docs, c.dimensions));
+        let merge = table.mergeInsert('id').whenMatchedUpdateAll().whenNotMatchedInsertAll();
+        // Rows to remove go in the same commit: target rows no new document matches, of these ids.
+        if (remove && remove.length > 0) merge = merge.whenNotMatchedBySourceDelete({ where: idIn(remove) });
+        await merge.execute(toArrow(schema, docs, c.dimensions));
       } catch (err) {
         // Another process changed the schema meanwhile (added a field, perhaps this one, or
         // dropped the table) and the commits conflicted: the layer re-reads and redoes the call.

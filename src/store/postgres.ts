@@ -490,7 +490,7 @@ export class PostgresBackend implements StoreBackend<PgCollection> {
 
   // ---- writes ----
 
-  upsert(c: PgCollection, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>): Promise<void> {
+  upsert(c: PgCollection, docs: readonly DocumentRecord[], fields: ReadonlyMap<string, MetadataKind>, remove?: readonly string[]): Promise<void> {
     return this.#guard(c.name, async () => {
       // A share lock on the collection's row suffices unless the batch brings new fields.
       let forUpdate = [...fields.keys()].some((key) => !c.fields.has(key));
@@ -499,7 +499,10 @@ export class PostgresBackend implements StoreBackend<PgCollection> {
       const ordered = [...docs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       for (let attempt = 1; ; attempt++) {
         try {
-          await this.#tx((client) => this.#write(client, c, ordered, fields, forUpdate));
+          await this.#tx(async (client) => {
+            await this.#write(client, c, ordered, fields, forUpdate);
+            if (remove && remove.length > 0) await client.query(`DELETE FROM ${c.table} WHERE id = ANY($1::text[])`, [remove]);
+          });
           // Rows were added: the next search counts again whether the index should serve it.
           if (!c.index.on) c.index.checkedAt = 0;
           return;

@@ -138,6 +138,14 @@ export interface SearchHit extends Omit<StoredDocument, 'hash' | 'root'> {
   score: number;
 }
 
+export interface UpsertOptions {
+  /**
+   * Ids removed in the same atomic step (those among `docs` are replaced, not removed): a
+   * video's frames or a PDF's pages, rewritten whole, never leave a mix of old and new.
+   */
+  remove?: readonly string[];
+}
+
 export interface VectorStore {
   /** Where the store lives, for messages (a folder, or a URL without its password). */
   readonly location: string;
@@ -162,7 +170,7 @@ export interface VectorStore {
    * COLLECTION_NOT_FOUND, COLLECTION_MODEL_MISMATCH (`writer` is not the collection's model),
    * VECTOR_DIMENSIONS_MISMATCH, DOCUMENT_ID_INVALID, DOCUMENT_ID_DUPLICATE, METADATA_INVALID.
    */
-  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef): Promise<void>;
+  upsert(collection: string, docs: readonly DocumentRecord[], writer: ModelRef, options?: UpsertOptions): Promise<void>;
   /** Number of documents removed. */
   delete(collection: string, ids: readonly string[]): Promise<number>;
   /** The documents found, in the order of `ids`; missing ids are left out. */

@@ -169,6 +169,24 @@ export function storeContract(name: string, open: () => Promise<VectorStore>, an
         assert.equal(b?.root, '/photos');
         assert.equal(b?.text, undefined);
         assert.equal(await store.count(c), 3);
+
+      test('upsert with remove: old ids gone and new ones in one write; a refused write removes nothing', async () => {
+        const c = await fresh();
+        const frame = (t: string, axis: number) => imageDoc(`v.mp4#t=${t}`, '/videos/v.mp4', unitVector(axis), { video: 'v.mp4' });
+        await store.upsert(c, [frame('0.000', 1), frame('2.000', 2), frame('4.000', 3), textDoc('other', 'o', unitVector(4))], WRITER);
+        // The video changed: frames at 0 and 3 now; 0 is replaced, 2 and 4 go, 'other' stays.
+        const old = ['v.mp4#t=0.000', 'v.mp4#t=2.000', 'v.mp4#t=4.000'];
+        await store.upsert(c, [frame('0.000', 5), frame('3.000', 6)], WRITER, { remove: old });
+        assert.deepEqual(sorted((await store.get(c, [...old, 'v.mp4#t=3.000', 'other'])).map((d) => d.id)), ['other', 'v.mp4#t=0.000', 'v.mp4#t=3.000']);
+        const [zero] = await store.get(c, ['v.mp4#t=0.000'], { vectors: true });
+        assert.deepEqual(Array.from(zero!.vector!), Array.from(unitVector(5)));
+        // A refused batch (a vector of the wrong size) leaves the old frames where they were.
+        await assert.rejects(store.upsert(c, [frame('9.000', 1), textDoc('bad', 'b', unitVector(1, DIMS + 1))], WRITER, { remove: ['v.mp4#t=0.000', 'v.mp4#t=3.000'] }), rejectsWith('VECTOR_DIMENSIONS_MISMATCH', /documents\[1\]/));
+        assert.equal(await store.count(c), 3);
+        // Nothing to write: the ids are removed.
+        await store.upsert(c, [], WRITER, { remove: ['v.mp4#t=0.000', 'v.mp4#t=3.000'] });
+        assert.deepEqual((await store.get(c, ['v.mp4#t=0.000', 'v.mp4#t=3.000', 'other'])).map((d) => d.id), ['other']);
+      });
       });
 
       test('one bad document: an error naming it, and nothing of the batch written', async () => {
