@@ -49,6 +49,7 @@ export const ERRORS = {
   VECTOR_DIMENSIONS_MISMATCH: { status: 422, summary: 'a vector does not have the collection\'s number of dimensions' },
   DOCUMENT_NOT_FOUND: { status: 404, summary: 'no document of that id in the collection' },
   DUPLICATES_JOB_NOT_FOUND: { status: 404, summary: 'no duplicates job of that id for the collection on this server (unknown, deleted, expired, or started on another replica)' },
+  RANGE_NOT_SATISFIABLE: { status: 416, summary: 'a Range header asks for bytes past the end of the file' },
   DOCUMENT_INVALID: { status: 422, summary: 'a document is malformed (it needs exactly one of text or image)' },
   DOCUMENT_ID_INVALID: { status: 422, summary: 'a document id is not a non-empty string of at most 512 UTF-8 bytes' },
   DOCUMENT_ID_DUPLICATE: { status: 422, summary: 'the same document id appears twice in one request' },

@@ -17,6 +17,7 @@ import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
+import { sendDocumentFile } from './document-file.ts';
 import type { CollectionDescriptor, CollectionInfo, Metadata, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
 import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
@@ -218,6 +219,16 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     void reply.header('content-type', THUMBNAIL_TYPE).header('cache-control', 'private, max-age=3600').header('etag', etag);
     if (request.headers['if-none-match'] === etag) return reply.code(304).send();
     return reply.send(thumb);
+  });
+
+  // A video or PDF a result points into (the page plays or opens it there).
+  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id/file', async (request, reply) => {
+    const name = validateCollectionName(request.params.name, 'collection');
+    const id = validateDocumentId(request.params.id, 'id');
+    await requireCollection(store, name);
+    const [doc] = await store.get(name, [id]);
+    if (!doc) throw documentNotFound(name, id);
+    return sendDocumentFile(name, doc, request, reply);
   });
 
   app.post<{ Params: NameParams }>('/v1/collections/:name/search', async (request, reply) => {

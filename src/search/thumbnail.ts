@@ -6,20 +6,25 @@
  * memory within a byte bound.
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import sharp from 'sharp';
 import { TesseraError } from '../errors.ts';
 import { fetchImage, type FetchPolicy } from '../image/fetch.ts';
 import { readImageSource } from '../image/source.ts';
 import { inside } from '../index/sources.ts';
+import { findFfmpeg } from '../media/ffmpeg.ts';
+import { findPoppler, renderPage } from '../media/pdf.ts';
+import { frameAt } from '../media/video.ts';
 import type { StoredDocument } from '../store/store.ts';
 
 export const THUMBNAIL_SIZE = 256;
 export const THUMBNAIL_TYPE = 'image/webp';
 /** Bytes of thumbnails kept in memory (about 2,000 of 16 KiB). */
 export const THUMBNAIL_CACHE_BYTES = 32 * 1024 * 1024;
-/** Larger source files are not thumbnailed (a photo is rarely over 64 MiB). */
+/** Larger image files are not thumbnailed (a photo is rarely over 64 MiB); videos and PDFs are read in part by FFmpeg or Poppler. */
 const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
+/** Time to take a frame of a video or render a page of a PDF for a thumbnail. */
+const PART_DEADLINE_MS = 20_000;
 
 export interface ThumbnailOptions {
   fetchPolicy?: Partial<FetchPolicy>;
@@ -40,10 +45,43 @@ export async function documentFile(doc: StoredDocument): Promise<string | undefi
     const [file, root] = await Promise.all([realpath(doc.image), realpath(doc.root)]);
     if (!inside(root, file)) return undefined;
     const info = await stat(file);
-    return info.isFile() && info.size <= MAX_SOURCE_BYTES ? file : undefined;
+    return info.isFile() && (info.size <= MAX_SOURCE_BYTES || partOf(doc) !== undefined) ? file : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** A video's frame or a PDF's page: where in its file the document is. */
+export function partOf(doc: StoredDocument): { video: string; t: number } | { pdf: string; page: number } | undefined {
+  const m = doc.metadata;
+  if (typeof m.video === 'string' && typeof m.t === 'number') return { video: m.video, t: m.t };
+  if (typeof m.pdf === 'string' && typeof m.page === 'number') return { pdf: m.pdf, page: m.page };
+  return undefined;
+}
+
+/**
+ * A part's document as its picture: a PDF page's text document (which records no file) shows
+ * its page, found from the folder it was indexed from (`_source`) and the PDF's id.
+ */
+export function withPartFile(doc: StoredDocument): StoredDocument {
+  const part = partOf(doc);
+  const source = doc.metadata._source;
+  if (!part || doc.image || typeof source !== 'string' || !('pdf' in part)) return doc;
+  return { ...doc, image: join(source, part.pdf), root: source };
+}
+
+/** The frame or page a part of a video or PDF shows, encoded, at most THUMBNAIL_SIZE px. */
+async function partImage(collection: string, doc: StoredDocument, file: string, signal?: AbortSignal): Promise<Uint8Array> {
+  const part = partOf(doc)!;
+  const limits = { deadlineMs: PART_DEADLINE_MS, signal };
+  if ('video' in part) {
+    const ffmpeg = await findFfmpeg(process.env.TESSERA_FFMPEG);
+    if (!ffmpeg) throw notFound(collection, doc.id, 'FFmpeg is not installed on the server');
+    return frameAt(ffmpeg, file, part.t, THUMBNAIL_SIZE, limits);
+  }
+  const poppler = await findPoppler();
+  if (!poppler) throw notFound(collection, doc.id, 'Poppler is not installed on the server');
+  return renderPage(poppler, file, part.page, THUMBNAIL_SIZE, limits);
 }
 
 /** The encoded bytes of an image document, from wherever the index recorded it. DOCUMENT_NOT_FOUND when it may not or cannot be read. */
@@ -110,14 +148,15 @@ export class ThumbnailCache {
    * thumbnail of a file that has since left its root is not served); only decoding and
    * resizing are saved.
    */
-  async thumbnail(collection: string, doc: StoredDocument, options: ThumbnailOptions = {}): Promise<Buffer> {
+  async thumbnail(collection: string, given: StoredDocument, options: ThumbnailOptions = {}): Promise<Buffer> {
+    const doc = withPartFile(given);
     const key = `${collection}\0${doc.id}\0${doc.hash}`;
     const isFile = doc.image !== undefined && isAbsolute(doc.image);
     const file = isFile ? await documentFile(doc) : undefined;
     if (isFile && !file) throw notFound(collection, doc.id, 'its file is gone or no longer inside the indexed folder');
     const cached = this.take(key);
     if (cached) return cached;
-    const bytes = file ? await readFile(file) : await documentImageBytes(collection, doc, options);
+    const bytes = file && partOf(doc) ? await partImage(collection, doc, file, options.signal) : file ? await readFile(file) : await documentImageBytes(collection, doc, options);
     let thumb: Buffer;
     try {
       thumb = await makeThumbnail(bytes, options.maxPixels);

@@ -1,5 +1,7 @@
-// Per-key limits on a fake clock: each limit trips at the right count, buckets refill as
-// time passes, concurrency frees on release, headers and messages are right, idle keys go.
+// Per-key limits on a fake clock: each limit trips at the right count, the window slides (an
+// admission counts for exactly one minute, never more than the limit in any minute), Retry-After
+// is exactly when a retry is admitted, concurrency frees on release, headers and messages are
+// right, idle keys go.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RateLimiter, type Admission, type LimitSettings } from '../../src/api/limits.ts';
@@ -39,27 +41,57 @@ describe('requests per minute', () => {
       { 'X-RateLimit-Remaining-Requests': '1' },
       { 'X-RateLimit-Remaining-Requests': '0' },
     ]);
+    // The three were admitted just now: they all count for a whole minute more.
     const error = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
-    assert.equal(error.message, 'this API key is over its limit of 3 requests per minute; retry in 20 s');
-    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Requests': '0', 'Retry-After': '20' });
+    assert.equal(error.message, 'this API key is over its limit of 3 requests per minute; retry in 60 s');
+    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Requests': '0', 'Retry-After': '60' });
   });
 
-  test('the window slides: one request back every 60/limit seconds, the full limit after a minute', () => {
+  test('the window slides: an admission counts for exactly one minute; Retry-After is when the oldest leaves', () => {
     const { limiter: l, advance } = limiter({ requestsPerMinute: 3 });
-    for (let i = 0; i < 3; i++) l.admit('k', 0);
-    advance(19_999);
-    const error = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
-    assert.equal(error.headers!['Retry-After'], '1'); // 1 ms left, rounded up to a whole second
-    advance(1);
+    l.admit('k', 0); // t = 0
+    advance(10_000);
+    l.admit('k', 0); // t = 10 s
+    advance(10_000);
+    assert.deepEqual(l.admit('k', 0).headers, { 'X-RateLimit-Remaining-Requests': '0' }); // t = 20 s
+    advance(10_000);
+    assert.equal(refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED').headers!['Retry-After'], '30'); // t = 0 leaves at 60 s
+    advance(29_999);
+    assert.equal(refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED').headers!['Retry-After'], '1'); // 1 ms left, rounded up
+    assert.deepEqual(l.remaining('k'), { requests: 0 });
+    advance(1); // t = 60 s: the first admission has left, exactly one request is back
     assert.deepEqual(l.remaining('k'), { requests: 1 });
+    assert.deepEqual(l.admit('k', 0).headers, { 'X-RateLimit-Remaining-Requests': '0' });
+    assert.equal(refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED').headers!['Retry-After'], '10'); // t = 10 s leaves at 70 s
+    advance(10_000);
     l.admit('k', 0);
-    refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
-    advance(60_000);
-    assert.deepEqual(l.remaining('k'), { requests: 3 });
     advance(600_000); // never more than one minute's allowance
     assert.deepEqual(l.remaining('k'), { requests: 3 });
     for (let i = 0; i < 3; i++) l.admit('k', 0);
     refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
+  });
+
+  test('retrying when Retry-After says is admitted, and no 60 s ever sees more than the limit', () => {
+    // A client hammering every 250 ms, and retrying at once when told to: it gets exactly the
+    // limit in every minute, however the admissions fall.
+    const { limiter: l, advance } = limiter({ requestsPerMinute: 60 });
+    const admitted: number[] = [];
+    let retryAt = 0;
+    for (let t = 0; t < 300_000; t += 250) {
+      try {
+        l.admit('k', 0);
+        admitted.push(t);
+        if (retryAt !== 0) assert.equal(t, retryAt, 'admitted at the Retry-After it was given, not before');
+        retryAt = 0;
+      } catch (error) {
+        const seconds = Number((error as TesseraError).headers!['Retry-After']);
+        if (retryAt === 0) retryAt = t + seconds * 1000;
+        assert.ok(t < retryAt, `refused at ${t} ms, after its Retry-After (${retryAt} ms)`);
+      }
+      advance(250);
+    }
+    for (let i = 60; i < admitted.length; i++) assert.ok(admitted[i]! - admitted[i - 60]! >= 60_000, `61 admissions within a minute, ending at ${admitted[i]} ms`);
+    assert.equal(admitted.length, 300, 'the limit in each of the five minutes');
   });
 
   test('keys are independent', () => {

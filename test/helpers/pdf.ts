@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { PDFDocument, StandardFonts, rgb } from 'pdf-lib';
+import { PDFDocument, PDFName, PDFNumber, PDFPageLeaf, type PDFRef, StandardFonts, rgb } from 'pdf-lib';
 
 export type Rgb = [number, number, number];
 
@@ -63,11 +63,65 @@ export async function makePdf(path: string, pages: readonly PdfPageSpec[], info:
   await writeFile(path, await pdfBytes(pages, info));
 }
 
-/** Writes a PDF of `count` blank pages of `size` points square: huge page counts cheaply. */
+/**
+ * Writes a PDF of `count` blank pages of `size` points square: huge page counts cheaply. The
+ * page leaves go straight into one flat /Kids array (valid PDF, and what many generators
+ * write): pdf-lib's addPage walks its page tree per page, which takes seconds at 10,000.
+ */
 export async function makeBlankPdf(path: string, count: number, size = 200): Promise<void> {
   const doc = await PDFDocument.create();
-  for (let i = 0; i < count; i++) doc.addPage([size, size]);
-  await writeFile(path, await doc.save({ objectsPerTick: Infinity }));
+  const pagesRef = doc.catalog.get(PDFName.of('Pages')) as PDFRef;
+  const pages = doc.catalog.Pages();
+  const mediaBox = doc.context.obj([0, 0, size, size]);
+  for (let i = 0; i < count; i++) {
+    const leaf = PDFPageLeaf.withContextAndParent(doc.context, pagesRef);
+    leaf.set(PDFName.of('MediaBox'), mediaBox);
+    pages.Kids().push(doc.context.register(leaf));
+  }
+  pages.set(PDFName.of('Count'), PDFNumber.of(count));
+  await writeFile(path, await doc.save({ useObjectStreams: false, objectsPerTick: Infinity }));
+}
+
+/**
+ * Writes a one-page PDF that never finishes rendering or extracting: form XObjects nested
+ * `depth` deep, each drawing the next 16 times (16^7 = 268 million rectangles at depth 8),
+ * the PDF counterpart of a zip bomb. Tiny (about 2 KB) and valid; pdfinfo opens it at once.
+ */
+export async function makeNestedFormsPdf(path: string, depth = 8): Promise<void> {
+  const objects = [
+    '<< /Type /Catalog /Pages 2 0 R >>',
+    '<< /Type /Pages /Kids [3 0 R] /Count 1 >>',
+    '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Resources << /XObject << /X 5 0 R >> >> /Contents 4 0 R >>',
+    streamObject('', '/X Do'),
+  ];
+  for (let level = 0; level < depth; level++) {
+    const inner = level < depth - 1;
+    const body = inner ? Array(16).fill('q 0.9 0 0 0.9 1 1 cm /X Do Q').join(' ') : '0 0 10 10 re f BT ET';
+    const resources = inner ? `/Resources << /XObject << /X ${6 + level} 0 R >> >>` : '';
+    objects.push(streamObject(`/Type /XObject /Subtype /Form /BBox [0 0 200 200] ${resources}`, body));
+  }
+  await writeFile(path, assemble(objects.map((o) => Buffer.from(o, 'latin1')), '/Root 1 0 R'));
+}
+
+function streamObject(dict: string, data: string): string {
+  return `<< ${dict} /Length ${Buffer.byteLength(data, 'latin1')} >>\nstream\n${data}\nendstream`;
+}
+
+/** A classic PDF file of these objects (numbered from 1) with a cross-reference table. */
+function assemble(objects: readonly Buffer[], trailer: string): Buffer {
+  const parts: Buffer[] = [Buffer.from('%PDF-1.4\n%\xe2\xe3\xcf\xd3\n', 'latin1')];
+  let offset = parts[0]!.length;
+  const offsets: number[] = [];
+  objects.forEach((body, i) => {
+    const obj = Buffer.concat([Buffer.from(`${i + 1} 0 obj\n`), body, Buffer.from('\nendobj\n')]);
+    offsets.push(offset);
+    parts.push(obj);
+    offset += obj.length;
+  });
+  // Cross-reference entries are exactly 20 bytes: 10-digit offset, 5-digit generation, type, " \n".
+  const entries = ['0000000000 65535 f \n', ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`)];
+  parts.push(Buffer.from(`xref\n0 ${objects.length + 1}\n${entries.join('')}trailer\n<< /Size ${objects.length + 1} ${trailer} >>\nstartxref\n${offset}\n%%EOF\n`));
+  return Buffer.concat(parts);
 }
 
 // --- Encrypted PDFs: the Standard security handler, revision 2 (40-bit RC4), by hand ---------
@@ -136,21 +190,5 @@ export async function makeEncryptedPdf(path: string, spec: EncryptedPdfSpec): Pr
     // The encryption dictionary's own strings are never encrypted.
     Buffer.from(`<< /Filter /Standard /V 1 /R 2 /Length 40 /O ${hex(owner)} /U ${hex(user)} /P ${permissions} >>`),
   ];
-  const parts: Buffer[] = [Buffer.from('%PDF-1.4\n%\xe2\xe3\xcf\xd3\n', 'latin1')];
-  let offset = parts[0]!.length;
-  const offsets: number[] = [];
-  objects.forEach((body, i) => {
-    const obj = Buffer.concat([Buffer.from(`${i + 1} 0 obj\n`), body, Buffer.from('\nendobj\n')]);
-    offsets.push(offset);
-    parts.push(obj);
-    offset += obj.length;
-  });
-  // Cross-reference entries are exactly 20 bytes: 10-digit offset, 5-digit generation, type, " \n".
-  const entries = ['0000000000 65535 f \n', ...offsets.map((o) => `${String(o).padStart(10, '0')} 00000 n \n`)];
-  parts.push(
-    Buffer.from(
-      `xref\n0 ${objects.length + 1}\n${entries.join('')}trailer\n<< /Size ${objects.length + 1} /Root 1 0 R /Info 6 0 R /Encrypt 7 0 R /ID [${hex(id)} ${hex(id)}] >>\nstartxref\n${offset}\n%%EOF\n`,
-    ),
-  );
-  await writeFile(path, Buffer.concat(parts));
+  await writeFile(path, assemble(objects, `/Root 1 0 R /Info 6 0 R /Encrypt 7 0 R /ID [${hex(id)} ${hex(id)}]`));
 }
