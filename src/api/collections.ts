@@ -17,6 +17,7 @@ import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';
 import { searchCollection } from '../search/search.ts';
 import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
+import { publicModel } from '../model/source.ts';
 import { sendDocumentFile } from './document-file.ts';
 import type { CollectionDescriptor, CollectionInfo, Metadata, StoredDocument, VectorStore } from '../store/store.ts';
 import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
@@ -101,7 +102,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     if (!slot) {
       throw new TesseraError(
         'COLLECTION_MODEL_MISMATCH',
-        `collection ${JSON.stringify(info.name)} holds vectors of ${info.model} (${info.dtype}), which this server does not serve; it serves ${ctx.models.describe()}. Serve that model too: --model ${info.model} --dtype ${info.dtype}`,
+        `collection ${JSON.stringify(info.name)} holds vectors of ${publicModel(info.model)} (${info.dtype}), which this server does not serve; it serves ${ctx.models.describe()}. Serve that model too: --model ${publicModel(info.model)} --dtype ${info.dtype}`,
       );
     }
     return { info, model: slot.handle() };
@@ -109,7 +110,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
 
   /** How a collection is shown: `model_name` is the name this server serves its model as (null: not served). */
   function collectionView(info: CollectionInfo) {
-    return { name: info.name, model: info.model, model_name: ctx.models.serving(info)?.name ?? null, dimensions: info.dimensions, count: info.count };
+    return { name: info.name, model: publicModel(info.model), model_name: ctx.models.serving(info)?.name ?? null, dimensions: info.dimensions, count: info.count };
   }
 
   function billed(request: FastifyRequest, embeddings: readonly Embedding[]) {

@@ -125,7 +125,7 @@ end
 if logged then
   redis.call('ZADD', KEYS[1], now, id .. ':' .. ARGV[4])
   count, tokens = count + 1, tokens + estimate
-  redis.call('SET', KEYS[2], tostring(tokens))
+  if tpm > 0 then redis.call('SET', KEYS[2], tostring(tokens)) end
   keep(KEYS[1], KEYS[2], windowMs)
 end
 if conc > 0 then

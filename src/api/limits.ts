@@ -189,7 +189,7 @@ export class RateLimiter implements Limiter {
     const state = this.state(keyId, now);
     const { requestsPerMinute, tokensPerMinute, concurrentRequests } = this.settings;
     const log = state.log;
-    const remaining = this.remainingOf(log);
+    const remaining = this.remainingIn(log);
 
     if (concurrentRequests !== undefined && state.inFlight >= concurrentRequests) {
       throw concurrencyRefusal(state.inFlight, concurrentRequests, remaining);
@@ -214,15 +214,15 @@ export class RateLimiter implements Limiter {
   remaining(keyId: string): Remaining {
     const log = this.keys.get(keyId)?.log;
     log?.trim(this.now() - this.windowMs);
-    return this.remainingOf(log);
+    return this.remainingIn(log);
   }
 
-  private remainingOf(log: AdmissionLog | undefined): Remaining {
+  private remainingIn(log: AdmissionLog | undefined): Remaining {
     const { requestsPerMinute, tokensPerMinute } = this.settings;
-    return {
-      requests: requestsPerMinute === undefined ? undefined : remainingOf(requestsPerMinute - (log?.count ?? 0)),
-      tokens: tokensPerMinute === undefined ? undefined : remainingOf(tokensPerMinute - (log?.tokens ?? 0)),
-    };
+    const out: Remaining = {};
+    if (requestsPerMinute !== undefined) out.requests = remainingOf(requestsPerMinute - (log?.count ?? 0));
+    if (tokensPerMinute !== undefined) out.tokens = remainingOf(tokensPerMinute - (log?.tokens ?? 0));
+    return out;
   }
 
   private admission(keyId: string, entry: Entry | undefined): Admission {

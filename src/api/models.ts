@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
 import { Semaphore } from '../engine/semaphore.ts';
 import { TesseraError } from '../errors.ts';
+import { publicModel } from '../model/source.ts';
 import { modelRefOf } from '../search/collection.ts';
 import { sameModel } from '../store/collections.ts';
 import type { ModelRef } from '../store/store.ts';
@@ -144,7 +145,7 @@ export class ModelSlot {
 
   /** How messages show it: its name, and what it is. */
   describe(): string {
-    return `${JSON.stringify(this.name)} (${this.ref.model}, ${this.ref.dtype})`;
+    return `${JSON.stringify(this.name)} (${publicModel(this.ref.model)}, ${this.ref.dtype})`;
   }
 }
 

@@ -32,22 +32,26 @@ export const POPPLER_HINT = 'install Poppler (Debian/Ubuntu: apt-get install pop
 /**
  * At most this many pages of one PDF are indexed unless the caller says otherwise. Each page
  * becomes a document with its own vector; 500 covers books and long reports while bounding
- * what one file costs: at the measured rate below (about 20 pages/s at 224 px on 2 cores),
- * 500 pages is about 25 s of Poppler time before any embedding. Past that a PDF is usually a
- * scan archive or a generated dump whose tail adds little to search.
+ * what one file costs: 500 pages is 15-45 s of Poppler time at the rates below, before any
+ * embedding. Past that a PDF is usually a scan archive or a generated dump whose tail adds
+ * little to search (and can be indexed with a higher limit on purpose).
  *
- * Measured with test/media/pdf.test.ts ('throughput'), 20 US Letter pages with a colour fill
- * and a line of text, on an AMD EPYC (2 cores given, shared with other work), poppler 22.12:
- * size 224: ~20 pages/s; size 512: ~15 pages/s (PNG + text per page; process start-up of
- * the two Poppler children dominates at 224).
+ * Measured by test/media/pdf.test.ts ('throughput'): 20 US Letter pages, each a colour fill
+ * and a line of text, PNG + text per page, poppler 22.12, on "AMD EPYC" (as /proc/cpuinfo
+ * names it; 2 cores at 2.45 GHz, shared with other jobs):
+ *   size 224: 32.5 pages/s with the machine quiet, 11-19 pages/s at load average 5-7;
+ *   size 512: 15.9 pages/s quiet, 8-14 pages/s loaded.
+ * At 224 the start-up of the two Poppler children per page dominates; at 512, rasterising.
+ * Pages with large images or many glyphs render slower.
  */
 export const DEFAULT_PDF_MAX_PAGES = 500;
 
 /**
  * Poppler time one PDF may take (all its children together; the time the consumer spends on
- * a page between pages does not count). Four times what DEFAULT_PDF_MAX_PAGES pages of plain
- * pages take at the rate above, so a long, honest document with scanned images finishes and
- * a hostile one (exponentially nested forms that never finish rendering) is stopped.
+ * a page between pages does not count). About 2.5 times what DEFAULT_PDF_MAX_PAGES plain pages
+ * take on the loaded machine above (500 / 10 pages/s = 50 s), so a long, honest document
+ * finishes while a hostile one (nested forms that never finish rendering) is stopped within
+ * two minutes. Callers that render fewer pages may pass a shorter deadline.
  */
 export const DEFAULT_PDF_DEADLINE_MS = 120_000;
 
@@ -103,8 +107,8 @@ const HEADER_SEARCH_BYTES = 1024;
 
 /**
  * Whether `head` (the first bytes of a file; 1 KiB is enough) looks like a PDF: "%PDF-"
- * within its first 1024 bytes. Not only at offset 0, because the spec (PDF 32000-1, annex H
- * note) and Poppler both accept junk before the header (mail and MacBinary leftovers), and
+ * within its first 1024 bytes. Not only at offset 0, because Acrobat (PDF Reference 1.7,
+ * appendix H) and Poppler both accept junk before the header (mail and MacBinary leftovers), and
  * what Poppler opens should be indexed. The price: a text file that mentions "%PDF-" in its
  * first KiB is taken for a PDF and fails as PDF_UNREADABLE, so sniff only files that are not
  * recognised otherwise (or have a .pdf name).
@@ -191,10 +195,11 @@ class Step {
     ms: number,
     private readonly caller?: AbortSignal,
   ) {
+    // setTimeout fires at once for delays past 2^31 - 1 ms (24.8 days): clamp, not overflow.
     this.timer = setTimeout(() => {
       this.expired = true;
       this.controller.abort();
-    }, ms);
+    }, Math.min(ms, 2 ** 31 - 1));
     caller?.addEventListener('abort', this.onAbort, { once: true });
   }
   get signal(): AbortSignal {
@@ -312,13 +317,7 @@ export interface PdfInfo {
 export async function pdfInfo(tools: PopplerTools, path: string, limits: PdfLimits): Promise<PdfInfo> {
   const budget = new Budget(path, limits);
   const out = await budget.spend((step) => info(tools, path, [], step));
-  // "Key: value" lines. A title may hold a newline and so fake a line of its own: the
-  // strings come first, so the first Title and Author and the last Pages and Encrypted win.
-  const fields = new Map<string, string>();
-  for (const line of out.split('\n')) {
-    const m = /^([A-Za-z ]+):\s?(.*)$/.exec(line);
-    if (m && !((m[1] === 'Title' || m[1] === 'Author') && fields.has(m[1]))) fields.set(m[1]!, m[2]!);
-  }
+  const fields = parseInfo(out);
   const pages = Number(fields.get('Pages')?.trim());
   if (!Number.isInteger(pages) || pages < 0) throw unreadable(path, 'pdfinfo did not say how many pages it has');
   if (pages === 0) throw unreadable(path, 'it has no pages');
@@ -328,6 +327,32 @@ export async function pdfInfo(tools: PopplerTools, path: string, limits: PdfLimi
     if (value) metadata[key] = value;
   }
   return { pages, metadata, encrypted: /^yes/.test(fields.get('Encrypted')?.trim() ?? '') };
+}
+
+/** The labels pdfinfo prints (poppler 22); the string fields among them may span lines. */
+const INFO_LABEL = /^(Title|Subject|Keywords|Author|Creator|Producer|CreationDate|ModDate|Custom Metadata|Metadata Stream|Tagged|UserProperties|Suspects|Form|JavaScript|Pages|Encrypted|Page size|Page rot|File size|Optimized|PDF version|Page +\d+ [a-z]+):\s?(.*)$/;
+const INFO_STRINGS = new Set(['Title', 'Subject', 'Keywords', 'Author', 'Creator', 'Producer']);
+
+/**
+ * pdfinfo's "Label: value" lines as a map. pdfinfo prints a title's newlines as they are, so
+ * a line without a known label continues the string field before it. A title can still fake
+ * a "Pages:" line of its own; the strings come first, so the last Pages and Encrypted win
+ * (and the first Title and Author).
+ */
+function parseInfo(out: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  let current: string | undefined;
+  for (const line of out.split('\n')) {
+    const m = INFO_LABEL.exec(line);
+    if (!m) {
+      if (current && INFO_STRINGS.has(current)) fields.set(current, `${fields.get(current)}\n${line}`);
+      continue;
+    }
+    const label = m[1]!;
+    current = INFO_STRINGS.has(label) && fields.has(label) ? undefined : label;
+    if (current) fields.set(label, m[2]!);
+  }
+  return fields;
 }
 
 /** pdfinfo's stdout for `path` (absolute, so a name starting with "-" is not an option). */
@@ -341,21 +366,18 @@ async function info(tools: PopplerTools, path: string, extra: readonly string[],
   return result.stdout.toString('utf8');
 }
 
-/** Width and height in points as rendered (crop box, rotation applied), pages first..last. */
+/**
+ * Width and height in points of pages 1..last, unrotated: pdfinfo prints the crop box (the
+ * box pdftoppm -cropbox renders) before /Rotate, and pdftoppm applies -scale-to-x/-y to that
+ * unrotated box and turns the result afterwards (unless -scale-dimension-before-rotation).
+ * Fitting the shorter side does not care which side is which, so rotation needs nothing here.
+ */
 async function pageSizes(tools: PopplerTools, path: string, last: number, step: Step): Promise<Map<number, [number, number]>> {
   const out = await info(tools, path, ['-f', '1', '-l', String(last)], step);
   const sizes = new Map<number, [number, number]>();
-  const rotations = new Map<number, number>();
   for (const line of out.split('\n')) {
-    // pdfinfo prints the crop box: pdftoppm -cropbox renders the same box.
     const size = /^Page\s+(\d+)\s+size:\s+([\d.]+) x ([\d.]+) pts/.exec(line);
     if (size) sizes.set(Number(size[1]), [Number(size[2]), Number(size[3])]);
-    const rot = /^Page\s+(\d+)\s+rot:\s+(-?\d+)/.exec(line);
-    if (rot) rotations.set(Number(rot[1]), Number(rot[2]));
-  }
-  for (const [page, [w, h]] of sizes) {
-    const turned = Math.abs(rotations.get(page) ?? 0) % 180 === 90;
-    if (turned) sizes.set(page, [h, w]);
   }
   return sizes;
 }

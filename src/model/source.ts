@@ -1,6 +1,6 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { TesseraError } from '../errors.ts';
 import { forgeModel } from '../forge/index.ts';
 import type { Dtype } from './dtype.ts';
@@ -14,6 +14,14 @@ export const DEMO_MODEL = 'demo';
  * architecture, `demo-v2` jina-clip-v2's and knows its colour words in several languages.
  */
 export const DEMO_MODELS = { [DEMO_MODEL]: 'colour', 'demo-v2': 'v2-colour' } as const;
+
+/**
+ * A model as API answers show it: a hub id or a demo name as it is, a local folder by its
+ * name only (its full path would tell clients where the server keeps its files).
+ */
+export function publicModel(model: string): string {
+  return isAbsolute(model) ? basename(model) : model;
+}
 
 export function isDemoModel(model: string): model is keyof typeof DEMO_MODELS {
   return Object.hasOwn(DEMO_MODELS, model);

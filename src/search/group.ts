@@ -193,8 +193,8 @@ export async function collapseHits(
   for (; i < window; i++) {
     if (kept.length >= wanted && lookahead-- <= 0) break;
     if (i >= fetched) {
-      // What the walk is sure to need, at least: up to the wanted-th result and the look-ahead.
-      const to = Math.min(window, Math.max(fetched + COLLAPSE_LOOKAHEAD, i + (wanted - kept.length) + COLLAPSE_LOOKAHEAD));
+      // What the walk needs at least from here: up to the wanted-th result and the look-ahead.
+      const to = Math.min(window, kept.length >= wanted ? i + 1 + lookahead : i + (wanted - kept.length) + COLLAPSE_LOOKAHEAD);
       for (const [id, f] of await lookup(hits.slice(fetched, to).map((h) => h.id))) facts.set(id, f);
       fetched = to;
     }

@@ -9,7 +9,7 @@ import type { ModelRef, SearchHit, SearchOptions, VectorStore } from '../store/s
 import { requireCollection } from './collection.ts';
 import { applyCutoff, MAX_CANDIDATES } from './cutoff.ts';
 import { reciprocalRankFusion } from './fusion.ts';
-import { collapseHits, groupHits, holdsFileParts, type CollapseFacts, type GroupedHit } from './group.ts';
+import { COLLAPSE_LOOKAHEAD, collapseHits, groupHits, holdsFileParts, type CollapseFacts, type GroupedHit } from './group.ts';
 import { MAX_K, MAX_OFFSET, type SearchParameters } from './params.ts';
 import type { QueryTerm } from './query.ts';
 import { sortByMetadata } from './sort.ts';
@@ -171,7 +171,8 @@ export async function searchCollection(deps: SearchDeps, collection: string, inp
   const wanted = input.offset + input.k;
   const whole = cutoff?.kind === 'auto' || sort !== undefined;
   const shaping = grouping || collapsing;
-  let depth = whole ? MAX_CANDIDATES : shaping ? Math.max(wanted, Math.min(MAX_CANDIDATES, wanted * SHAPING_FACTOR)) : wanted;
+  // (Collapsing also looks past the page's last result: COLLAPSE_LOOKAHEAD candidates more.)
+  let depth = whole ? MAX_CANDIDATES : shaping ? Math.max(wanted, Math.min(MAX_CANDIDATES, wanted * SHAPING_FACTOR + (collapsing ? COLLAPSE_LOOKAHEAD : 0))) : wanted;
   const limit = shaping && !whole ? Math.max(depth, MAX_SHAPED_CANDIDATES) : depth;
 
   // Vector mode reads further down the same ranking; hybrid fuses anew at each depth.

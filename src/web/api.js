@@ -114,3 +114,36 @@ export function showThumbnail(img, collection, id) {
     if (url) URL.revokeObjectURL(url);
   };
 }
+
+/**
+ * A document's own file: the video behind a frame, the PDF behind a page (a frame's or a
+ * page's id serves its file). Served with byte ranges, so players seek without loading it all.
+ * @param {string} collection @param {string} id
+ */
+export function filePath(collection, id) {
+  return `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(id)}/file`;
+}
+
+/** Whether the page sends an API key, so media elements and links cannot fetch the API themselves. */
+export function usesKey() {
+  return savedKey() !== '';
+}
+
+/**
+ * A URL a <video> or a new tab can load a document's file from. Without a key it is the file
+ * route itself: the browser streams it with Range requests and seeks without loading it all.
+ * A <video src> or a link cannot send the key's header, so with a key the file is fetched
+ * whole (with the header) and shown from a blob: fine for typical clips and PDFs, slow for a
+ * film of gigabytes, which is better searched on a server without keys or behind a proxy
+ * that authenticates by cookie.
+ * @param {string} collection @param {string} id @param {AbortSignal} [signal]
+ * @returns {Promise<{url: string, release: () => void}>} `release` frees the blob, if one
+ */
+export async function fileUrl(collection, id, signal) {
+  const path = filePath(collection, id);
+  if (!usesKey()) return { url: path, release: () => {} };
+  const response = await fetch(path, { headers: headers(), signal });
+  if (!response.ok) throw await failure(response);
+  const url = URL.createObjectURL(await response.blob());
+  return { url, release: () => URL.revokeObjectURL(url) };
+}

@@ -1,13 +1,14 @@
 // The search page: wires the form, the URL, drop/paste/pick of images and the result grid.
 //
 // The URL's query string holds the search (q, collection, like, modality, mode, sort, cutoff,
-// min_score, from, to, filter), so it can be shared, reloaded, and walked with back/forward.
+// min_score, from, to, filter, collapse, group), so it can be shared, reloaded, and walked with
+// back/forward.
 // An image query is too big for a URL: it rides in history.state, which survives reload and
 // back/forward in this tab but is not part of a shared link.
 
-import { ApiError, listCollections, saveKey, savedKey, search } from './api.js';
+import { ApiError, fileUrl, listCollections, saveKey, savedKey, search, usesKey } from './api.js';
 import { InputError, PAGE_SIZE, defaultCutoff, effectiveCutoff, emptyState, hasQuery, paramsFromState, searchBody, stateFromParams } from './query.js';
-import { queryTerms, resultCard } from './render.js';
+import { clockTime, queryTerms, resultCard } from './render.js';
 
 /** Larger images are scaled down before sending: the model sees 224 px anyway. */
 const MAX_IMAGE_SIDE = 1024;
@@ -25,6 +26,8 @@ const minScoreInput = /** @type {HTMLInputElement} */ ($('min_score'));
 const fromInput = /** @type {HTMLInputElement} */ ($('from'));
 const toInput = /** @type {HTMLInputElement} */ ($('to'));
 const filterInput = /** @type {HTMLInputElement} */ ($('filter'));
+const collapseBox = /** @type {HTMLInputElement} */ ($('collapse'));
+const everyPartBox = /** @type {HTMLInputElement} */ ($('every-part'));
 const fileInput = /** @type {HTMLInputElement} */ ($('image-file'));
 const keyInput = /** @type {HTMLInputElement} */ ($('api-key'));
 const results = $('results');
@@ -67,6 +70,8 @@ function readForm() {
     from: fromInput.value,
     to: toInput.value,
     filter: filterInput.value,
+    collapse: collapseBox.checked ? '' : 'off',
+    group: everyPartBox.checked ? 'off' : '',
   };
 }
 
@@ -107,6 +112,8 @@ function writeForm(state, nextImage) {
   fromInput.value = state.from; // a value that is not a date is refused by the input, and dropped
   toInput.value = state.to;
   filterInput.value = state.filter;
+  collapseBox.checked = state.collapse !== 'off';
+  everyPartBox.checked = state.group === 'off';
   setLike(state.like);
   setImage(nextImage);
 }
@@ -231,7 +238,8 @@ async function run({ push = true, append = false } = {}) {
     if (controller.signal.aborted) return;
     const clientMs = performance.now() - started;
     if (!append) clearResults();
-    const context = { collection: state.collection, terms: queryTerms(state.q), release: releases };
+    const collection = state.collection;
+    const context = { collection, terms: queryTerms(state.q), release: releases, play: (video) => void playVideo(collection, video) };
     const cards = answer.data.map((hit, i) => resultCard(hit, offset + i + 1, context));
     results.append(...cards);
     shown = { state, image: queryImage, count: offset + answer.data.length };
@@ -394,7 +402,7 @@ for (const select of [collectionSelect, modalitySelect, modeSelect]) {
     runIfChanged();
   });
 }
-for (const input of [minScoreInput, fromInput, toInput, filterInput]) input.addEventListener('change', runIfChanged);
+for (const input of [minScoreInput, fromInput, toInput, filterInput, collapseBox, everyPartBox]) input.addEventListener('change', runIfChanged);
 
 $('like-remove').addEventListener('click', () => {
   setLike('');
@@ -417,6 +425,147 @@ results.addEventListener('click', (event) => {
   setLike(/** @type {HTMLElement} */ (card).dataset.id ?? '');
   window.scrollTo({ top: 0, behavior: 'smooth' });
   void run();
+});
+
+// ---------------------------------------------------------------- the video player
+
+// One player for the page, in a modal dialog (Escape or × closes it, focus returns to the
+// button that opened it): a card is too small to watch in.
+const player = /** @type {HTMLDialogElement} */ ($('player'));
+const video = /** @type {HTMLVideoElement} */ ($('player-video'));
+const playerError = $('player-error');
+/** The video loaded in the player (collection, file, key or not) and what frees its blob. */
+let loaded = { key: '', release: () => {} };
+/** The file being fetched for the player (with a key): a newer one aborts it. */
+let playerLoad = /** @type {AbortController | null} */ (null);
+/** Where to seek once the video's length is known (a media fragment the browser ignored). */
+let pendingSeek = /** @type {number | null} */ (null);
+/** What had focus when the player opened. */
+let playerOpener = /** @type {Element | null} */ (null);
+
+function showPlayerError(message) {
+  playerError.textContent = message;
+  playerError.hidden = false;
+}
+
+/** The moments listed under the video, the one playing marked. */
+function showMoments(collection, file, moments, current) {
+  const list = $('player-moments');
+  list.replaceChildren();
+  if (moments.length < 2) return;
+  list.append(Object.assign(document.createElement('span'), { className: 'parts-label', textContent: 'Matching moments' }));
+  for (const moment of moments) {
+    const time = clockTime(moment.t);
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'part';
+    button.textContent = time || '?';
+    button.dataset.t = moment.t === null ? '' : String(moment.t);
+    button.dataset.doc = moment.id;
+    button.setAttribute('aria-label', `Play from ${time || 'its moment'} (score ${moment.score.toFixed(3)})`);
+    if (moment.id === current) button.setAttribute('aria-current', 'true');
+    button.addEventListener('click', () => void playVideo(collection, { file, moments, t: moment.t, id: moment.id }));
+    list.append(button);
+  }
+}
+
+function seek(t) {
+  if (t === null) return;
+  if (video.readyState >= HTMLMediaElement.HAVE_METADATA) video.currentTime = t;
+  else pendingSeek = t;
+}
+
+function startPlaying() {
+  video.play().catch(() => {
+    // Refused (autoplay rules) or interrupted by another source: the controls are there.
+  });
+}
+
+/**
+ * Plays a video from a moment: `id` is the moment's frame, whose file route serves the video.
+ * @param {string} collection
+ * @param {{file: string, moments: {id: string, t: number | null, score: number}[], t: number | null, id: string}} moment
+ */
+async function playVideo(collection, { file, moments, t, id }) {
+  if (!player.open) {
+    playerOpener = document.activeElement;
+    player.showModal();
+  }
+  $('player-title').textContent = t === null ? file : `${file} · ${clockTime(t)}`;
+  player.dataset.file = file;
+  showMoments(collection, file, moments, id);
+  playerError.hidden = true;
+
+  const key = JSON.stringify([collection, file, usesKey()]);
+  if (loaded.key === key && video.getAttribute('src')) {
+    seek(t);
+    startPlaying();
+    return;
+  }
+  unloadVideo();
+  const controller = new AbortController();
+  playerLoad = controller;
+  loaded = { key, release: () => {} };
+  let source;
+  try {
+    // Without a key: the file route itself, streamed with Range requests. With one: a blob.
+    source = await fileUrl(collection, id, controller.signal);
+  } catch (err) {
+    if (controller.signal.aborted) return;
+    showPlayerError(`the video could not be fetched: ${err instanceof ApiError ? err.detail : err instanceof Error ? err.message : err}`);
+    return;
+  }
+  if (controller.signal.aborted) {
+    source.release();
+    return;
+  }
+  playerLoad = null;
+  loaded.release = source.release;
+  pendingSeek = t;
+  // The media fragment starts the stream at the moment; loadedmetadata seeks where it did not.
+  video.src = t === null ? source.url : `${source.url}#t=${t}`;
+  startPlaying();
+}
+
+function unloadVideo() {
+  playerLoad?.abort();
+  playerLoad = null;
+  pendingSeek = null;
+  video.pause();
+  if (video.getAttribute('src')) {
+    video.removeAttribute('src');
+    video.load(); // drops the old stream
+  }
+  loaded.release();
+  loaded = { key: '', release: () => {} };
+}
+
+video.addEventListener('loadedmetadata', () => {
+  const t = pendingSeek;
+  pendingSeek = null;
+  if (t !== null && Math.abs(video.currentTime - t) > 0.25) video.currentTime = Math.min(t, video.duration || t);
+});
+video.addEventListener('error', () => {
+  if (!video.getAttribute('src')) return; // unloaded on purpose
+  const code = video.error?.code;
+  showPlayerError(code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
+    ? 'this browser cannot play this video: its format is not supported here, or the file could not be served'
+    : `the video could not be played (${video.error?.message || `error ${code}`})`);
+});
+
+$('player-close').addEventListener('click', () => player.close());
+// A click on the backdrop (outside the dialog's box) closes it too.
+player.addEventListener('click', (event) => {
+  if (event.target !== player) return;
+  const box = player.getBoundingClientRect();
+  const inside = event.clientX >= box.left && event.clientX <= box.right && event.clientY >= box.top && event.clientY <= box.bottom;
+  if (!inside) player.close();
+});
+player.addEventListener('close', () => {
+  unloadVideo();
+  delete player.dataset.file;
+  if (playerOpener instanceof HTMLElement && playerOpener.isConnected) playerOpener.focus();
+  playerOpener = null;
 });
 
 // ---------------------------------------------------------------- API key

@@ -2,7 +2,7 @@
 // Pure functions (no DOM), so the URL <-> state <-> request rules live in one place.
 
 /** Names in the page URL's query string, in the order they are written. */
-export const URL_FIELDS = ['q', 'collection', 'like', 'modality', 'mode', 'sort', 'cutoff', 'min_score', 'from', 'to', 'filter'];
+export const URL_FIELDS = ['q', 'collection', 'like', 'modality', 'mode', 'sort', 'cutoff', 'min_score', 'from', 'to', 'filter', 'collapse', 'group'];
 
 /** The metadata key the date range filters on. */
 export const DATE_KEY = 'taken_at';
@@ -25,11 +25,15 @@ export const PAGE_SIZE = 24;
  * @property {string} from       first day taken, 'YYYY-MM-DD' (inclusive), or ''
  * @property {string} to         last day taken, 'YYYY-MM-DD' (inclusive: up to midnight UTC after it), or ''
  * @property {string} filter     metadata filter, JSON as typed, or ''
+ * @property {string} collapse   '' (near-identical documents are one result, the page's default)
+ *                               | 'off' (each is a result of its own)
+ * @property {string} group      '' (a video or PDF is one result, its best frame or page: the
+ *                               API's default) | 'off' (every matching frame and page)
  */
 
 /** @returns {SearchState} */
 export function emptyState() {
-  return { q: '', collection: '', like: '', modality: '', mode: '', sort: '', cutoff: '', min_score: '', from: '', to: '', filter: '' };
+  return { q: '', collection: '', like: '', modality: '', mode: '', sort: '', cutoff: '', min_score: '', from: '', to: '', filter: '', collapse: '', group: '' };
 }
 
 /** @param {URLSearchParams} params @returns {SearchState} */
@@ -37,6 +41,9 @@ export function stateFromParams(params) {
   const state = emptyState();
   for (const name of URL_FIELDS) state[name] = params.get(name) ?? '';
   if (state.sort === 'score') state.sort = ''; // the API's default, spelled out
+  // Only "off" means anything: the defaults are not written out.
+  if (state.collapse !== 'off') state.collapse = '';
+  if (state.group !== 'off') state.group = '';
   return state;
 }
 
@@ -106,6 +113,10 @@ export function searchBody(state, image, offset = 0) {
   }
   const filter = withDateRange(typedFilter(state.filter), dateRange(state.from, state.to));
   if (filter !== undefined) body.filter = filter;
+  // The page collapses near-identical documents (the same photo as PNG and WebP) unless told
+  // not to; the API groups a video's frames and a PDF's pages unless told not to.
+  if (state.collapse.trim() !== 'off') body.collapse = true;
+  if (state.group.trim() === 'off') body.group = false;
   return body;
 }
 

@@ -1,7 +1,7 @@
 // Result cards. Built with DOM calls and textContent only: document texts, ids and metadata
 // come from whoever indexed them and are never parsed as HTML.
 
-import { showThumbnail } from './api.js';
+import { fileUrl, filePath, showThumbnail, usesKey } from './api.js';
 
 const SNIPPET_CHARS = 320;
 
@@ -15,9 +15,27 @@ const PHOTO_KEYS = ['taken_at', 'taken_at_offset_known', 'camera_make', 'camera_
 const FILE_KEYS = ['width', 'height', 'orientation', 'mtime', 'bytes', 'ext'];
 /** Generic metadata rows shown on a card (all of them are in its tooltip). */
 const METADATA_ROWS = 4;
+/** Keys of a video's frame and a PDF's page: the card says them in words, they are not listed. */
+const PART_KEYS = ['video', 't', 'duration', 'pdf', 'page', 'page_count', 'title', 'author'];
 
 /**
- * @typedef {{id: string, score: number, text?: string, image?: string, metadata?: Record<string, string | number | boolean>}} Hit
+ * A search result. A video's is its best frame, with other matching frames in `moments`; a
+ * PDF's is its best page, with other matching pages in `pages`; with collapsing, a result
+ * stands for the near-identical documents in `collapsed`.
+ * @typedef {{id: string, t: number | null, score: number}} Moment
+ * @typedef {{id: string, page: number | null, score: number}} PageMatch
+ * @typedef {{id: string, score: number, text?: string, image?: string, metadata?: Record<string, string | number | boolean>,
+ *   moments?: Moment[], pages?: PageMatch[], collapsed?: {id: string, score: number}[]}} Hit
+ */
+
+/**
+ * What the page does for a card beyond showing it: play a video from a moment.
+ * @typedef {object} CardContext
+ * @property {string} collection
+ * @property {string[]} terms the query's words, to highlight
+ * @property {(() => void)[]} release collects what each card holds (thumbnails, blobs)
+ * @property {(video: {file: string, moments: Moment[], t: number | null, id: string}) => void} play
+ *   plays the video (`file`: its id) from moment `id` at `t` seconds; `moments` are those the card lists
  */
 
 function element(tag, className, text) {
@@ -150,32 +168,207 @@ function photoFacts(metadata) {
 }
 
 /**
+ * A time into a video as a clock reads it: "0:03", "12:05", "1:02:09" (whole seconds, rounded
+ * down, so a moment is never labelled after it happens). '' when not a time.
+ * @param {unknown} seconds
+ */
+export function clockTime(seconds) {
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) return '';
+  const whole = Math.floor(seconds);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = pad(whole % 60);
+  return h > 0 ? `${h}:${pad(m)}:${s}` : `${m}:${s}`;
+}
+
+/**
+ * "page 2 of 5", or "page 2" when the page count is unknown; '' without a page number.
+ * @param {unknown} page @param {unknown} count
+ */
+export function pageText(page, count) {
+  if (typeof page !== 'number' || !Number.isInteger(page)) return '';
+  return typeof count === 'number' && Number.isInteger(count) && count >= page ? `page ${page} of ${count}` : `page ${page}`;
+}
+
+/** A frame's time: its `t`, else its id's `#t=SECONDS`. @param {Hit} hit @returns {number | null} */
+export function frameTime(hit) {
+  const t = hit.metadata?.t;
+  if (typeof t === 'number' && Number.isFinite(t)) return t;
+  const m = /#t=(\d+(?:\.\d+)?)$/.exec(hit.id);
+  return m ? Number(m[1]) : null;
+}
+
+/** A page's number: its `page`, else its id's `#page=N`. @param {Hit} hit @returns {number | null} */
+export function pageNumber(hit) {
+  const page = hit.metadata?.page;
+  if (typeof page === 'number' && Number.isInteger(page)) return page;
+  const m = /#page=(\d+)(?:&text)?$/.exec(hit.id);
+  return m ? Number(m[1]) : null;
+}
+
+/** What file a result is part of: a video's frame, a PDF's page, or neither. @param {Hit} hit */
+export function partOf(hit) {
+  const metadata = hit.metadata ?? {};
+  if (typeof metadata.video === 'string') return { kind: 'video', file: metadata.video };
+  if (typeof metadata.pdf === 'string') return { kind: 'pdf', file: metadata.pdf };
+  if (Array.isArray(hit.moments)) return { kind: 'video', file: hit.id.replace(/#t=[^#]*$/, '') };
+  if (Array.isArray(hit.pages)) return { kind: 'pdf', file: hit.id.replace(/#page=[^#]*$/, '') };
+  return null;
+}
+
+/** A thumbnail in a frame that says when it is missing. */
+function thumbnail(hit, context) {
+  const frame = element('span', 'thumb');
+  const img = element('img');
+  img.alt = hit.id;
+  img.decoding = 'async';
+  img.addEventListener('error', () => frame.classList.add('thumb-missing'), { once: true });
+  context.release.push(showThumbnail(img, context.collection, hit.id));
+  frame.append(img);
+  return frame;
+}
+
+/**
+ * A video's moments: the result's own frame first (a play button), then the other matching
+ * ones; each plays the video from its time.
+ * @param {Hit} hit @param {string} file the video's id @param {CardContext} context
+ */
+function momentList(hit, file, context) {
+  const own = { id: hit.id, t: frameTime(hit), score: hit.score };
+  const moments = [own, ...(hit.moments ?? []).filter((m) => m && typeof m.id === 'string')];
+  const group = element('div', 'parts moments');
+  group.setAttribute('role', 'group');
+  group.setAttribute('aria-label', `Moments of ${file}`);
+  moments.forEach((moment, i) => {
+    const time = clockTime(moment.t);
+    const button = element('button', i === 0 ? 'part play' : 'part', i === 0 ? `▶ ${time || 'Play'}` : time || '?');
+    button.type = 'button';
+    button.dataset.t = moment.t === null || moment.t === undefined ? '' : String(moment.t);
+    button.dataset.doc = moment.id;
+    button.setAttribute('aria-label', `Play ${file}${time ? ` from ${time}` : ''} (score ${moment.score.toFixed(3)})`);
+    button.title = `${moment.id}, score ${moment.score.toFixed(3)}`;
+    button.addEventListener('click', () => context.play({ file, moments, t: moment.t, id: moment.id }));
+    if (i === 1) group.append(element('span', 'parts-label', 'also'));
+    group.append(button);
+  });
+  return group;
+}
+
+/**
+ * A PDF's pages as links that open it at that page in a new tab: the result's own page
+ * first, then the other matching ones. Without a key a link is the file route with
+ * `#page=N`; with one, the PDF is fetched on the first click (the key cannot ride on a link)
+ * and every link of the card then points at the blob.
+ * @param {Hit} hit @param {string} file the PDF's id @param {CardContext} context
+ */
+function pageLinks(hit, file, context) {
+  const own = { id: hit.id, page: pageNumber(hit), score: hit.score };
+  const pages = [own, ...(hit.pages ?? []).filter((p) => p && typeof p.id === 'string')];
+  const group = element('div', 'parts pages');
+  group.setAttribute('role', 'group');
+  group.setAttribute('aria-label', `Pages of ${file}`);
+  const path = filePath(context.collection, hit.id);
+  /** @type {Promise<string> | null} */
+  let blob = null;
+  const links = pages.map((p, i) => {
+    const fragment = p.page ? `#page=${p.page}` : '';
+    const label = p.page ? (i === 0 ? `Open page ${p.page}` : String(p.page)) : 'Open';
+    const a = /** @type {HTMLAnchorElement} */ (element('a', i === 0 ? 'part open-page' : 'part', label));
+    a.href = path + fragment;
+    a.target = '_blank';
+    a.rel = 'noopener';
+    a.dataset.doc = p.id;
+    a.dataset.fragment = fragment;
+    a.setAttribute('aria-label', `Open ${file}${p.page ? ` at page ${p.page}` : ''} in a new tab (score ${p.score.toFixed(3)})`);
+    a.title = `${p.id}, score ${p.score.toFixed(3)}`;
+    return a;
+  });
+  if (usesKey()) {
+    for (const a of links) {
+      a.addEventListener('click', (event) => {
+        if (a.dataset.ready === 'true') return;
+        event.preventDefault();
+        blob ??= fileUrl(context.collection, hit.id).then(({ url, release }) => {
+          context.release.push(release);
+          return url;
+        });
+        blob.then((url) => {
+          for (const link of links) {
+            link.href = url + (link.dataset.fragment ?? '');
+            link.dataset.ready = 'true';
+          }
+          a.click(); // still within the click's activation for a typical PDF; else a second click opens it
+        }, (err) => {
+          blob = null;
+          a.title = `the PDF could not be fetched: ${err instanceof Error ? err.message : err}`;
+          a.classList.add('part-failed');
+        });
+      });
+    }
+  }
+  links.forEach((a, i) => {
+    if (i === 1) group.append(element('span', 'parts-label', 'also'));
+    group.append(a);
+  });
+  return group;
+}
+
+/**
+ * "+N near-identical", opening on demand to list the documents the result stands for.
+ * @param {{id: string, score: number}[]} collapsed
+ */
+function collapsedList(collapsed) {
+  const details = element('details', 'collapsed');
+  const summary = element('summary', '', `+${collapsed.length} near-identical`);
+  summary.title = 'Copies of this result (re-encoded, resized) shown as one; turn off "Collapse near-identical" to see each';
+  const list = element('ul');
+  for (const other of collapsed) {
+    const item = element('li');
+    item.dataset.doc = other.id;
+    const id = element('span', 'doc-id', other.id);
+    id.title = other.id;
+    item.append(element('span', 'score', other.score.toFixed(3)), id);
+    list.append(item);
+  }
+  details.append(summary, list);
+  return details;
+}
+
+/**
  * One result: a button (click or Enter: more like this) holding the thumbnail or the text
- * snippet, then the score, the id and the metadata.
+ * snippet, then the score, the id and the metadata. A video's frame shows its time and the
+ * moments to play it from; a PDF's page its number and links opening the PDF there; a
+ * result standing for near-identical documents says how many, and lists them on demand.
  * @param {Hit} hit
  * @param {number} rank 1-based
- * @param {{collection: string, terms: string[], release: (() => void)[]}} context
+ * @param {CardContext} context
  */
 export function resultCard(hit, rank, context) {
-  const isImage = typeof hit.image === 'string' && typeof hit.text !== 'string';
-  const card = element('li', `card ${isImage ? 'card-image' : 'card-text'}`);
+  const part = partOf(hit);
+  // A PDF page's text document shows the page too (its thumbnail is the page's picture).
+  const isImage = part !== null || (typeof hit.image === 'string' && typeof hit.text !== 'string');
+  const kind = part ? `card-image card-${part.kind}` : isImage ? 'card-image' : 'card-text';
+  const card = element('li', `card ${kind}`);
   card.dataset.id = hit.id;
   card.dataset.score = String(hit.score);
   card.dataset.rank = String(rank);
-  card.dataset.modality = isImage ? 'image' : 'text';
+  card.dataset.modality = typeof hit.text === 'string' ? 'text' : 'image';
+  if (part) card.dataset.file = part.file;
 
   const button = element('button', 'hit');
   button.type = 'button';
   button.title = 'More like this';
   button.setAttribute('aria-label', `Result ${rank}: ${hit.id}, score ${hit.score.toFixed(3)}. More like this`);
   if (isImage) {
-    const frame = element('span', 'thumb');
-    const img = element('img');
-    img.alt = hit.id;
-    img.decoding = 'async';
-    img.addEventListener('error', () => frame.classList.add('thumb-missing'), { once: true });
-    context.release.push(showThumbnail(img, context.collection, hit.id));
-    frame.append(img);
+    const frame = thumbnail(hit, context);
+    // A frame says when it is in its video, over the picture, as players do.
+    const time = part?.kind === 'video' ? clockTime(frameTime(hit)) : '';
+    if (time) {
+      const badge = element('span', 'badge time', time);
+      const duration = clockTime(hit.metadata?.duration);
+      if (duration) badge.title = `${time} of ${duration}`;
+      frame.append(badge);
+    }
     button.append(frame);
   } else {
     const p = element('p', 'snippet');
@@ -184,9 +377,30 @@ export function resultCard(hit, rank, context) {
   }
   card.append(button);
 
+  if (part?.kind === 'pdf') {
+    const metadata = hit.metadata ?? {};
+    const caption = element('p', 'part-caption');
+    const title = typeof metadata.title === 'string' ? metadata.title.trim() : '';
+    if (title) caption.append(element('span', 'pdf-title', title), ' · ');
+    caption.append(element('span', 'page-of', pageText(pageNumber(hit), metadata.page_count) || 'a page'));
+    if (typeof metadata.author === 'string' && metadata.author.trim()) caption.title = `${title || part.file}, by ${metadata.author.trim()}`;
+    card.append(caption);
+    // The words found on a page whose text matched.
+    if (typeof hit.text === 'string' && hit.text.trim()) {
+      const excerpt = element('p', 'part-text');
+      appendHighlighted(excerpt, snippet(hit.text), context.terms);
+      card.append(excerpt);
+    }
+    card.append(pageLinks(hit, part.file, context));
+  } else if (part?.kind === 'video') {
+    card.append(momentList(hit, part.file, context));
+  }
+  if (Array.isArray(hit.collapsed) && hit.collapsed.length > 0) card.append(collapsedList(hit.collapsed));
+
   const footer = element('div', 'card-footer');
-  footer.append(element('span', 'score', hit.score.toFixed(3)), element('span', 'doc-id', hit.id));
-  footer.lastChild.title = hit.id;
+  const shownId = part ? part.file : hit.id;
+  footer.append(element('span', 'score', hit.score.toFixed(3)), element('span', 'doc-id', shownId));
+  /** @type {HTMLElement} */ (footer.lastChild).title = hit.id;
   card.append(footer);
 
   const metadata = hit.metadata ?? {};
@@ -197,8 +411,10 @@ export function resultCard(hit, rank, context) {
     facts.title = everything;
     card.append(facts);
   }
-  // A photo's card shows its facts in place of the keys they come from, and not its file's.
-  const rows = facts ? entries.filter(([key]) => !PHOTO_KEYS.includes(key) && !FILE_KEYS.includes(key)) : entries;
+  // A photo's card shows its facts in place of the keys they come from, and not its file's;
+  // a frame's or a page's card says its video's or PDF's keys above.
+  let rows = facts ? entries.filter(([key]) => !PHOTO_KEYS.includes(key) && !FILE_KEYS.includes(key)) : entries;
+  if (part) rows = rows.filter(([key]) => !PART_KEYS.includes(key));
   if (rows.length > 0) {
     const list = element('dl', 'metadata');
     for (const [key, value] of rows.slice(0, METADATA_ROWS)) {

@@ -118,40 +118,73 @@ describe('tokens per minute', () => {
     const error = refused(l, 'k', 1, 'RATE_TOKEN_LIMIT_EXCEEDED');
     assert.equal(
       error.message,
-      'this request needs about 1 token and this API key has 0 left of its limit of 1000 tokens per minute; retry in 1 s',
+      'this request needs about 1 token and this API key has 0 left of its limit of 1000 tokens per minute; retry in 60 s',
     );
-    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Tokens': '0', 'Retry-After': '1' });
+    assert.deepEqual(error.headers, { 'X-RateLimit-Remaining-Tokens': '0', 'Retry-After': '60' });
   });
 
-  test('Retry-After is when the estimate will fit; the bucket refills continuously', () => {
-    const { limiter: l, advance } = limiter({ tokensPerMinute: 6000 }); // 100 a second
-    l.admit('k', 6000);
-    const error = refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED');
-    assert.equal(error.headers!['Retry-After'], '25');
-    assert.match(error.message, /retry in 25 s$/);
-    advance(24_000);
-    assert.deepEqual(l.remaining('k'), { tokens: 2400 });
-    refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED');
-    advance(1_000);
-    assert.deepEqual(l.admit('k', 2500).headers, { 'X-RateLimit-Remaining-Tokens': '0' });
-  });
-
-  test('commitTokens refunds an overestimate and bills an underestimate as debt', () => {
+  test('Retry-After is when enough of the oldest admissions have left the window for the estimate to fit', () => {
     const { limiter: l, advance } = limiter({ tokensPerMinute: 6000 });
-    const a = l.admit('k', 3000);
+    l.admit('k', 1000); // t = 0
+    advance(10_000);
+    l.admit('k', 2000); // t = 10 s
+    advance(10_000);
+    l.admit('k', 3000); // t = 20 s: 6000 in the window
+    advance(10_000);
+    // 2500 fits once 1000 and 2000 have left: at 70 s, 40 s from now (1000 alone is not enough).
+    const error = refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    assert.equal(error.headers!['Retry-After'], '40');
+    assert.match(error.message, /has 0 left of its limit of 6000 tokens per minute; retry in 40 s$/);
+    assert.equal(refused(l, 'k', 1000, 'RATE_TOKEN_LIMIT_EXCEEDED').headers!['Retry-After'], '30'); // 1000 fits at 60 s
+    advance(30_000); // t = 60 s
+    assert.deepEqual(l.remaining('k'), { tokens: 1000 });
+    refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    advance(9_999);
+    assert.equal(refused(l, 'k', 2500, 'RATE_TOKEN_LIMIT_EXCEEDED').headers!['Retry-After'], '1');
+    advance(1); // t = 70 s
+    assert.deepEqual(l.admit('k', 2500).headers, { 'X-RateLimit-Remaining-Tokens': '500' });
+  });
+
+  test('commitTokens corrects the admission in the window: a refund if fewer were used, a debt if more, gone with it', () => {
+    const { limiter: l, advance } = limiter({ tokensPerMinute: 6000 });
+    const a = l.admit('k', 3000); // t = 0
     assert.deepEqual(a.headers, { 'X-RateLimit-Remaining-Tokens': '3000' });
     a.commitTokens(1000);
     assert.deepEqual(a.headers, { 'X-RateLimit-Remaining-Tokens': '5000' }); // headers are read live
     a.commitTokens(1000); // the last commit counts, not their sum
     assert.deepEqual(l.remaining('k'), { tokens: 5000 });
 
-    const b = l.admit('k', 100);
-    b.commitTokens(7000); // far more than estimated: 5000 - 7000, the bucket is 2000 in debt
+    advance(10_000);
+    const b = l.admit('k', 100); // t = 10 s
+    b.commitTokens(7000); // far more than estimated: 1000 + 7000 in the window, 2000 over the limit
     assert.deepEqual(b.headers, { 'X-RateLimit-Remaining-Tokens': '0' });
     const error = refused(l, 'k', 1000, 'RATE_TOKEN_LIMIT_EXCEEDED');
-    assert.equal(error.headers!['Retry-After'], '30'); // 2000 of debt + 1000 at 100/s
-    advance(30_000);
+    assert.equal(error.headers!['Retry-After'], '60'); // until b (7000) has left, at 70 s
+    advance(50_000); // t = 60 s: a has left, b's 7000 alone are still over
+    refused(l, 'k', 1000, 'RATE_TOKEN_LIMIT_EXCEEDED');
+    advance(10_000); // t = 70 s
     l.admit('k', 1000);
+    b.commitTokens(0); // b has left the window: nothing to correct any more
+    assert.deepEqual(l.remaining('k'), { tokens: 5000 });
+  });
+
+  test('tokens and requests: at most the token limit admitted in any minute, by estimate', () => {
+    const { limiter: l, advance } = limiter({ tokensPerMinute: 1000, requestsPerMinute: 100 });
+    const admitted: [number, number][] = [];
+    for (let t = 0; t < 180_000; t += 500) {
+      const tokens = 50 + ((t / 500) * 37) % 200;
+      try {
+        l.admit('k', tokens);
+        admitted.push([t, tokens]);
+      } catch (error) {
+        assert.equal((error as TesseraError).code, 'RATE_TOKEN_LIMIT_EXCEEDED');
+      }
+      advance(500);
+    }
+    for (const [start] of admitted) {
+      const inWindow = admitted.filter(([t]) => t >= start && t < start + 60_000).reduce((sum, [, n]) => sum + n, 0);
+      assert.ok(inWindow <= 1000, `${inWindow} tokens admitted in the minute from ${start} ms`);
+    }
   });
 
   test('a refund never lifts the bucket above one minute of allowance', () => {
@@ -241,14 +274,14 @@ describe('headers and state', () => {
     assert.deepEqual(tokenError.headers, {
       'X-RateLimit-Remaining-Requests': '1',
       'X-RateLimit-Remaining-Tokens': '30',
-      'Retry-After': '1',
+      'Retry-After': '60',
     });
     l.admit('k', 30);
     const requestError = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
     assert.deepEqual(requestError.headers, {
       'X-RateLimit-Remaining-Requests': '0',
       'X-RateLimit-Remaining-Tokens': '0',
-      'Retry-After': '30',
+      'Retry-After': '60',
     });
   });
 
@@ -268,20 +301,19 @@ describe('headers and state', () => {
     assert.equal(new RateLimiter({ concurrentRequests: 1 }).enabled, true);
   });
 
-  test('idle keys are dropped once their buckets are full again; keys in flight are kept', () => {
+  test('idle keys are dropped once their logs are empty; keys in flight are kept', () => {
     const { limiter: l, advance } = limiter({ requestsPerMinute: 60, tokensPerMinute: 600, concurrentRequests: 5 });
     for (let i = 0; i < 1000; i++) l.admit(`key-${i}`, 10).release();
     const busy = l.admit('busy', 10);
-    const owing = l.admit('owing', 10);
-    owing.commitTokens(1200); // 600 in debt: full again only after two minutes
-    owing.release();
+    advance(30_000);
+    l.admit('recent', 10).release();
     assert.equal(l.trackedKeys, 1002);
+    advance(31_000);
+    l.admit('trigger', 0).release();
+    assert.equal(l.trackedKeys, 3); // busy (in flight), recent (still in its window), trigger
     advance(61_000);
     l.admit('trigger', 0).release();
-    assert.equal(l.trackedKeys, 3); // busy (in flight), owing (not yet refilled), trigger
-    advance(61_000);
-    l.admit('trigger', 0).release();
-    assert.equal(l.trackedKeys, 2); // owing has refilled; trigger was admitted again after the sweep
+    assert.equal(l.trackedKeys, 2); // recent has left its window; trigger was admitted again after the sweep
     // a dropped key starts afresh, exactly as if it had been kept
     assert.deepEqual(l.remaining('key-1'), { requests: 60, tokens: 600 });
     // a slot held across the sweep is still released correctly
@@ -299,13 +331,24 @@ describe('headers and state', () => {
     assert.throws(() => l.admit('k', 1).commitTokens(NaN), (e: unknown) => e instanceof TesseraError && e.code === 'INVALID_ARGUMENT');
   });
 
-  test('fractional limits work (e.g. 0.5 requests per minute = one every two minutes)', () => {
-    const { limiter: l, advance } = limiter({ requestsPerMinute: 1.5 });
+  test('a request limit is a whole number (no minute can hold 1.5 requests); a token limit may be fractional', () => {
+    assert.throws(() => new RateLimiter({ requestsPerMinute: 1.5 }), /positive integer for requestsPerMinute/);
+    const { limiter: l } = limiter({ tokensPerMinute: 2.5 });
+    l.admit('k', 1.5);
+    assert.deepEqual(l.admit('k', 1).headers, { 'X-RateLimit-Remaining-Tokens': '0' });
+    refused(l, 'k', 0.5, 'RATE_TOKEN_LIMIT_EXCEEDED');
+  });
+
+  test('a shorter window (for tests) slides the same way', () => {
+    const c = clock();
+    const l = new RateLimiter({ requestsPerMinute: 2 }, c.now, 2_000);
     l.admit('k', 0);
-    const error = refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED');
-    assert.equal(error.headers!['Retry-After'], '20'); // 0.5 left, 0.5 more at 1.5/min
-    advance(20_000);
+    c.advance(500);
     l.admit('k', 0);
+    assert.equal(refused(l, 'k', 0, 'RATE_REQUEST_LIMIT_EXCEEDED').headers!['Retry-After'], '2'); // 1.5 s, rounded up
+    c.advance(1_500);
+    l.admit('k', 0);
+    assert.throws(() => new RateLimiter({}, c.now, 0), /windowMs/);
   });
 });
 

@@ -3,6 +3,7 @@
 // ONNX sessions and a real store (and, for task and dimensions, a forged jina-clip-v2 beside
 // a v1). Each request, collection and classifier goes to its model; the models never run a
 // batch at the same time.
+import { basename } from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { parseServerConfig } from '../../src/api/config.ts';
@@ -94,9 +95,9 @@ describe('two models in one server', () => {
 
   test('a collection is created for the model the request names (default: the first), and searched and written with it', async () => {
     const made = await json<{ model: string; model_name: string }>(await api.post('/v1/collections', { name: 'by-colour' }));
-    assert.deepEqual([made.model, made.model_name], [await forged('colour'), 'colour']);
+    assert.deepEqual([made.model, made.model_name], [basename(await forged('colour')), 'colour']);
     const tinyMade = await json<{ model: string; model_name: string }>(await api.post('/v1/collections', { name: 'by-tiny', model: 'tiny' }));
-    assert.deepEqual([tinyMade.model, tinyMade.model_name], [await forged('tiny'), 'tiny']);
+    assert.deepEqual([tinyMade.model, tinyMade.model_name], [basename(await forged('tiny')), 'tiny']);
     const unknown = await json<ErrorBody>(await api.post('/v1/collections', { name: 'by-nobody', model: 'gpt-4' }), 400);
     assert.match(unknown.detail, /this server serves "colour", "tiny"/);
 

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { PDFDocument, PDFName, PDFNumber, PDFPageLeaf, type PDFRef, StandardFonts, rgb } from 'pdf-lib';
+import { PDFDocument, PDFName, PDFNumber, PDFPageLeaf, type PDFRef, StandardFonts, degrees, rgb } from 'pdf-lib';
 
 export type Rgb = [number, number, number];
 
@@ -18,6 +18,10 @@ export interface PdfPageSpec {
   /** Points; US Letter (612 x 792) when absent. At most 14400, PDF's largest page. */
   width?: number;
   height?: number;
+  /** The part a viewer shows, [x, y, width, height] in points; the whole page when absent. */
+  cropBox?: [number, number, number, number];
+  /** /Rotate: viewers (and Poppler) turn the page clockwise by this much. */
+  rotate?: 0 | 90 | 180 | 270;
 }
 
 export interface PdfInfoSpec {
@@ -52,6 +56,8 @@ export async function pdfBytes(pages: readonly PdfPageSpec[], info: PdfInfoSpec 
         lineHeight: size * 1.2,
       });
     }
+    if (spec.cropBox) page.setCropBox(...spec.cropBox);
+    if (spec.rotate) page.setRotation(degrees(spec.rotate));
   }
   if (info.title !== undefined) doc.setTitle(info.title);
   if (info.author !== undefined) doc.setAuthor(info.author);

@@ -2,12 +2,15 @@
 // the real server, on a real collection of coloured images and colour-word texts embedded
 // by the forged colour model: the answers are known in advance.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { loadApiKeys } from '../../src/api/auth.ts';
 import { indexSources } from '../../src/index/pipeline.ts';
 import { resolveSource, SOURCE_KEY } from '../../src/index/sources.ts';
@@ -15,6 +18,7 @@ import { modelRefOf } from '../../src/search/collection.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { VectorStore } from '../../src/store/store.ts';
 import { solidImage } from '../helpers/images.ts';
+import { pdfBytes } from '../helpers/pdf.ts';
 import { forged, tempDir } from '../helpers/models.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
@@ -427,6 +431,8 @@ interface SearchRequest {
   sort?: string;
   cutoff?: unknown;
   filter?: Record<string, unknown>;
+  group?: boolean;
+  collapse?: boolean;
 }
 
 /** Runs `action` and returns the body of the search request it makes. */
@@ -454,6 +460,9 @@ async function resultsAre(page: Page, ids: readonly string[], anyOrder = false):
   }
 }
 
+// The forged colour model sees every red photo as the same picture (a solid colour's vector is
+// the colour's): near-identical, so the page would collapse them into one result. These tests
+// are about each photo's facts and order: they turn collapsing off (collapse=off in the URL).
 describe('the search page on a photo library', () => {
   let server: TestServer;
   let context: BrowserContext;
@@ -478,7 +487,7 @@ describe('the search page on a photo library', () => {
   });
 
   test('a photo shows when (in UTC), with which camera and where it was taken', async () => {
-    const body = await searchRequest(page, () => page.goto(`${server.url}/?q=red&collection=photos`));
+    const body = await searchRequest(page, () => page.goto(`${server.url}/?q=red&collection=photos&collapse=off`));
     await ready(page);
     await resultsAre(page, PHOTOS.map((p) => p.id), true);
     // Best match by default: no sort and no cut-off are asked for.
@@ -547,7 +556,7 @@ describe('the search page on a photo library', () => {
   });
 
   test('the date range filters on taken_at, whole days in UTC, merged with the metadata filter; a reload keeps it', async () => {
-    await page.goto(`${server.url}/?q=red&collection=photos`);
+    await page.goto(`${server.url}/?q=red&collection=photos&collapse=off`);
     await ready(page);
     await page.getByLabel('Taken from').fill('2021-06-01');
     await resultsAre(page, ['photos/2021-porto.jpg', 'photos/2021-08-31-late.jpg', 'photos/2021-09-01-early.jpg', 'photos/2022-blue.jpg', 'photos/2023-red.jpg'], true);
@@ -584,7 +593,7 @@ describe('the search page on a photo library', () => {
   });
 
   test('a shared URL restores sort, cut-off, dates and filter, and so does a reload', async () => {
-    const query = new URLSearchParams({ q: 'red', collection: 'photos', sort: '-taken_at', cutoff: '0.9', from: '2021-01-01', to: '2021-12-31', filter: '{"gps_lat":{"$gt":40}}' });
+    const query = new URLSearchParams({ q: 'red', collection: 'photos', sort: '-taken_at', cutoff: '0.9', from: '2021-01-01', to: '2021-12-31', filter: '{"gps_lat":{"$gt":40}}', collapse: 'off' });
     const url = `${server.url}/?${query}`;
     const fresh = await context.newPage();
     fresh.on('pageerror', (err) => pageErrors.push(err.message));
@@ -701,5 +710,272 @@ describe('the search page on a folder indexed by the indexer', () => {
     assert.ok(bodies.filter((b) => b.includes('"score"')).length >= 4, `the API answers seen: ${bodies.length}`);
     for (const body of bodies) assertNoPath('an API answer to the page', body);
     await shot(page, '12-folder-no-paths');
+  });
+});
+
+// ---------------------------------------------------------------- videos, PDFs and copies
+
+const FFMPEG = process.env.TESSERA_FFMPEG ? join(process.env.TESSERA_FFMPEG, 'ffmpeg') : 'ffmpeg';
+
+/**
+ * A WebM (VP8: every Chromium plays it) of `seconds` per colour, one after the other, with
+ * noise on every frame: the indexer skips flat frames, and real footage is never flat.
+ */
+async function colourVideo(path: string, colours: readonly string[], seconds = 2): Promise<void> {
+  const inputs = colours.flatMap((c) => ['-f', 'lavfi', '-i', `color=c=${c}:s=320x240:d=${seconds}:r=10`]);
+  const concat = `${colours.map((_, i) => `[${i}:v]`).join('')}concat=n=${colours.length}:v=1,noise=alls=40:allf=t[v]`;
+  try {
+    await promisify(execFile)(FFMPEG, ['-v', 'error', '-y', ...inputs, '-filter_complex', concat, '-map', '[v]', '-c:v', 'libvpx', '-b:v', '300k', path]);
+  } catch (err) {
+    throw new Error(`the page's video test makes its video with FFmpeg (Debian: apt-get install ffmpeg; or set TESSERA_FFMPEG to its folder): ${err instanceof Error ? err.message : err}`, { cause: err });
+  }
+}
+
+/** A photo-like picture, mostly purple with noise; as PNG and as a lossy WebP copy of it. */
+async function plumPicture(): Promise<{ png: Buffer; webp: Buffer }> {
+  const width = 320;
+  const height = 240;
+  const data = Buffer.alloc(width * height * 3);
+  let state = 7;
+  for (let i = 0; i < width * height; i++) {
+    state = (state * 1103515245 + 12345) >>> 0;
+    const n = (state >>> 16) % 32;
+    data.set([112 + n, n, 112 + (31 - n)], i * 3);
+  }
+  const image = sharp(data, { raw: { width, height, channels: 3 } });
+  return { png: await image.clone().png().toBuffer(), webp: await image.clone().webp({ quality: 80 }).toBuffer() };
+}
+
+/** A folder as `tessera index` sees it: a video, a PDF, a picture and its WebP copy. */
+async function mediaFolder(): Promise<string> {
+  const root = await realpath(await tempDir('tessera-web-media-'));
+  await mkdir(join(root, 'clips'));
+  await mkdir(join(root, 'docs'));
+  await mkdir(join(root, 'photos'));
+  // Red for two seconds, then blue for two: its frames are at 0 s and at the cut, 2 s.
+  await colourVideo(join(root, 'clips', 'flag.webm'), ['red', 'blue']);
+  await writeFile(join(root, 'docs', 'chart.pdf'), await pdfBytes([
+    { colour: [255, 0, 0], text: 'a red page' },
+    { colour: [0, 128, 0], text: 'the green page' },
+    { colour: [0, 0, 255], text: 'a blue page' },
+  ], { title: 'Colour chart', author: 'the tests' }));
+  const plum = await plumPicture();
+  await writeFile(join(root, 'photos', 'plum.png'), plum.png);
+  await writeFile(join(root, 'photos', 'plum.webp'), plum.webp);
+  return root;
+}
+
+/** The page's <video>: where it started playing (or stands, when it is paused), once it can tell. */
+async function playedFrom(page: Page): Promise<{ from: number; src: string; error: string }> {
+  await page.waitForFunction(() => {
+    const video = document.querySelector<HTMLVideoElement>('#player-video')!;
+    const error = document.querySelector<HTMLElement>('#player-error')!;
+    return !error.hidden || (video.readyState >= HTMLMediaElement.HAVE_METADATA && !video.seeking && (video.played.length > 0 || video.paused));
+  }, undefined, { timeout: 15_000 });
+  return page.evaluate(() => {
+    const video = document.querySelector<HTMLVideoElement>('#player-video')!;
+    const error = document.querySelector<HTMLElement>('#player-error')!;
+    // Playing: the first range played starts where playback started; paused: where it stands.
+    const from = video.played.length > 0 ? video.played.start(0) : video.currentTime;
+    return { from, src: video.getAttribute('src') ?? '', error: error.hidden ? '' : error.textContent ?? '' };
+  });
+}
+
+describe('the search page on a folder of videos, PDFs and copies', () => {
+  let server: TestServer;
+  let keyed: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  const pageErrors: string[] = [];
+  const VIDEO = 'clips/flag.webm';
+  const PDF = 'docs/chart.pdf';
+
+  before(async () => {
+    const root = await mediaFolder();
+    const store = await openStore(await tempDir('tessera-web-media-store-'));
+    stores.push(store);
+    server = await startServer({ model: 'colour', store });
+    // The same store behind a server with keys: the page fetches files with its key there.
+    keyed = await startServer({ model: 'colour', store, apiKeys: await loadApiKeys({ env: 'alice:media-key-1' }) });
+    assert.equal((await server.post('/v1/collections', { name: 'media' })).status, 200);
+    const indexed = await indexSources({
+      store,
+      collection: 'media',
+      embedder: server.embedder,
+      writer: modelRefOf(await forged('colour'), 'fp32'),
+      sources: [await resolveSource(root)],
+    });
+    assert.deepEqual([indexed.added, indexed.failed], [4, 0], JSON.stringify(indexed.failures));
+    context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  after(async () => {
+    await context?.close();
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  });
+
+  test('a video is one result at its best moment, labelled m:ss; a moment plays it from there', async () => {
+    const body = await searchRequest(page, () => page.goto(`${server.url}/?q=blue&collection=media`));
+    await ready(page);
+    assert.equal(body.group, undefined, 'grouping is the API\'s default');
+    const card = page.locator(`[data-file="${VIDEO}"]`);
+    await card.waitFor({ timeout: 15_000 });
+    assert.equal(await card.count(), 1, 'one result per video');
+    const id = (await card.getAttribute('data-id'))!;
+    assert.match(id, /^clips\/flag\.webm#t=/);
+    // The blue half: its frame at the cut.
+    const play = card.locator('button.play');
+    const t = Number(await play.getAttribute('data-t'));
+    assert.ok(t >= 2 && t < 4, `the blue moment is in the second half: ${t}`);
+    assert.equal(await card.locator('.thumb .badge').textContent(), '0:02');
+    assert.equal(await play.textContent(), '▶ 0:02');
+    assert.equal(await play.getAttribute('aria-label'), `Play ${VIDEO} from 0:02 (score ${Number(await card.getAttribute('data-score')).toFixed(3)})`);
+    // The red frame is the video's other moment, listed (and playable) under it.
+    assert.deepEqual(await card.locator('.moments button:not(.play)').allTextContents(), ['0:00']);
+    // The frame's thumbnail shows that frame.
+    const thumb = card.locator('.thumb img');
+    await thumb.evaluate((img: HTMLImageElement) => img.decode());
+    assert.ok(await thumb.evaluate((img: HTMLImageElement) => img.naturalWidth > 0));
+    assert.equal(await card.locator('.doc-id').textContent(), VIDEO);
+    await shot(page, '13-video-result');
+
+    // Keyboard: the play button is a button; Enter plays.
+    await play.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#player[open]');
+    const started = await playedFrom(page);
+    assert.equal(started.error, '', 'the video plays');
+    // No key: the file route itself, streamed, starting at the moment (a media fragment).
+    assert.equal(started.src, `/v1/collections/media/documents/${encodeURIComponent(id)}/file#t=${t}`);
+    assert.ok(Math.abs(started.from - t) < 0.3, `played from ${started.from}, the moment is ${t}`);
+    assert.equal(await page.textContent('#player-title'), `${VIDEO} · 0:02`);
+    await shot(page, '14-video-playing');
+
+    // Another moment of the same video: the player seeks there.
+    await page.locator('#player-moments button[data-t="0"]').click();
+    await page.waitForFunction(() => {
+      const video = document.querySelector<HTMLVideoElement>('#player-video')!;
+      return !video.seeking && video.currentTime < 1.5;
+    }, undefined, { timeout: 15_000 });
+    assert.equal(await page.locator('#player-moments [aria-current="true"]').getAttribute('data-t'), '0');
+
+    // Escape closes it, stops the video, and gives the focus back to the play button.
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#player:not([open])', { state: 'attached' });
+    assert.equal(await page.locator('#player-video').getAttribute('src'), null);
+    assert.ok(await play.evaluate((el) => el === document.activeElement), 'focus is back on the play button');
+
+    // "Every frame and page": the API is asked not to group, and both frames are results.
+    const every = await searchRequest(page, () => page.getByLabel('Every frame and page').check());
+    assert.equal(every.group, false);
+    await page.waitForFunction((file) => document.querySelectorAll(`[data-file="${file}"]`).length === 2, VIDEO, { timeout: 15_000 });
+    assert.equal(params(page).get('group'), 'off');
+    await searchRequest(page, () => page.getByLabel('Every frame and page').uncheck());
+    await page.waitForFunction((file) => document.querySelectorAll(`[data-file="${file}"]`).length === 1, VIDEO, { timeout: 15_000 });
+  });
+
+  test('a PDF is one result at its best page: "page N of M", its title, a link opening it at that page', async () => {
+    await page.goto(`${server.url}/?q=green&collection=media`);
+    await ready(page);
+    await firstResultIs(page, `${PDF}#page=2&text`);
+    const card = page.locator(`[data-file="${PDF}"]`);
+    assert.equal(await card.count(), 1, 'one result per PDF');
+    assert.equal(await card.locator('.page-of').textContent(), 'page 2 of 3');
+    assert.equal(await card.locator('.pdf-title').textContent(), 'Colour chart');
+    // A page whose text matched shows the page (its thumbnail) and the words.
+    const thumb = card.locator('.thumb img');
+    await thumb.evaluate((img: HTMLImageElement) => img.decode());
+    assert.ok(await thumb.evaluate((img: HTMLImageElement) => img.naturalWidth > 0));
+    assert.equal(await card.locator('.part-text mark').textContent(), 'green');
+
+    const open = card.locator('a.open-page');
+    assert.equal(await open.textContent(), 'Open page 2');
+    const href = (await open.getAttribute('href'))!;
+    assert.ok(href.endsWith('/file#page=2'), href);
+    assert.equal(await open.getAttribute('target'), '_blank');
+    assert.equal(await open.getAttribute('rel'), 'noopener');
+    // The other pages, each a link to itself.
+    const others = await card.locator('.pages a:not(.open-page)').evaluateAll((links) => links.map((a) => [a.textContent, a.getAttribute('href')]));
+    assert.deepEqual(others.map(([text]) => text).sort(), ['1', '3']);
+    for (const [text, link] of others) assert.ok(link!.endsWith(`/file#page=${text}`), link!);
+    // The link serves the PDF.
+    const served = await page.evaluate(async (url) => {
+      const response = await fetch(url);
+      return { status: response.status, type: response.headers.get('content-type'), head: new TextDecoder().decode((await response.arrayBuffer()).slice(0, 5)) };
+    }, href);
+    assert.deepEqual(served, { status: 200, type: 'application/pdf', head: '%PDF-' });
+    await shot(page, '15-pdf-result');
+  });
+
+  test('a PNG and its WebP copy are one result, "+1 near-identical", until collapsing is turned off', async () => {
+    const collapsed = await searchRequest(page, () => page.goto(`${server.url}/?q=purple&collection=media`));
+    await ready(page);
+    assert.equal(collapsed.collapse, true, 'the page collapses by default');
+    assert.ok(await page.getByLabel('Collapse near-identical').isChecked());
+    const copies = ['photos/plum.png', 'photos/plum.webp'];
+    await page.waitForSelector('[data-id] .collapsed', { timeout: 15_000 });
+    const shownCopies = (await shown(page)).filter((r) => copies.includes(r.id));
+    assert.equal(shownCopies.length, 1, JSON.stringify(await shown(page)));
+    const [head] = shownCopies;
+    const other = copies.find((id) => id !== head!.id)!;
+    const card = page.locator(`[data-id="${head!.id}"]`);
+    const summary = card.locator('.collapsed summary');
+    assert.equal(await summary.textContent(), '+1 near-identical');
+    // Listed on demand (a <details>: Enter or a click opens it).
+    assert.equal(await card.locator('.collapsed li').isVisible(), false);
+    await summary.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await card.locator('.collapsed li').getAttribute('data-doc'), other);
+    assert.ok(await card.locator('.collapsed li').isVisible());
+    await shot(page, '16-near-identical-collapsed');
+
+    const apart = await searchRequest(page, () => page.getByLabel('Collapse near-identical').uncheck());
+    assert.equal(apart.collapse, undefined);
+    await page.waitForFunction((ids) => ids.every((id) => document.querySelector(`[data-id="${id}"]`)), copies, { timeout: 15_000 });
+    assert.equal(await page.locator('.collapsed').count(), 0);
+    assert.equal(params(page).get('collapse'), 'off');
+    // The URL keeps it: a reload shows both again.
+    await page.reload();
+    await ready(page);
+    assert.equal(await page.getByLabel('Collapse near-identical').isChecked(), false);
+    assert.equal((await shown(page)).filter((r) => copies.includes(r.id)).length, 2);
+    await page.getByLabel('Collapse near-identical').check();
+    await page.waitForFunction(() => !new URL(location.href).searchParams.has('collapse'));
+    await page.waitForSelector('[data-id] .collapsed', { timeout: 15_000 });
+    assert.equal((await shown(page)).filter((r) => copies.includes(r.id)).length, 1);
+  });
+
+  test('with an API key the video plays and the PDF opens from blobs fetched with the key', async () => {
+    const keyContext = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const keyPage = await keyContext.newPage();
+    const errors: string[] = [];
+    keyPage.on('pageerror', (err) => errors.push(err.message));
+    await keyPage.goto(keyed.url + '/');
+    await ready(keyPage);
+    await keyPage.locator('#api-key').fill('media-key-1');
+    await keyPage.keyboard.press('Enter');
+    await keyPage.waitForFunction(() => localStorage.getItem('tessera.apiKey') === 'media-key-1');
+    await keyPage.goto(`${keyed.url}/?q=blue&collection=media`);
+    await ready(keyPage);
+    const card = keyPage.locator(`[data-file="${VIDEO}"]`);
+    await card.waitFor({ timeout: 15_000 });
+    const t = Number(await card.locator('button.play').getAttribute('data-t'));
+    await card.locator('button.play').click();
+    const started = await playedFrom(keyPage);
+    assert.equal(started.error, '');
+    assert.match(started.src, /^blob:/, 'a <video> cannot send the key: the file comes as a blob');
+    assert.ok(Math.abs(started.from - t) < 0.3, `played from ${started.from}, the moment is ${t}`);
+    await keyPage.keyboard.press('Escape');
+
+    // The PDF: the first click fetches it with the key, and the links point at the blob.
+    const open = keyPage.locator(`[data-file="${PDF}"] a.open-page`);
+    const page3 = (await open.getAttribute('href'))!;
+    assert.ok(page3.endsWith('#page=3'), page3);
+    const [tab] = await Promise.all([keyContext.waitForEvent('page', { timeout: 15_000 }), open.click()]);
+    assert.match(tab.url(), /^blob:.*#page=3$/);
+    assert.match(await open.getAttribute('href') ?? '', /^blob:.*#page=3$/);
+    await keyContext.close();
+    assert.deepEqual(errors, []);
   });
 });

@@ -12,6 +12,8 @@ interface QueryModule {
   InputError: new (message: string) => Error;
 }
 interface RenderModule {
+  clockTime(seconds: unknown): string;
+  pageText(page: unknown, count: unknown): string;
   takenAt(value: unknown, offsetKnown?: unknown): { text: string; datetime: string; note: string } | null;
   cameraName(make: unknown, model: unknown): string;
   placeText(lat: unknown, lon: unknown): string;
@@ -26,8 +28,8 @@ test('best match sends neither sort nor cut-off; a sorted view sends its sort wi
   const best = query.searchBody(state({}), null);
   assert.equal('sort' in best, false);
   assert.equal('cutoff' in best, false);
-  assert.deepEqual(query.searchBody(state({ sort: '-taken_at' }), null), { query: 'red', k: 24, sort: '-taken_at', cutoff: 'auto' });
-  assert.deepEqual(query.searchBody(state({ sort: 'taken_at', cutoff: 'off' }), null), { query: 'red', k: 24, sort: 'taken_at' });
+  assert.deepEqual(query.searchBody(state({ sort: '-taken_at' }), null), { query: 'red', k: 24, sort: '-taken_at', cutoff: 'auto', collapse: true });
+  assert.deepEqual(query.searchBody(state({ sort: 'taken_at', cutoff: 'off' }), null), { query: 'red', k: 24, sort: 'taken_at', collapse: true });
   assert.deepEqual(query.searchBody(state({ cutoff: 'auto' }), null).cutoff, 'auto');
   assert.deepEqual(query.searchBody(state({ cutoff: '0.9' }), null).cutoff, { relative: 0.9 });
   for (const bad of ['1.5', '0', 'sometimes']) assert.throws(() => query.searchBody(state({ cutoff: bad }), null), query.InputError);
@@ -58,6 +60,33 @@ test('the URL keeps sort, cut-off and dates, only when set; "score" is best matc
   assert.deepEqual(query.stateFromParams(params), full);
   assert.equal(query.paramsFromState(state({})).toString(), 'q=red&collection=photos');
   assert.equal(query.stateFromParams(new URLSearchParams('sort=score')).sort, '');
+});
+
+test('near-identical documents are collapsed unless turned off; grouping is the API\'s default, "off" asks for every frame and page', () => {
+  const body = query.searchBody(state({}), null);
+  assert.equal(body.collapse, true);
+  assert.equal('group' in body, false);
+  const apart = query.searchBody(state({ collapse: 'off', group: 'off' }), null);
+  assert.equal('collapse' in apart, false);
+  assert.equal(apart.group, false);
+  // Only "off" is written in the URL, and only "off" is read from it.
+  assert.equal(query.paramsFromState(state({})).toString(), 'q=red&collection=photos');
+  assert.equal(query.paramsFromState(state({ collapse: 'off', group: 'off' })).toString(), 'q=red&collection=photos&collapse=off&group=off');
+  assert.deepEqual(query.stateFromParams(new URLSearchParams('collapse=off&group=off')), { ...query.emptyState(), collapse: 'off', group: 'off' });
+  assert.deepEqual(query.stateFromParams(new URLSearchParams('collapse=on&group=yes')), query.emptyState());
+});
+
+test('a moment reads as a clock (m:ss, h:mm:ss), rounded down; a page as "page N of M"', () => {
+  assert.equal(render.clockTime(0), '0:00');
+  assert.equal(render.clockTime(3), '0:03');
+  assert.equal(render.clockTime(2.999), '0:02');
+  assert.equal(render.clockTime(65.5), '1:05');
+  assert.equal(render.clockTime(3725), '1:02:05');
+  for (const bad of [-1, Number.NaN, '3', null, undefined]) assert.equal(render.clockTime(bad), '');
+  assert.equal(render.pageText(2, 3), 'page 2 of 3');
+  assert.equal(render.pageText(2, undefined), 'page 2');
+  assert.equal(render.pageText(4, 3), 'page 4', 'a count below the page is not shown');
+  assert.equal(render.pageText(null, 3), '');
 });
 
 test('a photo\'s date reads in UTC (or is marked), its camera without the make twice, its place to 2 decimals', () => {
