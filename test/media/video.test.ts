@@ -276,9 +276,15 @@ describe('videoFrames', () => {
     }
   });
 
-  test('maxFrames: stops there, and FFmpeg with it', async () => {
-    const frames = await collect(colours, { interval: 0.1, maxFrames: 4, size: 32 });
+  test('maxFrames: the interval stretches to duration/maxFrames; past maxFrames (a duration unknown or false) FFmpeg is stopped', async () => {
+    const info = await probeVideo(tools, colours, LIMITS);
+    // 7 s / 4 frames: 1.75 s apart at least, so the first 25 fps frame after that (the black one at 0 is skipped), cuts no closer.
+    const even = await collect(colours, { interval: 0.1, maxFrames: 4, size: 32 }, info);
+    assert.deepEqual(even.map((f) => f.t), [1.76, 3.52, 5.28]);
+    // A container that does not say how long it is (or lies): every 0.1 s until maxFrames.
+    const frames = await collect(colours, { interval: 0.1, maxFrames: 4, size: 32 }, { ...info, duration: 0 });
     assert.equal(frames.length, 4);
+    assert.deepEqual(frames.map((f) => f.t), [1, 1.1, 1.2, 1.3]);
     await noFfmpegLeft();
   });
 
