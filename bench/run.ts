@@ -22,12 +22,16 @@ import { searchScenario, type SearchReport } from './search.ts';
 import { embeddedFromSearch, storeScenario } from './store.ts';
 import { round } from './stats.ts';
 import { runLoad, startServe, type LoadResult } from './server.ts';
+import { mediaScenario } from './media.ts';
 import { watchScenario } from './watch.ts';
 
-export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'photos', 'search', 'store', 'watch'] as const;
+export const SCENARIOS = ['ceiling', 'images', 'texts', 'q8', 'startup', 'server', 'index', 'photos', 'search', 'store', 'watch', 'media'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
-/** What runs without --only: watch takes minutes of its own (100,000-file tree, 10,000-file burst), so it runs when named. */
-export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== 'watch');
+/**
+ * What runs without --only: watch (100,000-file tree, 10,000-file burst) and media (an hour of
+ * video) take minutes of their own, so they run when named.
+ */
+export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== 'watch' && s !== 'media');
 
 export interface BenchOptions {
   /**
@@ -283,6 +287,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
   if (scenarios.has('server')) report.server = await serverScenario(dir, threads, plan, corpus.texts, paths[0]!, affordable(16, perImage, budget.server, 4), log);
   if (scenarios.has('index')) report.index = await indexScenario(dir, threads, options.size, log, (photos) => affordable(photos, perImage, budget.index, 4));
   if (scenarios.has('photos')) report.photos = await photosScenario(dir, engineSettings, options.size, log);
+  if (scenarios.has('media')) report.media = await mediaScenario(dir, threads, options.size, log);
   if (scenarios.has('search')) report.search = await searchScenario(options.size, log);
   if (scenarios.has('store')) {
     // The embedded store's 100k of a quick run is the search scenario's: not loaded twice.

@@ -21,8 +21,9 @@ Prints a table; --json writes every figure.
                    or a hub repository id
   --threads N      ONNX Runtime threads for both sides (default: all cores)
   --only LIST      scenarios to run, of ${SCENARIOS.join(', ')} (default: all but
-                   watch, which takes minutes of its own and needs no --model: it runs the
-                   forged tiny model, measuring the watcher)
+                   watch and media, which take minutes of their own: watch needs no --model
+                   (it runs the forged tiny model, measuring the watcher); media indexes a
+                   video, a PDF and an hour-long video with FFmpeg and Poppler)
   --graph-opt L    tessera's graph optimisation level: disabled | basic | extended | all`;
 
 export async function main(args: string[]): Promise<void> {

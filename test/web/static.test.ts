@@ -20,6 +20,8 @@ test('GET / is the search page, with the hooks scripts rely on and a strict CSP'
   assert.match(csp, /default-src 'none'/);
   assert.match(csp, /script-src 'self'(;|$)/);
   assert.match(csp, /connect-src 'self'(;|$)/);
+  // The player streams a video from the file route, or (with an API key) plays it from a blob.
+  assert.match(csp, /media-src 'self' blob:(;|$)/);
   const html = await response.text();
   assert.match(html, /<input type="search" id="q" name="q"/);
   // Nothing from elsewhere: every src/href is same-origin (or an in-page anchor).
