@@ -553,6 +553,12 @@ video.addEventListener('error', () => {
     : `the video could not be played (${video.error?.message || `error ${code}`})`);
 });
 
+// A server whose Content-Security-Policy forbids media: say so, not "cannot play".
+document.addEventListener('securitypolicyviolation', (event) => {
+  if (event.effectiveDirective !== 'media-src' || !player.open) return;
+  showPlayerError(`the server's Content-Security-Policy does not let this page play media (${event.blockedURI || 'the video'} was blocked by ${event.effectiveDirective})`);
+});
+
 $('player-close').addEventListener('click', () => player.close());
 // A click on the backdrop (outside the dialog's box) closes it too.
 player.addEventListener('click', (event) => {
