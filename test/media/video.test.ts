@@ -333,10 +333,11 @@ describe('videoFrames', () => {
 
 describe('deadlines and hostile files', () => {
   test('a deadline that passes mid-decode: VIDEO_TIMEOUT naming the file and the deadline; no FFmpeg left', async () => {
-    const long = await makeVideo(join(dir, 'slow.mp4'), [{ colour: 'red', seconds: 120 }]);
+    const long = await makeVideo(join(dir, 'slow.mp4'), [{ colour: 'red', seconds: 240 }], { size: '160x120' });
     const info = await probeVideo(tools, long, LIMITS);
     const started = Date.now();
-    await assert.rejects(collect(long, { interval: 0.04, maxFrames: 100_000, size: 64, deadlineMs: 150 }, info), rejectsWith('VIDEO_TIMEOUT', /slow\.mp4.*150 ms/));
+    // One frame at 0, then FFmpeg decodes 6000 frames looking for the next: the wait on it is what counts.
+    await assert.rejects(collect(long, { interval: 100, size: 64, deadlineMs: 150 }, info), rejectsWith('VIDEO_TIMEOUT', /slow\.mp4.*150 ms/));
     assert.ok(Date.now() - started < 5000, 'stopped soon after the deadline');
     await noFfmpegLeft();
     await assert.rejects(probeVideo(tools, long, { deadlineMs: 1 }), rejectsWith('VIDEO_TIMEOUT', /slow\.mp4.*1 ms/));
