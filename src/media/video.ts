@@ -31,22 +31,25 @@ export const VIDEO_SNIFF_BYTES = 128;
 
 /**
  * At least one frame every this many seconds within a shot (cuts add their own frames).
- * Measured (scripts-free, by the test suite's bench): on this machine (AMD EPYC, 2 cores,
- * shared and loaded) videoFrames reads a 60 s 1280x720 30 fps H.264 video at size 224 in about
- * 5 s of one core, nearly all of it decoding, which does not depend on the interval (scene
- * detection needs every frame decoded). Embedding is what the interval buys: jina-clip-v1
- * embeds 4.36 images/s here (docs/measurements/bench-full.json), 0.23 s a frame. At 3 s
- * the frames of a minute cost 20 x 0.23 = 4.6 s to embed, about what decoding that minute
- * costs, so indexing a video costs about twice decoding it; 2 s would make embedding 1.5x
- * decoding for frames that mostly repeat the shot, 5 s would leave long shots with few frames.
+ * Measured on this machine (AMD EPYC, 2 cores, shared: load average about 10 during the runs)
+ * with a 60 s 1280x720 30 fps H.264 video (testsrc2) at size 224: videoFrames took 5.8-6.4 s
+ * of CPU (user, Node's start included; 1.2-1.4 frames/s of wall time under that load) whatever
+ * the interval (1 s: 60 frames, 3 s: 20, 5 s: 12), and FFmpeg decoding alone (-f null) 4.9 s:
+ * decoding every frame, which scene detection needs, is the cost, about 370 frames/s on one
+ * core. What the interval buys is embedding: jina-clip-v1 embeds 4.36 images/s here
+ * (docs/measurements/bench-full.json), 0.23 s a frame. At 3 s the 20 frames of a minute cost
+ * 4.6 s to embed, about what decoding that minute costs, so indexing a video costs about twice
+ * decoding it; 2 s would spend 1.5x the decoding on frames that mostly repeat the shot, 5 s
+ * would leave a long shot with few frames for little saving.
  */
 export const DEFAULT_VIDEO_INTERVAL = 3;
 /** Frames per video at most; a longer video is sampled more sparsely (see videoFrames). */
 export const DEFAULT_VIDEO_MAX_FRAMES = 300;
 /**
- * FFmpeg time per video. Decoding runs at about 360 frames/s of 720p H.264 on one core here,
- * so 10 minutes read about 2 hours of 720p30 (or about 40 minutes of 1080p); a hostile file
- * that decodes slower than that is stopped rather than holding an indexing slot for ever.
+ * FFmpeg time per video (see videoFrames: the time spent waiting on it). Decoding runs at about
+ * 370 frames/s of 720p H.264 on one core here, so 10 minutes read about 2 hours of 720p30, 50
+ * minutes of 1080p30 or 13 of 4K30; a file that decodes slower than that (or a hostile one that
+ * never ends) is stopped rather than holding an indexing slot for ever.
  */
 export const DEFAULT_VIDEO_DEADLINE_MS = 10 * 60_000;
 /** The default `maxPixels`: 8192 x 8192, as for images; 8K video (7680 x 4320) is below it. */

@@ -52,6 +52,29 @@ async function meanColour(bytes: ArrayBuffer): Promise<number[]> {
   return channels.slice(0, 3).map((c) => c.mean);
 }
 
+describe('searching videos and PDFs over HTTP', () => {
+  type Hit = { id: string; score: number; metadata: Record<string, unknown>; moments?: { id: string; t: number; score: number }[]; pages?: { id: string; page: number; score: number }[] };
+  const search = async (body: object) => {
+    const response = await api.post('/v1/collections/media/search', body);
+    assert.equal(response.status, 200);
+    return ((await response.json()) as { data: Hit[] }).data;
+  };
+
+  test('"blue" finds the blue moment of the video and the blue page of the PDF, one result each, the rest as moments and pages', async () => {
+    const hits = await search({ query: 'blue', k: 10 });
+    assert.deepEqual(hits.map((h) => h.metadata.video ?? h.metadata.pdf).sort(), ['clip.mp4', 'doc.pdf'], 'one result per file');
+    const video = hits.find((h) => h.metadata.video === 'clip.mp4')!;
+    assert.ok((video.metadata.t as number) >= 2 && (video.metadata.t as number) < 4, `the moment is in the blue part: ${video.metadata.t}`);
+    assert.ok(video.moments!.every((m) => m.score <= video.score && m.id !== video.id && m.id.startsWith('clip.mp4#t=')));
+    const pdf = hits.find((h) => h.metadata.pdf === 'doc.pdf')!;
+    assert.equal(pdf.metadata.page, 2);
+    assert.ok(pdf.pages!.every((p) => p.page !== 2), 'the best page is not listed again');
+
+    const every = await search({ query: 'blue', k: 50, group: false });
+    assert.equal(every.filter((h) => h.metadata.video === 'clip.mp4').length, frames.length, 'group: false gives every frame');
+  });
+});
+
 describe('thumbnails and files of frames and pages', () => {
   test("a frame's thumbnail is that frame; a page's (its picture's and its text's) is that page", async () => {
     const blue = frames.find((f) => f.t >= 2)!;
