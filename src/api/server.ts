@@ -20,10 +20,14 @@ import { embeddingsRoutes } from './embeddings.ts';
 import { installErrorHandlers } from './error-handler.ts';
 import { healthRoutes } from './health.ts';
 import { installRequestHooks } from './hooks.ts';
+import { installOpenApi } from './openapi.ts';
+import { SHARED_SCHEMAS } from './schemas/shared.ts';
+import { installJsonParser, validatorCompiler } from './validation.ts';
 import { RateLimiter, anyLimit, type LimitSettings, type Limiter } from './limits.ts';
 import { SharedRateLimiter } from './limits-redis.ts';
 import { parseQueueUrl } from '../queue/connection.ts';
 import { webPlugin } from './web.ts';
+import { mcpRoutes } from '../mcp/http.ts';
 import { ServerMetrics } from './metrics.ts';
 
 export interface ServerOptions {
@@ -137,6 +141,12 @@ export function createServer(options: ServerOptions): TesseraServer {
     return503OnClosing: false,
   });
   app.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is 415
+  installJsonParser(app); // an empty JSON body is no body on GET and DELETE (validation.ts)
+  // Requests are validated by the routes' schemas, failures answered through the registry
+  // (validation.ts). Answers are serialized as before, by JSON.stringify: the response schemas
+  // document them (/openapi.json) and never drop or coerce a field.
+  app.setValidatorCompiler(validatorCompiler(SHARED_SCHEMAS));
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   const drain = new Drain();
   installRequestHooks(app, options.apiKeys, metrics, drain);
   installErrorHandlers(app, config);
@@ -171,11 +181,13 @@ export function createServer(options: ServerOptions): TesseraServer {
     await limiter.start();
   });
 
+  installOpenApi(app); // GET /openapi.json and /docs, from the routes registered below
   void app.register(healthRoutes, { ctx, availability });
   void app.register(embeddingsRoutes, { ctx });
   void app.register(classifyRoutes, { ctx });
   if (store) void app.register(collectionsRoutes, { ctx, store });
   if (ctx.classifiers) void app.register(classifierRoutes, { ctx, classifiers: ctx.classifiers });
+  void app.register(mcpRoutes, { ctx, apiKeys: options.apiKeys }); // /mcp: the Model Context Protocol
   void app.register(webPlugin); // GET /: the search page
 
   async function attach(loaded: Embedder, how: { model?: string; residentBytes?: number } = {}): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { pageSchema } from './schemas/health.ts';
 
 /**
  * The search page: static files from src/web/, served from memory.
@@ -72,7 +73,8 @@ function fresh(request: FastifyRequest, etag: string): boolean {
 export async function webPlugin(app: FastifyInstance): Promise<void> {
   const files = load();
   for (const [route, file] of files) {
-    app.get(route, async (request: FastifyRequest, reply: FastifyReply) => {
+    // The page is in /openapi.json; its scripts, styles and icon are not.
+    app.get(route, { schema: route === '/' ? pageSchema : { hide: true } }, async (request: FastifyRequest, reply: FastifyReply) => {
       reply.header('cache-control', 'no-cache');
       reply.header('etag', file.etag);
       reply.header('x-content-type-options', 'nosniff');

@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<{ main(args: string[]): Promise<voi
   search: () => import('./search.ts'),
   duplicates: () => import('./duplicates.ts'),
   worker: () => import('./worker.ts'),
+  mcp: () => import('./mcp.ts'),
 };
 
 const USAGE = `usage: tessera <command> [options]
@@ -47,6 +48,7 @@ commands:
   search    search a collection by text, image or example document (table or JSON)
   duplicates  groups of near-duplicate documents in a collection
   worker    take indexing jobs from a queue (tessera index --queue) and write them to the store
+  mcp       the Model Context Protocol on stdio: search, embed and classify tools for assistants
 
 Run \`tessera <command> --help\` for a command's options.`;
 

@@ -14,11 +14,11 @@
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { utcIso } from '../dates.ts';
 import { invalidArgument, TesseraError } from '../errors.ts';
 import type { Metadata } from '../store/store.ts';
-import type { Readable } from 'node:stream';
 import { FFMPEG_HINT, fpsModeArgs, runTool, startTool, type FfmpegTools, type RunResult } from './ffmpeg.ts';
 
 export type VideoFormat = 'mp4' | 'mov' | 'webm' | 'mkv' | 'avi';
@@ -39,7 +39,7 @@ export const VIDEO_SNIFF_BYTES = 128;
  * core. What the interval buys is embedding: jina-clip-v1 embeds 4.36 images/s here
  * (docs/measurements/bench-full.json), 0.23 s a frame. At 3 s the 20 frames of a minute cost
  * 4.6 s to embed, about what decoding that minute costs, so indexing a video costs about twice
- * decoding it; 2 s would spend 1.5x the decoding on frames that mostly repeat the shot, 5 s
+ * decoding it; 2 s would spend 1.4x the decoding on frames that mostly repeat the shot, 5 s
  * would leave a long shot with few frames for little saving.
  */
 export const DEFAULT_VIDEO_INTERVAL = 3;
@@ -56,9 +56,10 @@ export const DEFAULT_VIDEO_DEADLINE_MS = 10 * 60_000;
 export const DEFAULT_VIDEO_MAX_PIXELS = 8192 * 8192;
 /**
  * A frame whose pixels, in every channel, vary less than this (standard deviation, 0-255) is
- * one flat colour (black intro, white flash, blank screen) and not worth a vector. Real
- * footage, even a dark scene or a blue sky, varies by more than 10; a flat frame after H.264
- * coding by less than 2.
+ * one flat colour (black intro, white flash, blank screen) and not worth a vector. Flat H.264
+ * frames measure below 1 (ffmpeg showinfo), the test suite's textured ones 40-90. A frame of
+ * nearly featureless sky might also fall below: that costs the frame, not the video, as the
+ * interval keeps sampling.
  */
 export const UNIFORM_STD_DEV = 6;
 /** ffmpeg's scene score (0-1, the frame's difference from the last) above which a frame is a cut. */
@@ -384,7 +385,8 @@ function angle(text: string, degreeDigits: number, max: number): number | undefi
   const [whole, fraction = ''] = text.slice(1).split('.') as [string, string?];
   const digits = whole.length;
   let degrees: number;
-  if (digits === degreeDigits) degrees = Number(`${whole}.${fraction || '0'}`);
+  // Decimal degrees, padded ("+002.2945") or not ("+2.2945"); else DDMM(.M) or DDMMSS(.S).
+  if (digits >= 1 && digits <= degreeDigits) degrees = Number(`${whole}.${fraction || '0'}`);
   else if (digits === degreeDigits + 2 || digits === degreeDigits + 4) {
     const d = Number(whole.slice(0, degreeDigits));
     const mm = Number(whole.slice(degreeDigits, degreeDigits + 2));

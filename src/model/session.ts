@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { TesseraError } from '../errors.ts';
+import { logOnce, markRefused, prepareModel, type RewriteReport } from './rewrite/index.ts';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -16,7 +17,23 @@ export interface SessionSettings {
   graphOptimizationLevel?: GraphOptimizationLevel;
   /** ONNX Runtime execution providers in order of preference, e.g. ['cuda', 'cpu']. */
   executionProviders?: string[];
+  /**
+   * The load-time graph rewrite (src/model/rewrite: attention, residual + LayerNorm, GELU and
+   * merged projections into ONNX Runtime's contrib ops), cached beside the model. Default on;
+   * off with false, `--no-graph-rewrite`, or TESSERA_GRAPH_REWRITE=0 in the environment.
+   */
+  graphRewrite?: boolean;
+  /** Where the rewrite says what it left alone or could not do (default: standard error). */
+  log?: (line: string) => void;
 }
+
+/** Whether the graph rewrite runs when SessionSettings.graphRewrite is not given. */
+export function graphRewriteDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+  const value = env.TESSERA_GRAPH_REWRITE?.trim().toLowerCase();
+  return !(value === '0' || value === 'false' || value === 'off' || value === 'no');
+}
+
+const stderrLog = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
 
 /** A tensor as it crosses threads: what ort.Tensor holds, as plain data. */
 export interface TensorData {
@@ -29,6 +46,8 @@ export interface TensorData {
 export interface Session {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  /** What the graph rewrite did to this session's model (undefined when it did not run). */
+  readonly rewrite?: RewriteReport;
   /** Runs the graph; with `fetches`, only those outputs are computed and returned. */
   run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<Record<string, TensorData>>;
   release(): Promise<void>;
@@ -231,19 +250,44 @@ export async function createSession(path: string, settings: SessionSettings): Pr
     graphOptimizationLevel: settings.graphOptimizationLevel ?? 'basic',
     executionProviders: settings.executionProviders ?? ['cpu'],
   };
+  const log = settings.log ?? stderrLog;
+  // The rewrite never stops a model from loading: whatever goes wrong, the original runs.
+  let rewrite: RewriteReport | undefined;
+  let rewriteFailure: string | undefined;
+  if (settings.graphRewrite ?? graphRewriteDefault()) {
+    try {
+      rewrite = await prepareModel(path);
+    } catch (err) {
+      rewriteFailure = (err as Error).message.split('\n')[0];
+    }
+  }
+  let loadPath = rewrite?.rewritten ?? path;
   let names: { inputNames: string[]; outputNames: string[] };
   try {
-    names = (await thread.call({ op: 'create', path, options, session: id })) as typeof names;
+    try {
+      names = (await thread.call({ op: 'create', path: loadPath, options, session: id })) as typeof names;
+    } catch (err) {
+      if (loadPath === path || err instanceof TesseraError) throw err;
+      const reason = (err as Error).message.split('\n')[0]!;
+      logOnce(log, `${path}: ONNX Runtime refused the rewritten graph (${reason}); running the original`);
+      await markRefused(rewrite!, reason).catch(() => undefined);
+      rewrite = { ...rewrite!, rewritten: null, fused: {}, note: `ONNX Runtime refused the rewritten graph: ${reason}` };
+      loadPath = path;
+      names = (await thread.call({ op: 'create', path: loadPath, options, session: id })) as typeof names;
+    }
   } catch (err) {
     if (err instanceof TesseraError) throw err;
     const message = (err as Error).message;
     const code = /no such file|not exist|ENOENT|Load model from .* failed:.*(open|exist)/i.test(message) ? 'MODEL_FILE_MISSING' : 'MODEL_FILE_INVALID';
     throw new TesseraError(code, `${path}: ONNX Runtime cannot load it (${message.split('\n')[0]})`, { cause: err });
   }
-  thread.sessions.set(id, { path, options });
+  if (rewriteFailure !== undefined) logOnce(log, `${path}: graph rewrite failed (${rewriteFailure}); running the graph as it is`);
+  else if (rewrite && rewrite.rewritten === null && rewrite.note) logOnce(log, `${path}: graph rewrite left the graph as it is: ${rewrite.note}`);
+  thread.sessions.set(id, { path: loadPath, options });
   return {
     inputNames: names.inputNames,
     outputNames: names.outputNames,
+    ...(rewrite ? { rewrite } : {}),
     run: async (feeds, fetches) => {
       const plain = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, { type: t.type, data: t.data, dims: [...t.dims] }]));
       return (await thread.call({ op: 'run', session: id, feeds: plain, fetches: fetches && [...fetches] })) as Record<string, TensorData>;

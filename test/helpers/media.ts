@@ -1,13 +1,19 @@
 /**
- * Test videos made with FFmpeg (which the tests need on PATH, as tessera does), and the
+ * Test videos made with FFmpeg (which the tests need, as tessera does), and the
  * hostile variants of them: cut, patched to claim huge frames, turned like a phone video.
  */
 import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { extname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-const run = promisify(execFile);
+const exec = promisify(execFile);
+
+/** Runs ffmpeg (from TESSERA_FFMPEG's folder when set, as findFfmpeg does; else PATH) quietly, stdin closed. */
+export async function runFfmpeg(args: readonly string[]): Promise<void> {
+  const folder = process.env.TESSERA_FFMPEG;
+  await exec(folder ? join(folder, 'ffmpeg') : 'ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', ...args]);
+}
 
 export interface VideoSegment {
   /** An FFmpeg colour: "red", "#336699", "0x336699". */
@@ -34,6 +40,8 @@ export interface VideoOptions {
   faststart?: boolean;
   /** MP4/MOV: a display matrix turning the picture a quarter (90) or more, as phones write. */
   rotate?: 90 | 180 | 270;
+  /** Sample (pixel) aspect ratio, e.g. "8/9" for DV's narrow pixels; default square. */
+  sar?: string;
 }
 
 /**
@@ -52,7 +60,7 @@ export async function makeVideo(path: string, segments: readonly VideoSegment[],
     return ['-f', 'lavfi', '-i', s.plain ? source : `${source},drawgrid=w=16:h=16:t=4:c=black@0.5`];
   });
   const joined = segments.map((_, i) => `[${i}:v]`).join('');
-  const filter = `${joined}concat=n=${segments.length}:v=1:a=0,format=yuv420p`;
+  const filter = `${joined}concat=n=${segments.length}:v=1:a=0,format=yuv420p${options.sar ? `,setsar=${options.sar}` : ''}`;
   const ext = extname(path).toLowerCase();
   const codec =
     ext === '.webm' ? ['-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '400k']
@@ -60,9 +68,8 @@ export async function makeVideo(path: string, segments: readonly VideoSegment[],
     : ['-c:v', 'libx264', '-preset', 'ultrafast'];
   const metadata = Object.entries(options.metadata ?? {}).flatMap(([key, value]) => ['-metadata', `${key}=${value}`]);
   const movflags = [options.metadataTags && 'use_metadata_tags', options.faststart && '+faststart'].filter(Boolean);
-  await run('ffmpeg', [
-    '-nostdin', '-hide_banner', '-loglevel', 'error', '-y', ...inputs,
-    '-filter_complex', filter, ...codec, ...metadata,
+  await runFfmpeg([
+    ...inputs, '-filter_complex', filter, ...codec, ...metadata,
     ...(movflags.length > 0 ? ['-movflags', movflags.join('')] : []),
     path,
   ]);
@@ -98,7 +105,7 @@ export function patchAviSize(bytes: Buffer, width: number, height: number): Buff
 
 /** A raw-video AVI (BGR24, uncompressed): a decoder that trusts the header's frame size. */
 export async function makeRawAvi(path: string, size = '16x16'): Promise<string> {
-  await run('ffmpeg', ['-nostdin', '-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `color=c=red:s=${size}:r=2:d=1`, '-c:v', 'rawvideo', '-pix_fmt', 'bgr24', path]);
+  await runFfmpeg(['-f', 'lavfi', '-i', `color=c=red:s=${size}:r=2:d=1`, '-c:v', 'rawvideo', '-pix_fmt', 'bgr24', path]);
   return path;
 }
 

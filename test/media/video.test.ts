@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { TesseraError } from '../../src/errors.ts';
@@ -23,9 +21,8 @@ import {
   type VideoInfo,
 } from '../../src/media/video.ts';
 import { rejectsWith } from '../helpers/errors.ts';
-import { ffmpegChildren, makeRawAvi, makeVideo, patchAviSize, type VideoSegment } from '../helpers/media.ts';
+import { ffmpegChildren, makeRawAvi, makeVideo, patchAviSize, runFfmpeg, type VideoSegment } from '../helpers/media.ts';
 
-const run = promisify(execFile);
 const LIMITS = { deadlineMs: 20_000 };
 /** 1 s of black, then 2 s each of red, blue and green (textured): cuts at 1, 3 and 5 s. */
 const COLOURS: VideoSegment[] = [
@@ -50,6 +47,13 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
+
+let narrowMade: Promise<string> | undefined;
+/** DV-style narrow pixels: 720x480 stored, 640x480 shown (made once, by whichever test first needs it). */
+function narrowVideo(): Promise<string> {
+  narrowMade ??= makeVideo(join(dir, 'narrow.mp4'), [{ colour: 'blue', seconds: 0.5 }], { size: '720x480', sar: '8/9' });
+  return narrowMade;
+}
 
 async function collect(path: string, options: Partial<FrameOptions> = {}, info?: VideoInfo): Promise<VideoFrame[]> {
   const probed = info ?? (await probeVideo(tools, path, LIMITS));
@@ -266,7 +270,10 @@ describe('videoFrames', () => {
   test('a non-square video: frame size computed as FFmpeg gives it, portrait and landscape', async () => {
     const wide = await makeVideo(join(dir, 'wide.mp4'), [{ colour: 'blue', seconds: 0.5 }], { size: '320x180' });
     const tall = await makeVideo(join(dir, 'tall.mp4'), [{ colour: 'blue', seconds: 0.5 }], { size: '180x320' });
-    for (const [path, size, expected] of [[wide, 224, [398, 224]], [wide, 33, [59, 33]], [tall, 100, [100, 178]]] as const) {
+    const narrow = await narrowVideo();
+    const shown = await probeVideo(tools, narrow, LIMITS);
+    assert.deepEqual([shown.width, shown.height], [640, 480]);
+    for (const [path, size, expected] of [[wide, 224, [398, 224]], [wide, 33, [59, 33]], [tall, 100, [100, 178]], [narrow, 224, [299, 224]]] as const) {
       const frames = await collect(path, { size });
       assert.ok(frames.length >= 1);
       for (const f of frames) {
@@ -369,10 +376,10 @@ describe('deadlines and hostile files', () => {
     await assert.rejects(probeVideo(tools, random, LIMITS), rejectsWith('VIDEO_UNDECODABLE', /random\.mp4/));
     // An MP4 with no streams at all, and one with sound only.
     const empty = join(dir, 'empty.mp4');
-    await run('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=red:s=64x64', '-frames:v', '0', '-c:v', 'libx264', empty]);
+    await runFfmpeg(['-f', 'lavfi', '-i', 'color=c=red:s=64x64', '-frames:v', '0', '-c:v', 'libx264', empty]);
     await assert.rejects(probeVideo(tools, empty, LIMITS), rejectsWith('VIDEO_UNDECODABLE', /no video stream/));
     const sound = join(dir, 'sound.mp4');
-    await run('ffmpeg', ['-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'sine=d=0.5', '-c:a', 'aac', '-brand', 'isom', sound]);
+    await runFfmpeg(['-f', 'lavfi', '-i', 'sine=d=0.5', '-c:a', 'aac', '-brand', 'isom', sound]);
     await assert.rejects(probeVideo(tools, sound, LIMITS), rejectsWith('VIDEO_UNDECODABLE', /no video stream/));
     // Not a video format at all (here a playlist: FFmpeg is never let near its demuxer), a folder, nothing.
     const playlist = await write('playlist.mp4', Buffer.from(`#EXTM3U\n#EXTINF:1,\nfile:${colours}\n`));
@@ -408,6 +415,8 @@ describe('frameAt', () => {
     assert.deepEqual([seen.format, seen.width, seen.height, hue(seen.rgb)], ['jpeg', 100, 75, 'blue']);
     const full = await look(await frameAt(tools, colours, 1.5, 1000, LIMITS));
     assert.deepEqual([full.width, full.height, hue(full.rgb)], [320, 240, 'red']);
+    const narrow = await look(await frameAt(tools, await narrowVideo(), 0.2, 320, LIMITS));
+    assert.deepEqual([narrow.width, narrow.height], [320, 240], 'pixels made square');
     const avi = await makeVideo(join(dir, 'thumb.avi'), [{ colour: 'green', seconds: 1 }], { size: '180x320' });
     const tall = await look(await frameAt(tools, avi, 0.5, 99, LIMITS));
     assert.deepEqual([tall.width, tall.height, hue(tall.rgb)], [56, 99, 'green']);

@@ -1,0 +1,230 @@
+/**
+ * The load-time graph rewrite: fuses the subgraphs ONNX Runtime's own optimisers do not
+ * recognise in these models (see the passes) into com.microsoft contrib ops, which the standard
+ * onnxruntime-node build runs. The rewritten model is cached beside the original, keyed by the
+ * original's hash (and its external data's) and the rewrite's version; a graph in which no
+ * pass matches anything is left as it is, and that is said once in the log.
+ *
+ * Files, for a model `onnx/vision_model.onnx`:
+ *   onnx/vision_model.onnx.rewrite.json                  what was done (the report below) and
+ *                                                        the stats that make it valid
+ *   onnx/vision_model.rewrite-v1-<key>.onnx              the rewritten graph; its weights are
+ *                                                        references into vision_model.onnx
+ *   onnx/vision_model.rewrite-v1-<key>.onnx_data         tensors the rewrite made (merged weights)
+ * When the model's folder is not writable they go to $XDG_CACHE_HOME/tessera/rewrite/<dir hash>/,
+ * next to links to the original files (external data is resolved from the model's folder).
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fuseAttention } from './attention.ts';
+import { fuseGelu, fuseQuickGelu } from './gelu.ts';
+import { fuseSkipLayerNorm } from './layernorm.ts';
+import type { Pass } from './match.ts';
+import { mergeQuantizedSiblings, mergeSiblingMatMuls } from './merge-matmul.ts';
+import { OnnxModel } from './model.ts';
+import { ShapeInference } from './shapes.ts';
+
+/** Bump when a pass changes what it writes: cached rewrites of older versions are redone. */
+export const REWRITE_VERSION = 1;
+
+/** In order: merged projections give the attention pass its q, k, v; attention's output feeds the residual. */
+export const PASSES: readonly Pass[] = [mergeSiblingMatMuls, mergeQuantizedSiblings, fuseAttention, fuseSkipLayerNorm, fuseGelu, fuseQuickGelu];
+
+export interface RewriteReport {
+  version: number;
+  /** The model file as given. */
+  source: string;
+  /** The file ONNX Runtime loads instead, or null when the graph is left as it is. */
+  rewritten: string | null;
+  /** How many of each op the rewrite made (merged projections count as MergedMatMul). */
+  fused: Record<string, number>;
+  /** Why the graph was left as it is, when it was. */
+  note?: string;
+  /** Seconds the rewrite took when it was made (not when read from the cache). */
+  seconds?: number;
+}
+
+export interface RewriteResult {
+  fused: Record<string, number>;
+  written: string[];
+  note?: string;
+}
+
+/**
+ * Rewrites the model at `source` into `out` (and `${out}_data` when it makes tensors). Writes
+ * nothing when no pass matches. Synchronous: it runs once per model, at load.
+ */
+export function rewriteModelFile(source: string, out: string, passes: readonly Pass[] = PASSES): RewriteResult {
+  const model = new OnnxModel(source);
+  try {
+    if (model.opset < 13) return { fused: {}, written: [], note: `opset ${model.opset} (the rewrite needs 13 or later)` };
+    model.setOutput(out);
+    const fused: Record<string, number> = {};
+    for (const pass of passes) {
+      const counts = pass.run({ model, shapes: new ShapeInference(model) });
+      for (const [op, n] of Object.entries(counts)) if (n > 0) fused[op] = (fused[op] ?? 0) + n;
+    }
+    if (Object.keys(fused).length === 0) return { fused, written: [], note: 'no pattern the rewrite knows (attention, residual + LayerNorm, GELU, sibling projections)' };
+    return { fused, written: model.write(out) };
+  } finally {
+    model.close();
+  }
+}
+
+interface FileStamp {
+  name: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+interface Stamp {
+  version: number;
+  key: string;
+  files: FileStamp[];
+  report: RewriteReport;
+}
+
+async function stampOf(dir: string, name: string): Promise<FileStamp> {
+  const s = await stat(join(dir, name));
+  return { name, size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
+}
+
+async function sha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 8 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export function rewriteCacheRoot(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tessera', 'rewrite');
+}
+
+const logged = new Set<string>();
+
+/** Logs `line` once per process. */
+export function logOnce(log: (line: string) => void, line: string): void {
+  if (logged.has(line)) return;
+  logged.add(line);
+  log(line);
+}
+
+export interface PrepareOptions {
+  /** Where the rewrite goes when the model's folder is read-only (default rewriteCacheRoot()). */
+  cacheRoot?: string;
+}
+
+/**
+ * The file to load for `path`: its cached rewrite when valid, else a fresh rewrite, else
+ * `path` itself. Throws when `path` cannot be read or parsed (the caller then loads it as is).
+ */
+export async function prepareModel(path: string, options: PrepareOptions = {}): Promise<RewriteReport> {
+  const source = resolve(path);
+  const dir = dirname(source);
+  const base = basename(source);
+  const stem = base.replace(/\.onnx$/, '');
+  const fallback = join(options.cacheRoot ?? rewriteCacheRoot(), createHash('sha256').update(dir).digest('hex').slice(0, 16));
+  const stampName = `${base}.rewrite.json`;
+
+  for (const where of [dir, fallback]) {
+    const stamp = await readStamp(join(where, stampName));
+    if (!stamp || stamp.version !== REWRITE_VERSION) continue;
+    const current = await Promise.all(stamp.files.map((f) => stampOf(dir, f.name).catch(() => undefined)));
+    if (!current.every((c, i) => c && c.size === stamp.files[i]!.size && c.mtimeMs === stamp.files[i]!.mtimeMs && c.ino === stamp.files[i]!.ino)) continue;
+    const report = { ...stamp.report, source: path };
+    if (report.rewritten === null) return report;
+    const rewritten = join(where, basename(report.rewritten));
+    if (await stat(rewritten).then(() => true, () => false)) return { ...report, rewritten };
+  }
+
+  // No valid cache: key the rewrite by the contents of the model and of its external data.
+  const started = performance.now();
+  const locations = (() => {
+    const m = new OnnxModel(source);
+    try {
+      return m.externalLocations();
+    } finally {
+      m.close();
+    }
+  })();
+  const names = [base, ...locations];
+  const files = await Promise.all(names.map((n) => stampOf(dir, n)));
+  const hashes = await Promise.all(names.map((n) => sha256(join(dir, n))));
+  const key = createHash('sha256').update(`${REWRITE_VERSION}\n${hashes.join('\n')}`).digest('hex').slice(0, 16);
+  const outName = `${stem}.rewrite-v${REWRITE_VERSION}-${key}.onnx`;
+
+  let where = dir;
+  if (!(await writable(dir))) {
+    where = fallback;
+    await mkdir(where, { recursive: true });
+    for (const n of names) {
+      const link = join(where, n);
+      await mkdir(dirname(link), { recursive: true });
+      await rm(link, { force: true });
+      await symlink(await realpath(join(dir, n)), link);
+    }
+  }
+  const out = join(where, outName);
+  const result = rewriteModelFile(join(where, base), out);
+  const report: RewriteReport = {
+    version: REWRITE_VERSION,
+    source: path,
+    rewritten: result.written.length > 0 ? out : null,
+    fused: result.fused,
+    ...(result.note ? { note: result.note } : {}),
+    seconds: Math.round((performance.now() - started) / 10) / 100,
+  };
+  await writeStamp(join(where, stampName), { version: REWRITE_VERSION, key, files, report: { ...report, rewritten: report.rewritten && outName } });
+  await removeStale(where, stem, result.written.map((w) => basename(w)));
+  return report;
+}
+
+/** Records that ONNX Runtime refused a rewrite: later loads go straight to the original. */
+export async function markRefused(report: RewriteReport, reason: string, options: PrepareOptions = {}): Promise<void> {
+  if (!report.rewritten) return;
+  const where = dirname(report.rewritten);
+  const stampPath = join(where, `${basename(resolve(report.source))}.rewrite.json`);
+  const stamp = await readStamp(stampPath);
+  void options;
+  if (!stamp) return;
+  await writeStamp(stampPath, { ...stamp, report: { ...stamp.report, rewritten: null, fused: {}, note: `ONNX Runtime refused the rewritten graph: ${reason}` } });
+  await rm(report.rewritten, { force: true });
+  await rm(`${report.rewritten}_data`, { force: true });
+}
+
+async function readStamp(path: string): Promise<Stamp | undefined> {
+  try {
+    const s = JSON.parse(await readFile(path, 'utf8')) as Stamp;
+    return typeof s === 'object' && s && Array.isArray(s.files) && s.report ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeStamp(path: string, stamp: Stamp): Promise<void> {
+  const partial = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.partial`;
+  await writeFile(partial, `${JSON.stringify(stamp, null, 2)}\n`);
+  await rename(partial, path);
+}
+
+async function writable(dir: string): Promise<boolean> {
+  const probe = join(dir, `.tessera-rewrite-probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  try {
+    await writeFile(probe, '');
+    await rm(probe, { force: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Rewrites of older versions or of older contents of the same model. */
+async function removeStale(dir: string, stem: string, keep: readonly string[]): Promise<void> {
+  const pattern = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.rewrite-v\\d+-[0-9a-f]+\\.onnx(_data)?$`);
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (pattern.test(name) && !keep.includes(name)) await rm(join(dir, name), { force: true }).catch(() => undefined);
+  }
+}
