@@ -80,6 +80,17 @@ async function all(collection: string): Promise<StoredDocument[]> {
   return (await store.get(collection, ids)).sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
+/** What `work` gave, and how many batches the model ran meanwhile. */
+async function batchesDuring<T>(work: () => Promise<T>): Promise<{ result: T; batches: number }> {
+  let batches = 0;
+  const stop = embedder.onBatch(() => batches++);
+  try {
+    return { result: await work(), batches };
+  } finally {
+    stop();
+  }
+}
+
 const framesOf = (docs: StoredDocument[], video: string) => docs.filter((d) => d.metadata.video === video);
 
 describe('videos and PDFs in a folder index', () => {
@@ -126,14 +137,9 @@ describe('videos and PDFs in a folder index', () => {
     const dir = await mediaFolder();
     const c = await newCollection();
     await run(c, dir);
-    let batches = 0;
-    const stop = embedder.onBatch(() => batches++);
-    try {
-      assert.deepEqual(summary(await run(c, dir)), { added: 0, updated: 0, skipped: 4, removed: 0, failed: 0 });
-    } finally {
-      stop();
-    }
-    assert.equal(batches, 0, 'nothing embedded on a rerun');
+    const rerun = await batchesDuring(() => run(c, dir));
+    assert.deepEqual(summary(rerun.result), { added: 0, updated: 0, skipped: 4, removed: 0, failed: 0 });
+    assert.equal(rerun.batches, 0, 'nothing embedded on a rerun');
 
     const before = framesOf(await all(c), 'colours.mp4').map((d) => d.id);
     await makeVideo(join(dir, 'colours.mp4'), [{ colour: 'yellow', seconds: 1.5 }, { colour: 'purple', seconds: 1.5 }]);
@@ -154,14 +160,9 @@ describe('videos and PDFs in a folder index', () => {
     const dir = await mediaFolder();
     const c = await newCollection();
     await run(c, dir);
-    let batches = 0;
-    const stop = embedder.onBatch(() => batches++);
-    try {
-      assert.deepEqual(summary(await run(c, dir, { rehash: true })), { added: 0, updated: 0, skipped: 4, removed: 0, failed: 0 });
-    } finally {
-      stop();
-    }
-    assert.equal(batches, 0);
+    const rehash = await batchesDuring(() => run(c, dir, { rehash: true }));
+    assert.deepEqual(summary(rehash.result), { added: 0, updated: 0, skipped: 4, removed: 0, failed: 0 });
+    assert.equal(rehash.batches, 0);
   });
 
   test('watched paths: a video deleted loses its frames, a PDF added gains its pages', async () => {
