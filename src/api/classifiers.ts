@@ -9,6 +9,7 @@ import { parseTrainRequest } from './classifier-request.ts';
 import type { ApiContext } from './context.ts';
 import { embedRequestItems } from './embed-items.ts';
 import type { ModelHandle } from './models.ts';
+import { deleteClassifierSchema, listClassifiersSchema, trainSchema } from './schemas/classify.ts';
 
 /** A served model as classifiers record it. */
 export function servedModel(model: ModelHandle): ServedModel {
@@ -38,7 +39,7 @@ export function classifierModel(ctx: ApiContext, classifiers: Classifiers, recor
  * classifier_id is POST /v1/classify (classify.ts).
  */
 export const classifierRoutes: FastifyPluginAsync<{ ctx: ApiContext; classifiers: Classifiers }> = async (app, { ctx, classifiers }) => {
-  app.post('/v1/train', async (request, reply) => {
+  app.post('/v1/train', { schema: trainSchema }, async (request, reply) => {
     const body = parseTrainRequest(request.body, ctx.limits);
     const owner = request.tessera.keyId;
     const labels = labelsOf(body.labels.map((label) => ({ label })));
@@ -62,11 +63,11 @@ export const classifierRoutes: FastifyPluginAsync<{ ctx: ApiContext; classifiers
     return { classifier_id: record.id, num_samples: examples.length, usage: { total_tokens: usage.total_tokens } };
   });
 
-  app.get('/v1/classifiers', async (request) => {
+  app.get('/v1/classifiers', { schema: listClassifiersSchema }, async (request) => {
     return (await classifiers.list(request.tessera.keyId)).map(describeClassifier);
   });
 
-  app.delete<{ Params: { id: string } }>('/v1/classifiers/:id', async (request) => {
+  app.delete<{ Params: { id: string } }>('/v1/classifiers/:id', { schema: deleteClassifierSchema }, async (request) => {
     await classifiers.delete(request.params.id, request.tessera.keyId);
     return { classifier_id: request.params.id, deleted: true };
   });

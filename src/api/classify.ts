@@ -8,10 +8,11 @@ import { parseClassifyRequest } from './request.ts';
 import { parseClassifyByIdRequest } from './classifier-request.ts';
 import { classifierModel } from './classifiers.ts';
 import { TesseraError } from '../errors.ts';
+import { classifySchema } from './schemas/classify.ts';
 
 /** POST /v1/classify in the shape of Jina's Classifier API: zero-shot on `labels`, or few-shot with a `classifier_id`. */
 export const classifyRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
-  app.post('/v1/classify', async (request, reply) => {
+  app.post('/v1/classify', { schema: classifySchema }, async (request, reply) => {
     const byId = parseClassifyByIdRequest(request.body, ctx.limits);
     if (byId) {
       // Few-shot: the classifier's weights instead of label embeddings; billed for the inputs only.

@@ -20,7 +20,22 @@ import { ThumbnailCache, THUMBNAIL_TYPE } from '../search/thumbnail.ts';
 import { publicModel } from '../model/source.ts';
 import { sendDocumentFile } from './document-file.ts';
 import type { CollectionDescriptor, CollectionInfo, Metadata, StoredDocument, VectorStore } from '../store/store.ts';
-import { validateCollectionName, validateDocumentId } from '../store/validate.ts';
+import { validateDocumentId } from '../store/validate.ts';
+import {
+  createCollectionSchema,
+  deleteCollectionSchema,
+  deleteDocumentSchema,
+  deleteDuplicatesSchema,
+  fileSchema,
+  getDocumentSchema,
+  getDuplicatesSchema,
+  listCollectionsSchema,
+  listDuplicatesSchema,
+  searchSchema,
+  startDuplicatesSchema,
+  thumbnailSchema,
+  upsertDocumentsSchema,
+} from './schemas/collections.ts';
 import { admit, estimateTextTokens, IMAGE_TOKEN_ESTIMATE } from './admission.ts';
 import { describe } from './request.ts';
 import { bill, recordTimings } from './billing.ts';
@@ -28,14 +43,6 @@ import { requestSignal, type ApiContext } from './context.ts';
 import type { ModelHandle } from './models.ts';
 
 const invalid = (message: string) => new TesseraError('REQUEST_INVALID', message);
-
-/** The body as an object with only `allowed` fields: a typo ("top_k") is an error, not ignored. */
-function bodyObject(body: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid(`the body must be a JSON object, got ${describe(body)}`);
-  const unknown = Object.keys(body).filter((k) => !allowed.includes(k));
-  if (unknown.length > 0) throw invalid(`unknown field ${JSON.stringify(unknown[0])}; the fields are ${allowed.join(', ')}`);
-  return body as Record<string, unknown>;
-}
 
 /**
  * How a document's image is shown to clients: its URL or data URI as stored; a file (a
@@ -81,12 +88,18 @@ function documentTokens(docs: readonly DocumentInput[]): number {
 const documentNotFound = (collection: string, id: string) =>
   new TesseraError('DOCUMENT_NOT_FOUND', `collection ${JSON.stringify(collection)} holds no document ${JSON.stringify(id)}`);
 
+/**
+ * Path parameters and bodies as their schemas (schemas/collections.ts) let them through: a
+ * collection name in a path matches COLLECTION_NAME; a body is an object of the listed fields,
+ * each of its type. The route's parsers check the rest.
+ */
 interface NameParams {
   name: string;
 }
 interface DocumentParams extends NameParams {
   id: string;
 }
+type Body = Record<string, unknown>;
 
 export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: VectorStore }> = async (app, { ctx, store }) => {
   const thumbnails = new ThumbnailCache();
@@ -97,7 +110,7 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
    * COLLECTION_MODEL_MISMATCH when this server does not serve that model.
    */
   async function servable(name: string): Promise<{ info: CollectionDescriptor; model: ModelHandle }> {
-    const info = await requireCollection(store, validateCollectionName(name, 'collection'));
+    const info = await requireCollection(store, name);
     const slot = ctx.models.serving(info);
     if (!slot) {
       throw new TesseraError(
@@ -118,16 +131,15 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     return bill(ctx, request, embeddings);
   }
 
-  app.get('/v1/collections', async () => {
+  app.get('/v1/collections', { schema: listCollectionsSchema }, async () => {
     const collections = await store.listCollections();
     return { data: collections.map(collectionView) };
   });
 
-  app.post('/v1/collections', async (request) => {
-    const body = bodyObject(request.body, ['name', 'model', 'dtype']);
-    const name = validateCollectionName(body.name, 'name');
+  app.post<{ Body: { name: string; model?: string | null; dtype?: string | null } }>('/v1/collections', { schema: createCollectionSchema }, async (request) => {
+    const body = request.body;
+    const name = body.name;
     // The served name, an alias, or the model as the server was started with it; none: the first served.
-    if (body.model !== undefined && body.model !== null && typeof body.model !== 'string') throw invalid(`model must be a string, got ${describe(body.model)}`);
     const slot = typeof body.model === 'string' ? ctx.models.resolve(body.model) : ctx.models.default;
     if (body.dtype !== undefined && body.dtype !== null && body.dtype !== slot.ref.dtype) {
       throw new TesseraError('MODEL_MISMATCH', `dtype ${JSON.stringify(body.dtype)} is not served here; ${JSON.stringify(slot.name)} runs ${slot.ref.dtype}`);
@@ -137,15 +149,14 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     return collectionView(info);
   });
 
-  app.delete<{ Params: NameParams }>('/v1/collections/:name', async (request) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.delete<{ Params: NameParams }>('/v1/collections/:name', { schema: deleteCollectionSchema }, async (request) => {
+    const name = request.params.name;
     if (!(await store.dropCollection(name))) await requireCollection(store, name);
     return { name, deleted: true };
   });
 
-  app.post<{ Params: NameParams }>('/v1/collections/:name/documents', async (request, reply) => {
-    const body = bodyObject(request.body, ['documents']);
-    const list = body.documents;
+  app.post<{ Params: NameParams; Body: Body }>('/v1/collections/:name/documents', { schema: upsertDocumentsSchema }, async (request, reply) => {
+    const list = request.body.documents;
     if (!Array.isArray(list) || list.length === 0) throw invalid(`documents must be a non-empty list of documents, got ${describe(list)}`);
     if (list.length > ctx.limits.maxItems) {
       throw new TesseraError('TOO_MANY_ITEMS', `documents has ${list.length} entries but this server accepts at most ${ctx.limits.maxItems} per request; split it`);
@@ -187,8 +198,8 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     };
   });
 
-  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id', async (request) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id', { schema: getDocumentSchema }, async (request) => {
+    const name = request.params.name;
     const id = validateDocumentId(request.params.id, 'id');
     await requireCollection(store, name);
     const [doc] = await store.get(name, [id]);
@@ -196,16 +207,16 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     return documentView(doc);
   });
 
-  app.delete<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id', async (request) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.delete<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id', { schema: deleteDocumentSchema }, async (request) => {
+    const name = request.params.name;
     const id = validateDocumentId(request.params.id, 'id');
     await requireCollection(store, name);
     if ((await store.delete(name, [id])) === 0) throw documentNotFound(name, id);
     return { id, deleted: true };
   });
 
-  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id/thumbnail', async (request, reply) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id/thumbnail', { schema: thumbnailSchema }, async (request, reply) => {
+    const name = request.params.name;
     const id = validateDocumentId(request.params.id, 'id');
     await requireCollection(store, name);
     // The id only looks the document up: where its image is comes from the store.
@@ -223,8 +234,8 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
   });
 
   // A video or PDF a result points into (the page plays or opens it there).
-  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id/file', async (request, reply) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.get<{ Params: DocumentParams }>('/v1/collections/:name/documents/:id/file', { schema: fileSchema }, async (request, reply) => {
+    const name = request.params.name;
     const id = validateDocumentId(request.params.id, 'id');
     await requireCollection(store, name);
     const [doc] = await store.get(name, [id]);
@@ -232,11 +243,13 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     return sendDocumentFile(name, doc, request, reply);
   });
 
-  app.post<{ Params: NameParams }>('/v1/collections/:name/search', async (request, reply) => {
-    const body = bodyObject(request.body, ['query', 'k', 'offset', 'min_score', 'filter', 'modality', 'mode', 'sort', 'cutoff', 'group', 'collapse']);
+  app.post<{ Params: NameParams; Body: Body }>('/v1/collections/:name/search', { schema: searchSchema }, async (request, reply) => {
+    const body = request.body;
+    // The query and the cut-off are unions, the filter a language of its own: their parsers
+    // (shared with the CLI) check them; the schema checked the other knobs already.
     const terms = parseQuery(body.query, 'query', ctx.limits.maxTextChars);
     const params = parseSearchParameters(body);
-    const name = validateCollectionName(request.params.name, 'collection');
+    const name = request.params.name;
     const { model } = await servable(name);
     await admit(ctx, request, queryTokens(terms));
     const started = performance.now();
@@ -275,41 +288,35 @@ export const collectionsRoutes: FastifyPluginAsync<{ ctx: ApiContext; store: Vec
     };
   }
 
-  const resultsPage = (value: string | undefined, field: string, min: number, max: number, fallback: number): number => {
-    if (value === undefined || value === '') return fallback;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new TesseraError('SEARCH_PARAMETER_INVALID', `${field}: expected an integer from ${min} to ${max} but received ${JSON.stringify(value)}`);
-    return n;
-  };
-
-  app.post<{ Params: NameParams }>('/v1/collections/:name/duplicates', async (request, reply) => {
-    const body = bodyObject(request.body ?? {}, ['threshold', 'modality']);
-    const threshold = parseThreshold(body.threshold);
+  app.post<{ Params: NameParams; Body: Body | null | undefined }>('/v1/collections/:name/duplicates', { schema: startDuplicatesSchema }, async (request, reply) => {
+    const body = request.body ?? {};
+    const threshold = parseThreshold(body.threshold); // a number or a numeric string
     const { modality } = parseSearchParameters({ modality: body.modality });
-    const name = validateCollectionName(request.params.name, 'collection');
+    const name = request.params.name;
     await requireCollection(store, name);
     const job = duplicateJobs.start(name, { threshold, modality });
     return reply.code(202).header('location', `/v1/collections/${name}/duplicates/${job.id}`).send(duplicateJobView(job));
   });
 
-  app.get<{ Params: NameParams }>('/v1/collections/:name/duplicates', async (request) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.get<{ Params: NameParams }>('/v1/collections/:name/duplicates', { schema: listDuplicatesSchema }, async (request) => {
+    const name = request.params.name;
     await requireCollection(store, name);
     return { data: duplicateJobs.list(name).map(duplicateJobView) };
   });
 
-  app.get<{ Params: NameParams & { job: string }; Querystring: { offset?: string; limit?: string } }>('/v1/collections/:name/duplicates/:job', async (request) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  // offset and limit arrive as integers in range (the schema coerces and checks them).
+  app.get<{ Params: NameParams & { job: string }; Querystring: { offset?: number; limit?: number } }>('/v1/collections/:name/duplicates/:job', { schema: getDuplicatesSchema }, async (request) => {
+    const name = request.params.name;
     const job = duplicateJobs.get(name, request.params.job);
-    const offset = resultsPage(request.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER, 0);
-    const limit = resultsPage(request.query.limit, 'limit', 1, MAX_DUPLICATE_GROUPS_PAGE, DEFAULT_DUPLICATE_GROUPS_PAGE);
+    const offset = request.query.offset ?? 0;
+    const limit = request.query.limit ?? DEFAULT_DUPLICATE_GROUPS_PAGE;
     const groups = job.groups();
     const next = offset + limit < groups.length ? offset + limit : null;
     return { ...duplicateJobView(job), data: groups.slice(offset, offset + limit), offset, next_offset: next };
   });
 
-  app.delete<{ Params: NameParams & { job: string } }>('/v1/collections/:name/duplicates/:job', async (request) => {
-    const name = validateCollectionName(request.params.name, 'collection');
+  app.delete<{ Params: NameParams & { job: string } }>('/v1/collections/:name/duplicates/:job', { schema: deleteDuplicatesSchema }, async (request) => {
+    const name = request.params.name;
     const job = duplicateJobs.cancel(name, request.params.job);
     return { id: job.id, deleted: true };
   });

@@ -6,6 +6,7 @@ import { bill } from './billing.ts';
 import type { ApiContext } from './context.ts';
 import { embedRequestItems } from './embed-items.ts';
 import { parseEmbeddingsRequest } from './request.ts';
+import { embeddingsSchema } from './schemas/embeddings.ts';
 
 /** The Jina Embeddings API: POST /v1/embeddings, and /embeddings for OpenAI-style base URLs. */
 export const embeddingsRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (app, { ctx }) => {
@@ -40,6 +41,8 @@ export const embeddingsRoutes: FastifyPluginAsync<{ ctx: ApiContext }> = async (
       data: results.map((r, index) => ({ object: 'embedding', index, embedding: encodeFor(r.embedding, body) })),
     };
   };
-  app.post('/v1/embeddings', embeddings);
-  app.post('/embeddings', embeddings);
+  // The schema checks the body's shape first (validation.ts); the parser, shared with the MCP
+  // tools, checks the unions (`input`, the encodings) and the limits.
+  app.post('/v1/embeddings', { schema: embeddingsSchema }, embeddings);
+  app.post('/embeddings', { schema: embeddingsSchema }, embeddings);
 };

@@ -3,6 +3,7 @@ import { TesseraError } from '../errors.ts';
 import type { StoreAvailability, StoreState } from '../store/availability.ts';
 import type { ApiContext } from './context.ts';
 import { errorBody } from './error-handler.ts';
+import { liveSchema, metricsSchema, modelsSchema, readySchema } from './schemas/health.ts';
 
 /**
  * Models and health: GET /v1/models, /live (and /health), /ready, /metrics.
@@ -22,11 +23,12 @@ import { errorBody } from './error-handler.ts';
  */
 export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext; availability?: StoreAvailability }> = async (app, { ctx, availability }) => {
   const live = async () => ({ status: 'ok' });
-  app.get('/live', live);
-  app.get('/health', live);
+  app.get('/live', { schema: liveSchema }, live);
+  app.get('/health', { schema: liveSchema }, live);
 
-  app.get('/ready', async (request, reply) => {
-    const needStore = wantsStore(request.query);
+  app.get<{ Querystring: { store?: string } }>('/ready', { schema: readySchema }, async (request, reply) => {
+    // The schema allows only 1, true, 0, false or a bare ?store (validation.ts).
+    const needStore = request.query.store !== undefined && request.query.store !== '0' && request.query.store !== 'false';
     const models = ctx.models.unavailable;
     if (models) return reply.code(models.status).send(errorBody(request, models.code, models.message));
     let state = availability?.state;
@@ -40,7 +42,7 @@ export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext; availability?: 
 
   // Jina's and OpenAI's list shape, with what a client needs to know of each model; facts
   // are null until the model has been warmed up.
-  app.get('/v1/models', async () => {
+  app.get('/v1/models', { schema: modelsSchema }, async () => {
     return {
       object: 'list',
       data: ctx.models.slots.map((slot) => ({
@@ -56,7 +58,7 @@ export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext; availability?: 
     };
   });
 
-  app.get('/metrics', async (_request, reply) => {
+  app.get('/metrics', { schema: metricsSchema }, async (_request, reply) => {
     reply.header('content-type', ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
@@ -72,10 +74,3 @@ function storeView(state: StoreState) {
   };
 }
 
-/** `?store=1` (or `true`, or bare `?store`): /ready also requires the store; `0`, `false` or absent: not. */
-function wantsStore(query: unknown): boolean {
-  const value = (query as Record<string, unknown> | undefined)?.store;
-  if (value === undefined || value === '0' || value === 'false') return false;
-  if (value === '' || value === '1' || value === 'true') return true;
-  throw new TesseraError('REQUEST_INVALID', `store must be 1, true, 0 or false (e.g. /ready?store=1), got ${JSON.stringify(value)}`);
-}

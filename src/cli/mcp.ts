@@ -57,10 +57,10 @@ export async function main(args: string[]): Promise<void> {
     allowPrivateUrls: values['allow-private-urls'] ?? false,
   });
   // One user: no keys, no limits; usage is reported as the API reports it.
-  const server = createMcpServer(host, { owner: values.owner, admit: async () => {}, bill: usageOf });
+  const tools = toolsOf(host);
+  const server = createMcpServer(host, { owner: values.owner, admit: async () => {}, bill: usageOf }, tools);
   await server.connect(new StdioServerTransport());
-  const tools = toolsOf(host).map((t) => t.name);
-  console.error(`tessera mcp: ready on stdio with the store at ${store.location}; tools: ${tools.join(', ')}`);
+  console.error(`tessera mcp: ready on stdio with the store at ${store.location}; tools: ${tools.map((t) => t.name).join(', ')}`);
 
   let stopping = false;
   const stop = async (why: string) => {

@@ -9,19 +9,22 @@ export const MODEL_OPTIONS = {
   model: { type: 'string', default: DEFAULT_MODEL },
   dtype: { type: 'string', default: 'fp32' },
   threads: { type: 'string' },
+  'no-graph-rewrite': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
 export const MODEL_HELP = `  --model M      hub repository id (default ${DEFAULT_MODEL}), a local folder in the hub layout, "demo" or "demo-v2"
   --dtype D      fp32 | fp16 | q8 (hub files "", "_fp16", "_quantized"); default fp32
-  --threads N    ONNX Runtime intra-op threads per session (default: all cores)`;
+  --threads N    ONNX Runtime intra-op threads per session (default: all cores)
+  --no-graph-rewrite  run the model's graph as it is, without the load-time fusions
+                 (attention, residual + LayerNorm, GELU; also TESSERA_GRAPH_REWRITE=0)`;
 
-export function modelSettings(values: { dtype?: string; threads?: string }): { dtype: Dtype; intraOpThreads?: number } {
+export function modelSettings(values: { dtype?: string; threads?: string; 'no-graph-rewrite'?: boolean }): { dtype: Dtype; intraOpThreads?: number; graphRewrite?: boolean } {
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new Error(`--threads expects a positive integer, got ${values.threads}`);
   }
-  return { dtype: parseDtype(values.dtype ?? 'fp32'), intraOpThreads: threads };
+  return { dtype: parseDtype(values.dtype ?? 'fp32'), intraOpThreads: threads, ...(values['no-graph-rewrite'] ? { graphRewrite: false } : {}) };
 }
 
 /** The name responses carry for a model (one home: the server's models, api/models.ts). */

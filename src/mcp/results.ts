@@ -44,7 +44,10 @@ export async function picture(host: McpHost, collection: string, doc: StoredDocu
  */
 export function shownPlace(host: McpHost, id: string, image: string): string {
   const inline = /^data:([^;,]*)/i.exec(image);
-  if (inline) return `inline ${inline[1] || 'image'} data (${Math.round((image.length * 3) / 4 / 1024)} KiB)`;
+  if (inline) {
+    const bytes = Math.round(((image.length - image.indexOf(',') - 1) * 3) / 4);
+    return `inline ${inline[1] || 'image'} data (${bytes < 10_240 ? `${bytes} bytes` : `${Math.round(bytes / 1024)} KiB`})`;
+  }
   return host.local ? image : shownImage(id, image);
 }
 

@@ -547,6 +547,7 @@ video.addEventListener('loadedmetadata', () => {
 });
 video.addEventListener('error', () => {
   if (!video.getAttribute('src')) return; // unloaded on purpose
+  if (!playerError.hidden) return; // a more precise reason was given (the policy's)
   const code = video.error?.code;
   showPlayerError(code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED
     ? 'this browser cannot play this video: its format is not supported here, or the file could not be served'
