@@ -17,14 +17,14 @@ WORKDIR /app
 # Behind a proxy that re-signs TLS, hand npm its CA as a secret (nothing of it stays in a layer):
 #   docker build --secret id=npm_ca,src=/path/to/ca-bundle.crt -t tessera .
 COPY package.json package-lock.json .npmrc ./
-RUN --mount=type=secret,id=npm_ca \
+RUN --mount=type=secret,id=npm_ca --mount=type=cache,target=/root/.npm,sharing=locked \
     if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi \
  && npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/build-package.mjs scripts/
 COPY bin bin
 COPY src src
-RUN node scripts/build-package.mjs && npm prune --omit=dev --no-audit --no-fund
+RUN node scripts/build-package.mjs && npm prune --omit=dev --offline --no-audit --no-fund
 
 # Run: the compiled dist/ and the production node_modules; no sources, so bin/tessera runs dist/.
 FROM ${NODE_IMAGE}

@@ -19,7 +19,6 @@ export interface TrainRequest {
   labels: string[];
 }
 
-const TRAIN_FIELDS = new Set(['model', 'classifier_id', 'access', 'num_iters', 'input']);
 const EXAMPLE_FIELDS = new Set(['text', 'image', 'url', 'bytes', 'label', 'id']);
 /** Jina's playground allows 1-1000. */
 export const MAX_NUM_ITERS = 1000;
@@ -47,25 +46,19 @@ function classifierId(value: unknown): string {
   return value;
 }
 
-/** Validates a /v1/train body (Jina's fields; unknown ones are refused). */
+/**
+ * Reads a /v1/train body that its schema (schemas/classify.ts) let through: an object of
+ * Jina's fields only, `model` a non-empty string, `access` private or public, `num_iters` an
+ * integer from 1 to MAX_NUM_ITERS (each may be null: not given). Checked here: model or
+ * classifier_id (one of them), and the examples.
+ */
 export function parseTrainRequest(rawBody: unknown, limits: ClassifierRequestLimits): TrainRequest {
   const body = asObject(rawBody);
-  checkFields(body, TRAIN_FIELDS, '');
   const has = (f: string) => body[f] !== undefined && body[f] !== null;
   if (has('model') && has('classifier_id')) throw invalid('model and classifier_id cannot both be given: model creates a classifier, classifier_id trains an existing one');
   if (!has('model') && !has('classifier_id')) throw invalid('model (to create a classifier) or classifier_id (to train one) is required');
-  if (has('model') && (typeof body.model !== 'string' || body.model === '')) throw invalid(`model must be a non-empty string, got ${describe(body.model)}`);
-  let access: ClassifierAccess = 'private';
-  if (has('access')) {
-    if (body.access !== 'private' && body.access !== 'public') throw invalid(`access must be "private" or "public", got ${describe(body.access)}`);
-    access = body.access;
-  }
-  let numIters = 10;
-  if (has('num_iters')) {
-    const n = body.num_iters;
-    if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > MAX_NUM_ITERS) throw invalid(`num_iters must be an integer from 1 to ${MAX_NUM_ITERS}, got ${describe(n)}`);
-    numIters = n as number;
-  }
+  const access: ClassifierAccess = has('access') ? (body.access as ClassifierAccess) : 'private';
+  const numIters = has('num_iters') ? (body.num_iters as number) : 10;
   const items: RequestItem[] = [];
   const labels: string[] = [];
   inputList(body, limits).forEach((value, i) => {

@@ -11,7 +11,7 @@ import { embedDocuments, parseDocumentInput, type DocumentInput } from '../index
 import { SOURCE_KEY } from '../index/sources.ts';
 import { requireCollection } from '../search/collection.ts';
 import { DuplicateJobs, type DuplicateJob } from '../search/duplicate-jobs.ts';
-import { DEFAULT_DUPLICATE_GROUPS_PAGE, MAX_DUPLICATE_GROUPS_PAGE, parseThreshold } from '../search/duplicates.ts';
+import { DEFAULT_DUPLICATE_GROUPS_PAGE, parseThreshold } from '../search/duplicates.ts';
 import type { GroupedHit } from '../search/group.ts';
 import { parseSearchParameters } from '../search/params.ts';
 import { parseQuery, type QueryTerm } from '../search/query.ts';

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { invalidArgument } from '../errors.ts';
 import { DEFAULT_SEED, forgeModel, PRESET_NAMES, type PresetName } from '../forge/index.ts';
 
-const HELP = `usage: tessera forge --preset P --out DIR [--no-attention-mask] [--seed N] [--q8]
+const HELP = `usage: tessera forge --preset P --out DIR [--no-attention-mask] [--seed N] [--q8 [--hub-like]]
 
 Builds a model folder in the Hugging Face hub layout. jina-clip-v1 presets: config.json,
 preprocessor_config.json, tokenizer files, onnx/text_model.onnx and onnx/vision_model.onnx.
@@ -23,7 +23,11 @@ onnx/model.onnx with its weights in onnx/model.onnx_data.
                         and the v2 presets are built without one anyway, as the hub's
                         exports)
   --seed N              seed of the random weights (default ${DEFAULT_SEED})
-  --q8                  also write the int8 variant (onnx/*_quantized.onnx, --dtype q8)`;
+  --q8                  also write the int8 variant (onnx/*_quantized.onnx, --dtype q8)
+  --hub-like            make that variant (implies --q8) the way the hub's _quantized files
+                        are made, by transformers.js's quantize script: uint8 weights in
+                        the vision tower (it has a Conv), int8 in the text tower, per
+                        tensor, Conv and embedding tables included (jina-clip-v1 presets)`;
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -34,6 +38,7 @@ export async function main(args: string[]): Promise<void> {
       'no-attention-mask': { type: 'boolean' },
       seed: { type: 'string' },
       q8: { type: 'boolean' },
+      'hub-like': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -54,7 +59,8 @@ export async function main(args: string[]): Promise<void> {
     // Unset: each preset's default (jina-clip-v1 presets with attention_mask, clip-tiny and v2-* without).
     attentionMask: values['no-attention-mask'] ? false : undefined,
     seed,
-    quantized: values.q8 === true,
+    quantized: values.q8 === true || values['hub-like'] === true,
+    ...(values['hub-like'] ? { q8Style: 'hub-like' as const } : {}),
     onFile: (file) => process.stderr.write(`  ${file.path.padEnd(26)} ${formatBytes(file.bytes).padStart(9)}\n`),
   });
   const total = summary.files.reduce((sum, f) => sum + f.bytes, 0);

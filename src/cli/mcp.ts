@@ -44,14 +44,14 @@ export async function main(args: string[]): Promise<void> {
   if (values.help) return console.log(HELP);
   // Standard output is the protocol's from here: a stray console.log (ours or a library's) would break it.
   console.log = console.info = console.debug = console.error;
-  const { dtype, intraOpThreads } = modelSettings(values);
+  const { dtype, ...session } = modelSettings(values);
   const defaultCollection = values.collection === undefined ? undefined : validateCollectionName(values.collection, '--collection');
   const store = await openStore(values.store);
   const host = localHost({
     store,
     model: values.model,
     dtype,
-    threads: intraOpThreads,
+    session,
     allowWrites: values['mcp-allow-writes'] ?? false,
     defaultCollection,
     allowPrivateUrls: values['allow-private-urls'] ?? false,

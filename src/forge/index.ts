@@ -16,10 +16,10 @@ import { invalidArgument } from '../errors.ts';
 import { forgeClipModel } from './clip-forge.ts';
 import { isClipPreset } from './clip-presets.ts';
 import { colourWeights } from './colour.ts';
-import type { WeightSource } from './graph.ts';
+import type { GraphBuilder, WeightSource } from './graph.ts';
 import { modelConfig, PREPROCESSOR_CONFIG } from './hub-files.ts';
 import { PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
-import { quantizeGraph } from './quantize.ts';
+import { quantizeGraph, quantizeGraphHubLike, type HubLikeOptions } from './quantize.ts';
 import { randomWeights } from './random-weights.ts';
 import { buildTextGraph } from './text-tower.ts';
 import { tokenizerFiles } from './tokenizer-files.ts';
@@ -34,6 +34,7 @@ export { CLIP_PRESETS, type ClipPreset, type ClipPresetName } from './clip-prese
 export { COLOURS, normalisePixel, type Colour } from './colour.ts';
 export { IMAGE_MEAN, IMAGE_STD, PREPROCESSOR_CONFIG } from './hub-files.ts';
 export { PRESET_NAMES, PRESETS, type Preset, type PresetName } from './presets.ts';
+export type { HubLikeOptions, WeightQuantType } from './quantize.ts';
 export { TEXT_INPUTS, TEXT_OUTPUT } from './text-tower.ts';
 export { VISION_INPUT, VISION_OUTPUT } from './vision-tower.ts';
 export { V2_MODEL_DATA_FILE, V2_MODEL_FILE, V2_QUANTIZED_MODEL_FILE } from './v2-forge.ts';
@@ -68,9 +69,22 @@ export interface ForgeOptions {
   seed?: number;
   /** Also write the q8 variant (onnx/*_quantized.onnx, dynamic int8 MatMuls; see quantize.ts). */
   quantized?: boolean;
+  /**
+   * How the q8 variant is made (with `quantized`; jina-clip-v1 presets only): `forge` (default),
+   * per-column symmetric int8 MatMul weights; `hub-like`, as transformers.js's
+   * scripts/quantize.py makes the hub's `_quantized` files (uint8 weights in a graph with a
+   * Conv, so the vision tower's; int8 in the text tower's; per tensor; Conv and embedding
+   * tables quantised too: quantize.ts, quantizeGraphHubLike).
+   */
+  q8Style?: Q8Style;
+  /** Options of the hub-like variant (per channel, reduce range, weight type: quantize.ts). */
+  hubLike?: HubLikeOptions;
   /** Called as each file is written, for progress output. */
   onFile?: (file: ForgedFile) => void;
 }
+
+export type Q8Style = 'forge' | 'hub-like';
+export const Q8_STYLES: readonly Q8Style[] = ['forge', 'hub-like'];
 
 export interface ForgedFile {
   /** Relative to outDir, with forward slashes. */
@@ -96,6 +110,11 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   if (typeof outDir !== 'string' || outDir === '') throw invalidArgument('outDir', 'a directory path', outDir);
   if (typeof attentionMask !== 'boolean') throw invalidArgument('attentionMask', 'a boolean', attentionMask);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument('seed', 'an integer from 0 to 4294967295', seed);
+  const q8Style = options.q8Style ?? 'forge';
+  if (!Q8_STYLES.includes(q8Style)) throw invalidArgument('q8Style', Q8_STYLES.join(' | '), q8Style);
+  if (q8Style === 'hub-like' && (isV2Preset(presetName) || isClipPreset(presetName))) {
+    throw invalidArgument('q8Style', "'forge' or unset for the CLIP and v2 presets (the hub-like q8 variant is made for jina-clip-v1's two towers)", q8Style);
+  }
 
   const files: ForgedFile[] = [];
   if (isV2Preset(presetName)) {
@@ -152,10 +171,15 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   const visionPath = 'onnx/vision_model.onnx';
   done(visionPath, await writeModel(join(outDir, visionPath), buildVisionGraph(preset.vision, preset.projectionDim), weights, info('vision')));
   if (options.quantized) {
-    const text = quantizeGraph(buildTextGraph(preset.text, { attentionMask }), weights);
-    done('onnx/text_model_quantized.onnx', await writeModel(join(outDir, 'onnx/text_model_quantized.onnx'), text.graph, text.weights, info('text (q8)')));
-    const vision = quantizeGraph(buildVisionGraph(preset.vision, preset.projectionDim), weights);
-    done('onnx/vision_model_quantized.onnx', await writeModel(join(outDir, 'onnx/vision_model_quantized.onnx'), vision.graph, vision.weights, info('vision (q8)')));
+    const quantize = q8Style === 'hub-like' ? (g: GraphBuilder) => quantizeGraphHubLike(g, weights, options.hubLike) : (g: GraphBuilder) => quantizeGraph(g, weights);
+    const q8Info = (tower: string): ModelInfo => {
+      const base = info(`${tower} (q8${q8Style === 'hub-like' ? ', hub-like' : ''})`);
+      return { ...base, metadata: { ...base.metadata, tessera_forge_q8: q8Style } };
+    };
+    const text = quantize(buildTextGraph(preset.text, { attentionMask }));
+    done('onnx/text_model_quantized.onnx', await writeModel(join(outDir, 'onnx/text_model_quantized.onnx'), text.graph, text.weights, q8Info('text')));
+    const vision = quantize(buildVisionGraph(preset.vision, preset.projectionDim));
+    done('onnx/vision_model_quantized.onnx', await writeModel(join(outDir, 'onnx/vision_model_quantized.onnx'), vision.graph, vision.weights, q8Info('vision')));
   }
   return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
 }

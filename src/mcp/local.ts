@@ -9,7 +9,7 @@ import { SERVER_OPTIONS } from '../api/config.ts';
 import { servedName } from '../api/models.ts';
 import { Classifiers } from '../classifier/classifiers.ts';
 import { CLI_CLASSIFIER_LIMITS } from '../cli/train.ts';
-import { Embedder } from '../engine/embedder.ts';
+import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
 import { TesseraError } from '../errors.ts';
 import { parseDtype } from '../model/dtype.ts';
 import { modelRefOf } from '../search/collection.ts';
@@ -22,7 +22,8 @@ export interface LocalHostOptions {
   /** --model as given (a hub id, a folder, demo) and --dtype: embed, classify, new collections. */
   model: string;
   dtype: string;
-  threads?: number;
+  /** Session settings of every model loaded (--threads, --no-graph-rewrite), as modelSettings gives them. */
+  session: Pick<EmbedderOptions, 'intraOpThreads' | 'graphRewrite'>;
   allowWrites: boolean;
   defaultCollection?: string;
   /** Let image URLs reach loopback and private addresses (--allow-private-urls). */
@@ -46,7 +47,7 @@ export function localHost(options: LocalHostOptions): LocalHost {
     if (!model) {
       model = (async () => {
         // Paths are fine here: the images are the user's own (an image argument may be a file).
-        const engine = await Embedder.load(ref.model, { dtype: parseDtype(ref.dtype), intraOpThreads: options.threads, progress: true, allowPaths: true });
+        const engine = await Embedder.load(ref.model, { ...options.session, dtype: parseDtype(ref.dtype), progress: true, allowPaths: true });
         return { name: servedName(ref.model), ref, engine, dimensions: engine.info.dimensions };
       })();
       loaded.set(key, model);

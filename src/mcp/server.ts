@@ -18,11 +18,17 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 /** Progress notifications at most this often (a long index_path), so they do not flood the client. */
 const PROGRESS_INTERVAL_MS = 500;
 
-const INSTRUCTIONS =
-  'tessera searches collections of images, video frames, PDF pages and texts by meaning with a multimodal (CLIP) model. ' +
-  'Call list_collections to see what there is, then search with a text description (or an image, or an example document id); ' +
-  'results come best first with id, score and metadata, the first ones with a thumbnail. get_document gives one document whole, ' +
-  'find_similar finds documents like one. embed and classify run the model on texts and images directly.';
+/** What the server tells the assistant about itself (the tools of a server without a store are only embed and classify). */
+function instructions(host: McpHost): string {
+  const models = 'embed and classify run the multimodal (CLIP) model on texts and images directly.';
+  if (!host.store) return `tessera: ${models}`;
+  return (
+    'tessera searches collections of images, video frames, PDF pages and texts by meaning with a multimodal (CLIP) model. ' +
+    'Call list_collections to see what there is, then search with a text description (or an image, or an example document id); ' +
+    'results come best first with id, score and metadata, the first ones with a thumbnail. get_document gives one document whole, ' +
+    `find_similar finds documents like one. ${models}${host.allowWrites ? ' index_path and add_documents add documents to a collection.' : ''}`
+  );
+}
 
 /** The tools `host` offers. */
 export function toolsOf(host: McpHost): ToolDef[] {
@@ -39,7 +45,7 @@ export function toolsOf(host: McpHost): ToolDef[] {
  * made once and given to every server of a host: /mcp makes a server per request.
  */
 export function createMcpServer(host: McpHost, caller: McpCaller, tools: readonly ToolDef[] = toolsOf(host)): McpServer {
-  const server = new McpServer({ name: 'tessera', title: 'tessera', version }, { instructions: INSTRUCTIONS });
+  const server = new McpServer({ name: 'tessera', title: 'tessera', version }, { instructions: instructions(host) });
   for (const tool of tools) {
     server.registerTool(
       tool.name,

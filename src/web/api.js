@@ -147,3 +147,62 @@ export async function fileUrl(collection, id, signal) {
   const url = URL.createObjectURL(await response.blob());
   return { url, release: () => URL.revokeObjectURL(url) };
 }
+
+/**
+ * A document as stored: `text` for a text document, `image` (an id or URL) for an image.
+ * @param {string} collection @param {string} id @param {AbortSignal} [signal]
+ * @returns {Promise<{id: string, modality: string, text?: string, image?: string, metadata?: Record<string, unknown>}>}
+ */
+export async function getDocument(collection, id, signal) {
+  const response = await call('GET', `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(id)}`, undefined, signal);
+  return response.json();
+}
+
+// ---------------------------------------------------------------- duplicate scans
+
+/**
+ * A duplicates job as the API shows it; polled, it also carries a page of its groups (`data`:
+ * the groups found so far while it runs, all of them once done, largest first).
+ * @typedef {{ids: string[], score: number, kind: string, videos?: string[], pdfs?: string[]}} DuplicateGroup
+ * @typedef {{id: string, collection: string, threshold: number, modality: string | null,
+ *   status: 'queued' | 'running' | 'done' | 'failed' | 'cancelled', scanned: number, total: number, groups: number,
+ *   created_at: string, started_at: string | null, finished_at: string | null, error: {code: string, message: string} | null,
+ *   data?: DuplicateGroup[], offset?: number, next_offset?: number | null}} DuplicateJob
+ */
+
+const duplicatesPath = (collection) => `/v1/collections/${encodeURIComponent(collection)}/duplicates`;
+
+/**
+ * Starts a scan of the collection (a background job on the server).
+ * @param {string} collection @param {{threshold?: number, modality?: string}} body @param {AbortSignal} [signal]
+ * @returns {Promise<DuplicateJob>}
+ */
+export async function startDuplicates(collection, body, signal) {
+  const response = await call('POST', duplicatesPath(collection), body, signal);
+  return response.json();
+}
+
+/**
+ * A job with a page of its groups.
+ * @param {string} collection @param {string} id @param {{offset?: number, limit?: number}} page @param {AbortSignal} [signal]
+ * @returns {Promise<DuplicateJob>}
+ */
+export async function duplicatesJob(collection, id, { offset = 0, limit = 100 } = {}, signal) {
+  const query = new URLSearchParams({ offset: String(offset), limit: String(limit) });
+  const response = await call('GET', `${duplicatesPath(collection)}/${encodeURIComponent(id)}?${query}`, undefined, signal);
+  return response.json();
+}
+
+/**
+ * The collection's jobs on this server, oldest first (without their groups).
+ * @param {string} collection @param {AbortSignal} [signal] @returns {Promise<DuplicateJob[]>}
+ */
+export async function duplicateJobs(collection, signal) {
+  const response = await call('GET', duplicatesPath(collection), undefined, signal);
+  return (await response.json()).data;
+}
+
+/** Stops a job and has the server forget it. @param {string} collection @param {string} id */
+export async function cancelDuplicates(collection, id) {
+  await call('DELETE', `${duplicatesPath(collection)}/${encodeURIComponent(id)}`);
+}

@@ -5,10 +5,13 @@
 // back/forward.
 // An image query is too big for a URL: it rides in history.state, which survives reload and
 // back/forward in this tab but is not part of a shared link.
+//
+// The Duplicates view (a button beside the collection picker) takes the results' place: it
+// scans the chosen collection for duplicates as a job on the server and lists the groups.
 
-import { ApiError, fileUrl, listCollections, saveKey, savedKey, search, usesKey } from './api.js';
-import { InputError, PAGE_SIZE, defaultCutoff, effectiveCutoff, emptyState, hasQuery, paramsFromState, searchBody, stateFromParams } from './query.js';
-import { clockTime, queryTerms, resultCard } from './render.js';
+import { ApiError, cancelDuplicates, duplicateJobs, duplicatesJob, fileUrl, getDocument, listCollections, saveKey, savedKey, search, startDuplicates, usesKey } from './api.js';
+import { InputError, PAGE_SIZE, defaultCutoff, duplicatesBody, effectiveCutoff, emptyState, hasQuery, paramsFromState, searchBody, stateFromParams } from './query.js';
+import { DUPLICATE_KINDS, clockTime, duplicateGroup, queryTerms, resultCard, scanProgress } from './render.js';
 
 /** Larger images are scaled down before sending: the model sees 224 px anyway. */
 const MAX_IMAGE_SIDE = 1024;
@@ -162,6 +165,16 @@ function showError(message) {
   errorLine.hidden = false;
 }
 
+/** An API call's failure, as the page shows errors: the API's `detail` (a 401 opens the key field). */
+function showFailure(err) {
+  if (err instanceof ApiError) {
+    showError(err.detail);
+    if (err.status === 401) openKeySettings();
+  } else {
+    showError(`the server could not be reached: ${err instanceof Error ? err.message : err}`);
+  }
+}
+
 function clearError() {
   errorLine.hidden = true;
   errorLine.textContent = '';
@@ -194,6 +207,7 @@ function viewNote(state) {
  * fetches the next page of the search already shown.
  */
 async function run({ push = true, append = false } = {}) {
+  if (duplicates.open) closeDuplicates({ search: false }); // a search brings the results back
   const state = append ? shown.state : readForm();
   const queryImage = append ? shown.image : image;
   if (!append) lastRun = JSON.stringify([state, queryImage]);
@@ -256,12 +270,7 @@ async function run({ push = true, append = false } = {}) {
     if (controller.signal.aborted) return;
     if (!append) clearResults();
     statusLine.textContent = '';
-    if (err instanceof ApiError) {
-      showError(err.detail);
-      if (err.status === 401) openKeySettings();
-    } else {
-      showError(`the server could not be reached: ${err instanceof Error ? err.message : err}`);
-    }
+    showFailure(err);
   } finally {
     if (inFlight === controller) {
       inFlight = null;
@@ -398,6 +407,12 @@ for (const select of [collectionSelect, modalitySelect, modeSelect]) {
     if (select === collectionSelect) {
       setLike(''); // ids belong to one collection
       showCollectionModel();
+      if (duplicates.open) {
+        // The view follows the collection; the search waits until the view is closed.
+        remember(readForm(), false);
+        void showDuplicates(collectionSelect.value);
+        return;
+      }
     }
     runIfChanged();
   });
@@ -573,6 +588,337 @@ player.addEventListener('close', () => {
   delete player.dataset.file;
   if (playerOpener instanceof HTMLElement && playerOpener.isConnected) playerOpener.focus();
   playerOpener = null;
+});
+
+// ---------------------------------------------------------------- duplicates
+
+// The view scans the chosen collection as a job on the server (POST .../duplicates), polls it
+// for its progress while it runs, and lists its groups once done. Only the job's id is kept
+// here: opening the view again (or after a reload) shows the collection's latest scan on this
+// server, finished or still running. Closing the view or choosing another collection stops
+// polling (the scan goes on, and is shown again later); Stop cancels the scan (DELETE).
+
+/** Groups asked for per page ("Show more groups" asks for the next). */
+const GROUPS_PAGE = 60;
+/** Polling: first after this many ms, then less and less often, up to the most. */
+const POLL_FIRST_MS = 150;
+const POLL_MAX_MS = 2000;
+
+const dupToggle = /** @type {HTMLButtonElement} */ ($('duplicates-open'));
+const dupSection = $('duplicates');
+const dupTitle = $('duplicates-title');
+const dupForm = /** @type {HTMLFormElement} */ ($('dup-form'));
+const dupThreshold = /** @type {HTMLInputElement} */ ($('dup-threshold'));
+const dupModality = /** @type {HTMLSelectElement} */ ($('dup-modality'));
+const dupScan = /** @type {HTMLButtonElement} */ ($('dup-scan'));
+const dupStop = /** @type {HTMLButtonElement} */ ($('dup-stop'));
+const dupShowField = $('dup-show-field');
+const dupShow = /** @type {HTMLSelectElement} */ ($('dup-show'));
+const dupStatus = $('dup-status');
+const dupProgress = /** @type {HTMLProgressElement} */ ($('dup-progress'));
+const dupGroups = $('dup-groups');
+const dupMore = /** @type {HTMLButtonElement} */ ($('dup-more'));
+
+const duplicates = {
+  open: false,
+  /** The collection the view shows. */
+  collection: '',
+  /** The job shown (its id), or ''. */
+  job: '',
+  /** What the view is waiting for (a poll, a page of groups): a newer task aborts it. */
+  task: /** @type {AbortController | null} */ (null),
+  timer: /** @type {ReturnType<typeof setTimeout> | undefined} */ (undefined),
+  /** Per shown member: releases its thumbnail. */
+  releases: /** @type {(() => void)[]} */ ([]),
+  /** Groups shown, the next page's offset (null: none), and how many of each kind. */
+  loaded: 0,
+  next: /** @type {number | null} */ (null),
+  counts: /** @type {Record<string, number>} */ ({}),
+  /** What the status line says of the finished scan. */
+  summary: '',
+};
+
+function stopTask() {
+  duplicates.task?.abort();
+  duplicates.task = null;
+  clearTimeout(duplicates.timer);
+  duplicates.timer = undefined;
+}
+
+function newTask() {
+  stopTask();
+  const task = new AbortController();
+  duplicates.task = task;
+  return task;
+}
+
+function clearGroups() {
+  for (const release of duplicates.releases) release();
+  duplicates.releases = [];
+  dupGroups.replaceChildren();
+  dupMore.hidden = true;
+  dupShowField.hidden = true;
+  dupShow.value = '';
+  duplicates.loaded = 0;
+  duplicates.next = null;
+  duplicates.counts = {};
+  duplicates.summary = '';
+}
+
+/** The controls while a scan runs (Stop, the progress bar) or not (Scan). */
+function showRunning(job) {
+  const running = job !== null && (job.status === 'queued' || job.status === 'running');
+  dupScan.disabled = running || !duplicates.collection;
+  dupStop.hidden = !running;
+  dupProgress.hidden = !running;
+  dupSection.setAttribute('aria-busy', String(running));
+  if (!running) return;
+  dupStatus.textContent = scanProgress(job);
+  if (job.status === 'queued' || job.total === 0) {
+    dupProgress.removeAttribute('value'); // indeterminate
+  } else {
+    dupProgress.max = job.total;
+    dupProgress.value = job.scanned;
+  }
+}
+
+function openDuplicates() {
+  duplicates.open = true;
+  dupToggle.setAttribute('aria-expanded', 'true');
+  document.body.classList.add('duplicates-open');
+  dupSection.hidden = false;
+  void showDuplicates(collectionSelect.value);
+}
+
+/** Back to the search; `search` runs it when the form changed meanwhile (another collection). */
+function closeDuplicates({ search = true } = {}) {
+  stopTask();
+  clearGroups();
+  duplicates.open = false;
+  duplicates.job = '';
+  dupToggle.setAttribute('aria-expanded', 'false');
+  document.body.classList.remove('duplicates-open');
+  dupSection.hidden = true;
+  clearError();
+  if (search) runIfChanged();
+}
+
+/** The view for `collection`: its latest scan on this server if there is one, else ready to scan. */
+async function showDuplicates(collection) {
+  const task = newTask();
+  clearGroups();
+  clearError();
+  duplicates.collection = collection;
+  duplicates.job = '';
+  showRunning(null);
+  dupTitle.textContent = collection ? `Duplicates in ${collection}` : 'Duplicates';
+  if (!collection) {
+    dupStatus.textContent = '';
+    showError(collectionsLoaded ? 'there are no collections yet: index some files first, e.g. tessera index ~/Pictures --collection photos' : 'the collections could not be listed');
+    return;
+  }
+  dupStatus.textContent = 'Scan to find exact copies, near-identical pictures and similar shots.';
+  let jobs;
+  try {
+    jobs = await duplicateJobs(collection, task.signal);
+  } catch (err) {
+    if (task.signal.aborted) return;
+    dupStatus.textContent = '';
+    showFailure(err);
+    return;
+  }
+  if (task.signal.aborted) return;
+  const latest = jobs.filter((job) => job.status !== 'cancelled' && job.status !== 'failed').at(-1);
+  if (!latest) return;
+  dupThreshold.value = String(latest.threshold);
+  dupModality.value = latest.modality ?? '';
+  await follow(latest, task, 0);
+}
+
+/** Polls `job` until it is finished, then shows its groups; stops when `task` is aborted. */
+async function follow(job, task, firstDelay) {
+  const collection = duplicates.collection;
+  duplicates.job = job.id;
+  showRunning(job);
+  let delay = POLL_FIRST_MS;
+  const wait = (ms) => new Promise((resolve) => {
+    duplicates.timer = setTimeout(resolve, ms);
+  });
+  if (firstDelay > 0) await wait(firstDelay);
+  for (;;) {
+    if (task.signal.aborted) return;
+    let answer;
+    try {
+      answer = await duplicatesJob(collection, job.id, { limit: GROUPS_PAGE }, task.signal);
+    } catch (err) {
+      if (task.signal.aborted) return;
+      showRunning(null);
+      duplicates.job = '';
+      dupStatus.textContent = '';
+      showFailure(err);
+      return;
+    }
+    if (task.signal.aborted) return;
+    if (answer.status === 'queued' || answer.status === 'running') {
+      showRunning(answer);
+      await wait(delay);
+      delay = Math.min(POLL_MAX_MS, Math.round(delay * 1.5));
+      continue;
+    }
+    showRunning(null);
+    if (answer.status === 'done') {
+      showGroups(answer);
+    } else if (answer.status === 'failed') {
+      dupStatus.textContent = '';
+      showError(`the scan failed: ${answer.error?.message ?? 'no reason given'}`);
+    } else {
+      dupStatus.textContent = 'The scan was stopped.';
+    }
+    return;
+  }
+}
+
+/** A finished job's first page of groups, replacing what was shown. */
+function showGroups(job) {
+  clearGroups();
+  const seconds = job.started_at && job.finished_at ? (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000 : null;
+  const scanned = `${plural(job.scanned, 'document', 'documents')} scanned${seconds === null ? '' : ` in ${seconds.toFixed(seconds < 10 ? 1 : 0)} s`}`;
+  duplicates.summary = job.groups === 0
+    ? `No duplicates in ${job.collection} at threshold ${job.threshold} (${scanned})`
+    : `${plural(job.groups, 'group', 'groups')} of duplicates in ${job.collection} at threshold ${job.threshold} · ${scanned}`;
+  appendGroups(job);
+}
+
+/** Shows a page of a finished job's groups after those shown. */
+function appendGroups(job) {
+  const collection = duplicates.collection;
+  const context = {
+    collection,
+    release: duplicates.releases,
+    describe: (id) => getDocument(collection, id).catch(() => null),
+  };
+  const groups = job.data ?? [];
+  dupGroups.append(...groups.map((group, i) => duplicateGroup(group, duplicates.loaded + i, context)));
+  for (const group of groups) duplicates.counts[group.kind] = (duplicates.counts[group.kind] ?? 0) + 1;
+  duplicates.loaded += groups.length;
+  duplicates.next = job.next_offset ?? null;
+  dupMore.hidden = duplicates.next === null;
+  // The kinds found, with their counts (of the groups shown).
+  for (const option of dupShow.options) {
+    const label = option.value === '' ? 'All groups' : DUPLICATE_KINDS[option.value] ?? option.value;
+    const n = option.value === '' ? duplicates.loaded : duplicates.counts[option.value] ?? 0;
+    option.textContent = `${label} (${n.toLocaleString()})`;
+  }
+  dupShowField.hidden = duplicates.loaded === 0;
+  dupStatus.textContent = duplicates.summary + (duplicates.next === null ? '' : ` · ${duplicates.loaded.toLocaleString()} shown`);
+  filterGroups();
+}
+
+/** Shows only the groups of the kind chosen under "Show". */
+function filterGroups() {
+  const kind = dupShow.value;
+  for (const item of /** @type {HTMLElement[]} */ ([...dupGroups.children])) item.hidden = kind !== '' && item.dataset.kind !== kind;
+}
+
+dupToggle.addEventListener('click', () => {
+  if (duplicates.open) closeDuplicates();
+  else openDuplicates();
+});
+
+$('dup-close').addEventListener('click', () => {
+  closeDuplicates();
+  dupToggle.focus();
+});
+
+dupSection.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape' || event.defaultPrevented) return;
+  event.preventDefault();
+  closeDuplicates();
+  dupToggle.focus();
+});
+
+dupForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const collection = duplicates.collection;
+  if (!collection || !dupStop.hidden) return; // none, or one is running
+  let body;
+  try {
+    body = duplicatesBody(dupThreshold.value, dupModality.value);
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    showError(err.message);
+    return;
+  }
+  const task = newTask();
+  clearGroups();
+  clearError();
+  dupScan.disabled = true;
+  dupStatus.textContent = 'Starting a scan…';
+  let job;
+  try {
+    job = await startDuplicates(collection, body, task.signal);
+  } catch (err) {
+    if (task.signal.aborted) return;
+    showRunning(null);
+    dupStatus.textContent = '';
+    showFailure(err);
+    return;
+  }
+  if (task.signal.aborted) return; // the view moved on; the scan runs on, and is shown when back
+  await follow(job, task, POLL_FIRST_MS);
+});
+
+dupStop.addEventListener('click', async () => {
+  const { collection, job } = duplicates;
+  if (!job) return;
+  stopTask();
+  duplicates.job = '';
+  showRunning(null);
+  dupScan.focus(); // Stop is gone
+  dupStatus.textContent = 'Stopping the scan…';
+  try {
+    await cancelDuplicates(collection, job);
+  } catch (err) {
+    // Gone already (finished and expired, deleted elsewhere): stopped all the same.
+    if (!(err instanceof ApiError && err.code === 'DUPLICATES_JOB_NOT_FOUND')) {
+      if (duplicates.open && duplicates.collection === collection) {
+        dupStatus.textContent = '';
+        showFailure(err);
+      }
+      return;
+    }
+  }
+  if (duplicates.open && duplicates.collection === collection && !duplicates.job) dupStatus.textContent = 'Scan stopped.';
+});
+
+dupShow.addEventListener('change', filterGroups);
+
+dupMore.addEventListener('click', async () => {
+  const { collection, job, next } = duplicates;
+  if (!job || next === null) return;
+  const task = newTask();
+  dupMore.disabled = true;
+  try {
+    const page = await duplicatesJob(collection, job, { offset: next, limit: GROUPS_PAGE }, task.signal);
+    if (!task.signal.aborted) appendGroups(page);
+  } catch (err) {
+    if (!task.signal.aborted) showFailure(err);
+  } finally {
+    dupMore.disabled = false;
+  }
+});
+
+// A member's thumbnail: more like it, back in the search.
+dupGroups.addEventListener('click', (event) => {
+  const button = /** @type {HTMLElement} */ (event.target).closest('button.hit');
+  const member = button?.closest('[data-doc]');
+  if (!member) return;
+  closeDuplicates({ search: false });
+  q.value = '';
+  setImage(null);
+  setLike(/** @type {HTMLElement} */ (member).dataset.doc ?? '');
+  window.scrollTo({ top: 0, behavior: 'smooth' });
+  void run();
 });
 
 // ---------------------------------------------------------------- API key

@@ -200,3 +200,25 @@ export function withDateRange(filter, range) {
   if (clash) throw new InputError(`the metadata filter's ${DATE_KEY} and the dates both set ${clash}: use one or the other`);
   return { ...filter, [DATE_KEY]: { ...own, ...range } };
 }
+
+/** The API's threshold for a duplicates scan when none is sent (src/search/duplicates.ts). */
+export const DEFAULT_DUPLICATE_THRESHOLD = 0.95;
+
+/**
+ * The body of POST /v1/collections/{name}/duplicates: the threshold as typed (a number; the
+ * API checks its range and says what is wrong), the API's default when empty; `modality` when
+ * one kind of document only is scanned.
+ * @param {string} threshold @param {string} modality '' | 'image' | 'text'
+ */
+export function duplicatesBody(threshold, modality = '') {
+  /** @type {{threshold?: number, modality?: string}} */
+  const body = {};
+  const typed = threshold.trim();
+  if (typed !== '') {
+    const n = Number(typed);
+    if (!Number.isFinite(n)) throw new InputError(`threshold: expected a similarity such as ${DEFAULT_DUPLICATE_THRESHOLD}, got ${JSON.stringify(typed)}`);
+    body.threshold = n;
+  }
+  if (modality !== '') body.modality = modality;
+  return body;
+}

@@ -427,3 +427,133 @@ export function resultCard(hit, rank, context) {
   }
   return card;
 }
+
+// ---------------------------------------------------------------- duplicate groups
+
+/** What each kind of duplicate group is called on the page, in the API's order. */
+export const DUPLICATE_KINDS = {
+  exact: 'Exact copies',
+  near_identical: 'Near-identical',
+  similar: 'Similar',
+};
+
+/** What each kind means, for its tooltip. */
+const KIND_NOTES = {
+  exact: 'The same file content (the same content hash)',
+  near_identical: 'The same picture re-encoded or resized',
+  similar: 'Alike, but not the same picture: a neighbouring shot, a crop, another take',
+};
+
+/** Members shown at first; the others on demand. */
+const GROUP_MEMBERS_SHOWN = 12;
+
+/** A kind's label: "Exact copies"; a kind this page does not know, as the API spells it. @param {string} kind */
+export function kindLabel(kind) {
+  return Object.hasOwn(DUPLICATE_KINDS, kind) ? DUPLICATE_KINDS[kind] : String(kind);
+}
+
+/** "1 video", "3 PDFs", "2 documents". */
+function memberCount(n, fileKind) {
+  const [one, many] = fileKind === 'video' ? ['video', 'videos'] : fileKind === 'pdf' ? ['PDF', 'PDFs'] : ['document', 'documents'];
+  return `${n.toLocaleString()} ${n === 1 ? one : many}`;
+}
+
+/**
+ * How far a scan has got, for people: "Waiting for another scan to finish", "Scanning… 120
+ * of 1,000 documents, 3 groups so far".
+ * @param {{status: string, scanned: number, total: number, groups: number}} job
+ */
+export function scanProgress(job) {
+  if (job.status === 'queued') return 'Waiting for another scan to finish…';
+  const found = job.groups > 0 ? `, ${job.groups.toLocaleString()} ${job.groups === 1 ? 'group' : 'groups'} so far` : '';
+  return `Scanning… ${job.scanned.toLocaleString()} of ${job.total.toLocaleString()} documents${found}`;
+}
+
+/**
+ * What a duplicates view does beyond showing a group.
+ * @typedef {object} GroupContext
+ * @property {string} collection
+ * @property {(() => void)[]} release collects what each member holds (thumbnails)
+ * @property {(id: string) => Promise<{text?: string} | null>} describe a member without a
+ *   picture (a text document): its document, to show its words instead
+ */
+
+/**
+ * One member of a group: its thumbnail (a button: more like this), its id, and for a video's
+ * frame or a PDF's page the file's name with the moment or page.
+ * @param {string} id @param {string | undefined} file @param {'video' | 'pdf' | null} fileKind @param {GroupContext} context
+ */
+function groupMember(id, file, fileKind, context) {
+  const item = element('li', fileKind ? `dup-member dup-${fileKind}` : 'dup-member');
+  item.dataset.doc = id;
+  if (file) item.dataset.file = file;
+  const button = element('button', 'hit');
+  button.type = 'button';
+  button.title = 'More like this';
+  button.setAttribute('aria-label', `${file ?? id}: more like this`);
+  const frame = thumbnail({ id, score: 0 }, context);
+  const time = fileKind === 'video' ? clockTime(frameTime({ id, score: 0 })) : '';
+  if (time) frame.append(element('span', 'badge time', time));
+  // No picture: a text document, shown by its words.
+  frame.querySelector('img')?.addEventListener('error', () => {
+    context.describe(id).then((doc) => {
+      if (typeof doc?.text !== 'string') return;
+      const words = element('p', 'snippet', snippet(doc.text));
+      frame.replaceWith(words);
+    }, () => {});
+  }, { once: true });
+  button.append(frame);
+  item.append(button);
+  const name = element('span', 'doc-id', file ?? id);
+  name.title = id;
+  item.append(name);
+  if (fileKind) {
+    const page = fileKind === 'pdf' ? pageText(pageNumber({ id, score: 0 }), undefined) : '';
+    item.append(element('span', 'dup-part', fileKind === 'video' ? (time ? `frame at ${time}` : 'a frame') : page || 'a page'));
+  }
+  return item;
+}
+
+/**
+ * A group of duplicates: its kind as a label ("Exact copies", "Near-identical", "Similar"),
+ * its score (every member is at least this similar to another), and its members. Videos and
+ * PDFs are compared as whole files: such a group's members are their files, each shown by
+ * its best matching frame or page.
+ * @param {import('./api.js').DuplicateGroup} group
+ * @param {number} index 0-based, in the order of the API
+ * @param {GroupContext} context
+ */
+export function duplicateGroup(group, index, context) {
+  const fileKind = Array.isArray(group.videos) ? 'video' : Array.isArray(group.pdfs) ? 'pdf' : null;
+  const files = group.videos ?? group.pdfs ?? [];
+  const item = element('li', 'dup-group');
+  item.dataset.kind = group.kind;
+  item.dataset.score = String(group.score);
+  const headingId = `dup-group-${index}`;
+  item.setAttribute('aria-labelledby', headingId);
+
+  const head = element('div', 'dup-head');
+  head.id = headingId;
+  const label = element('span', `dup-label kind-${String(group.kind).replace(/[^a-z_]/g, '')}`, kindLabel(group.kind));
+  if (Object.hasOwn(KIND_NOTES, group.kind)) label.title = KIND_NOTES[group.kind];
+  const score = element('span', 'score', group.score.toFixed(3));
+  score.title = `Every member is at least ${group.score.toFixed(4)} similar to another`;
+  head.append(label, element('span', 'dup-count', memberCount(group.ids.length, fileKind)), element('span', 'visually-hidden', ', similarity'), score);
+  item.append(head);
+
+  const list = element('ul', 'dup-members');
+  const members = group.ids.map((id, i) => () => groupMember(id, files[i], fileKind, context));
+  list.append(...members.slice(0, GROUP_MEMBERS_SHOWN).map((make) => make()));
+  item.append(list);
+  if (members.length > GROUP_MEMBERS_SHOWN) {
+    const more = element('button', 'part dup-all', `Show all ${members.length}`);
+    more.type = 'button';
+    more.addEventListener('click', () => {
+      list.append(...members.slice(GROUP_MEMBERS_SHOWN).map((make) => make()));
+      /** @type {HTMLElement | null} */ (list.children[GROUP_MEMBERS_SHOWN]?.querySelector('button'))?.focus();
+      more.remove();
+    });
+    item.append(more);
+  }
+  return item;
+}

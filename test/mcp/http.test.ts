@@ -3,13 +3,16 @@
 // image with thumbnails as image content, tool errors with registry codes, the API keys of
 // /v1/*, and the writing tools only on a server started with --mcp-allow-writes.
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { loadApiKeys } from '../../src/api/auth.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { VectorStore } from '../../src/store/store.ts';
+import { makeVideo } from '../helpers/media.ts';
 import { tempDir } from '../helpers/models.ts';
+import { makePdf } from '../helpers/pdf.ts';
 import { sample, startServer, type TestServer } from '../helpers/server.ts';
 import { call, colourDocuments, colourFolder, hits, images, json, looks, meanColour, png, READ_TOOLS, texts, toolError, toolNames, WRITE_TOOLS } from './helpers.ts';
 
@@ -185,6 +188,28 @@ describe('MCP over Streamable HTTP (/mcp)', () => {
     assert.ok(!JSON.stringify(answer).includes(folder), 'the server\'s paths stay on the server');
     assert.ok(looks(await meanColour(images(answer)[0]!), 'green'));
     assert.equal(toolError(await call(rw, 'index_path', { path: `${folder}/missing`, collection: 'folder' })).code, 'INVALID_ARGUMENT');
+  });
+
+  test('a video is one result at its moment, a PDF one at its page: said in the text, the frame and the page as pictures', async () => {
+    const dir = await tempDir('tessera-mcp-media-');
+    await makeVideo(join(dir, 'clip.mp4'), [{ colour: 'red', seconds: 2 }, { colour: 'blue', seconds: 2 }]);
+    await makePdf(join(dir, 'doc.pdf'), [{ colour: [230, 230, 20], text: 'a yellow page' }, { colour: [20, 20, 230], text: 'a blue page' }]);
+    const indexed = json<{ added: number; failed: number }>(await call(rw, 'index_path', { path: dir, collection: 'media' }));
+    assert.deepEqual([indexed.added, indexed.failed], [2, 0]);
+    const answer = await call(ro, 'search', { collection: 'media', query: 'blue', k: 2 });
+    const lines = texts(answer).slice(1).map((t) => t.split('\n')[0]!);
+    const video = lines.find((l) => l.includes('| video clip.mp4'));
+    const pdf = lines.find((l) => l.includes('| PDF doc.pdf'));
+    assert.match(video ?? '', /\| video clip\.mp4 at 0:0[23]\.\d/, `the moment, in the blue half: ${lines.join(' / ')}`);
+    assert.match(pdf ?? '', /\| PDF doc\.pdf page 2\b/, lines.join(' / '));
+    const found = hits(answer);
+    assert.ok(found.every((h) => typeof h.metadata.video === 'string' || typeof h.metadata.pdf === 'string'));
+    const pictures = images(answer);
+    assert.equal(pictures.length, 2, 'a picture for the frame and for the page');
+    for (const picture of pictures) {
+      const [r, g, b] = await meanColour(picture);
+      assert.ok(b! > r! + 100 && b! > g! + 100, `blue: ${[r, g, b].map(Math.round)}`);
+    }
   });
 });
 

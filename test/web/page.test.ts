@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, realpath, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, realpath, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { promisify } from 'node:util';
@@ -1001,5 +1001,317 @@ describe('the search page on a folder of videos, PDFs and copies', () => {
     assert.match(await open.getAttribute('href') ?? '', /^blob:.*#page=3$/);
     await keyContext.close();
     assert.deepEqual(errors, []);
+  });
+});
+
+// ---------------------------------------------------------------- duplicates
+
+/** A duplicate group as the API answers it (GET /v1/collections/{name}/duplicates/{job}). */
+interface ApiGroup {
+  ids: string[];
+  score: number;
+  kind: 'exact' | 'near_identical' | 'similar';
+  videos?: string[];
+  pdfs?: string[];
+}
+interface ApiJob {
+  id: string;
+  status: string;
+  scanned: number;
+  total: number;
+  groups: number;
+  data?: ApiGroup[];
+}
+
+/** How the page labels each kind of group. */
+const KIND_LABELS = { exact: 'Exact copies', near_identical: 'Near-identical', similar: 'Similar' } as const;
+
+/** Blue beside green, blue `split` of the width: two such pictures a little apart are alike, not the same picture. */
+async function twoColours(split: number): Promise<Buffer> {
+  const width = 320;
+  const height = 240;
+  const data = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) data.set(i % width < width * split ? [0, 0, 255] : [0, 128, 0], i * 3);
+  return sharp(data, { raw: { width, height, channels: 3 } }).png().toBuffer();
+}
+
+/**
+ * A folder of duplicates of every kind: a PNG twice under two names (exact), a picture as PNG
+ * and as WebP (near-identical), two shots a little apart (similar, as the colour model sees
+ * them), and a video and a PDF each copied (compared as whole files).
+ */
+async function copiesFolder(): Promise<string> {
+  const root = await realpath(await tempDir('tessera-web-copies-'));
+  for (const dir of ['clips', 'docs', 'photos']) await mkdir(join(root, dir));
+  await writeFile(join(root, 'photos', 'red.png'), await solidImage(96, 64, COLOURS.red));
+  await copyFile(join(root, 'photos', 'red.png'), join(root, 'photos', 'red-copy.png'));
+  const plum = await plumPicture();
+  await writeFile(join(root, 'photos', 'plum.png'), plum.png);
+  await writeFile(join(root, 'photos', 'plum.webp'), plum.webp);
+  await writeFile(join(root, 'photos', 'shot-1.png'), await twoColours(0.4));
+  await writeFile(join(root, 'photos', 'shot-2.png'), await twoColours(0.5));
+  await colourVideo(join(root, 'clips', 'flag.webm'), ['yellow', 'white'], 1);
+  await copyFile(join(root, 'clips', 'flag.webm'), join(root, 'clips', 'flag-copy.webm'));
+  await writeFile(join(root, 'docs', 'chart.pdf'), await pdfBytes([{ colour: [0, 0, 0], text: 'a black page' }, { colour: [255, 255, 255], text: 'a white page' }], { title: 'Chart' }));
+  await copyFile(join(root, 'docs', 'chart.pdf'), join(root, 'docs', 'chart-copy.pdf'));
+  return root;
+}
+
+/** Runs a scan through the API and returns its groups once done; the job is deleted after. */
+async function apiDuplicates(server: TestServer, collection: string, body: object = {}): Promise<ApiGroup[]> {
+  const started = await server.post(`/v1/collections/${collection}/duplicates`, body);
+  assert.equal(started.status, 202, await started.clone().text());
+  const location = started.headers.get('location')!;
+  for (let i = 0; i < 200; i++) {
+    const job = await (await fetch(`${server.url}${location}?limit=1000`)).json() as ApiJob;
+    if (job.status === 'done') {
+      assert.equal((await fetch(`${server.url}${location}`, { method: 'DELETE' })).status, 200);
+      return job.data!;
+    }
+    assert.ok(job.status === 'queued' || job.status === 'running', JSON.stringify(job));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the scan of ${collection} did not finish`);
+}
+
+/** The groups the page shows, in page order: kind, label, score and members. */
+async function shownGroups(page: Page) {
+  return page.$$eval('#dup-groups .dup-group', (els) => els.map((el) => ({
+    kind: (el as HTMLElement).dataset.kind!,
+    label: el.querySelector('.dup-label')!.textContent!,
+    score: el.querySelector('.dup-head .score')!.textContent!,
+    ids: [...el.querySelectorAll<HTMLElement>('.dup-member')].map((m) => m.dataset.doc!),
+    files: [...el.querySelectorAll<HTMLElement>('.dup-member')].map((m) => m.dataset.file ?? null),
+    names: [...el.querySelectorAll('.dup-member .doc-id')].map((m) => m.textContent),
+    hidden: (el as HTMLElement).hidden,
+  })));
+}
+
+/** The duplicates requests the page makes, as "METHOD path". */
+function duplicateRequests(page: Page): string[] {
+  const seen: string[] = [];
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (/\/duplicates/.test(url.pathname)) seen.push(`${request.method()} ${url.pathname}`);
+  });
+  return seen;
+}
+
+const polls = (seen: readonly string[]) => seen.filter((r) => /^GET .*\/duplicates\/[^/]+$/.test(r)).length;
+
+describe('the duplicates view', () => {
+  let server: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  let requests: string[];
+  /** What the API finds in "copies" at its default threshold. */
+  let expected: ApiGroup[];
+  const pageErrors: string[] = [];
+
+  before(async () => {
+    const root = await copiesFolder();
+    const store = await openStore(await tempDir('tessera-web-copies-store-'));
+    stores.push(store);
+    server = await startServer({ model: 'colour', store });
+    assert.equal((await server.post('/v1/collections', { name: 'copies' })).status, 200);
+    const indexed = await indexSources({
+      store,
+      collection: 'copies',
+      embedder: server.embedder,
+      writer: modelRefOf(await forged('colour'), 'fp32'),
+      sources: [await resolveSource(root)],
+    });
+    assert.deepEqual([indexed.added, indexed.failed], [10, 0], JSON.stringify(indexed.failures));
+    // A second collection: two notes with the same words (text documents have no thumbnail).
+    assert.equal((await server.post('/v1/collections', { name: 'notes' })).status, 200);
+    const notes = await server.post('/v1/collections/notes/documents', { documents: [
+      { id: 'notes/monday.txt', text: 'a note about something purple, written down' },
+      { id: 'notes/tuesday.txt', text: 'a note about something purple, written down' },
+    ] });
+    assert.equal(notes.status, 200, await notes.clone().text());
+    expected = await apiDuplicates(server, 'copies');
+    console.log(`# the API's groups: ${expected.map((g) => `${g.kind} ${g.videos ?? g.pdfs ?? g.ids}`).join('; ')}`);
+    context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    requests = duplicateRequests(page);
+  });
+  after(async () => {
+    await context?.close();
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  });
+
+  test('a scan lists the groups the API finds, each with its kind, score, thumbnails and ids; the kinds filter', async () => {
+    // The planted copies are found as what they are; the rest is the API's call, shown as is.
+    const kindOf = (id: string) => expected.find((g) => g.ids.includes(id))?.kind;
+    assert.equal(kindOf('photos/red.png'), 'exact');
+    assert.ok(expected.find((g) => g.ids.includes('photos/red.png'))!.ids.includes('photos/red-copy.png'));
+    assert.equal(kindOf('photos/plum.png'), 'near_identical');
+    assert.ok(expected.some((g) => g.videos?.length === 2) && expected.some((g) => g.pdfs?.length === 2), JSON.stringify(expected));
+
+    await page.goto(`${server.url}/?collection=copies`);
+    await ready(page);
+    const toggle = page.getByRole('button', { name: 'Duplicates', exact: true });
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+    assert.equal(await page.isVisible('#duplicates'), false);
+    // Keyboard: the button opens the view.
+    await toggle.focus();
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#duplicates:not([hidden])');
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
+    assert.equal(await page.textContent('#duplicates-title'), 'Duplicates in copies');
+    assert.equal(await page.getByLabel('Similarity threshold').inputValue(), '0.95', "the API's default");
+    assert.equal(await page.isVisible('#welcome'), false, 'the view takes the search\'s place');
+    await page.waitForFunction(() => /^Scan to find/.test(document.querySelector('#dup-status')?.textContent ?? ''));
+
+    // Enter in the threshold box scans.
+    const [post] = await Promise.all([
+      page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith('/v1/collections/copies/duplicates')),
+      page.getByLabel('Similarity threshold').press('Enter'),
+    ]);
+    assert.deepEqual(post.postDataJSON(), { threshold: 0.95 });
+    await page.waitForFunction((n) => document.querySelectorAll('#dup-groups .dup-group').length === n && /groups? of duplicates in copies/.test(document.querySelector('#dup-status')?.textContent ?? ''), expected.length, { timeout: 15_000 });
+    assert.equal(await page.isVisible('#dup-stop'), false);
+    assert.equal(await page.isVisible('#dup-progress'), false);
+
+    const groups = await shownGroups(page);
+    assert.deepEqual(groups.map((g) => g.ids), expected.map((g) => g.ids), 'the groups in the API\'s order');
+    for (const [i, want] of expected.entries()) {
+      const got = groups[i]!;
+      assert.equal(got.kind, want.kind);
+      assert.equal(got.label, KIND_LABELS[want.kind]);
+      assert.equal(got.score, want.score.toFixed(3));
+      const files = want.videos ?? want.pdfs;
+      // Frames and pages show their video's or PDF's name; documents their id.
+      assert.deepEqual(got.files, files ?? want.ids.map(() => null));
+      assert.deepEqual(got.names, files ?? want.ids);
+    }
+    assert.deepEqual(new Set(groups.map((g) => g.label)), new Set(expected.map((g) => KIND_LABELS[g.kind])), 'exactly the kinds the API found');
+    // Every member's thumbnail really loaded (images, the video's frame, the PDF's page).
+    const thumbs = page.locator('#dup-groups .dup-member img');
+    assert.equal(await thumbs.count(), expected.reduce((n, g) => n + g.ids.length, 0));
+    for (const img of await thumbs.all()) {
+      await img.evaluate((el: HTMLImageElement) => el.decode());
+      assert.ok(await img.evaluate((el: HTMLImageElement) => el.naturalWidth > 0));
+    }
+    // A frame says where in its video it is.
+    const frame = page.locator('#dup-groups .dup-video').first();
+    assert.match(await frame.locator('.dup-part').textContent() ?? '', /^frame at \d+:\d\d$/);
+    await shot(page, '17-duplicates');
+
+    // Only one kind: the others are hidden.
+    for (const kind of new Set(expected.map((g) => g.kind))) {
+      await page.getByLabel('Show').selectOption(kind);
+      const visible = (await shownGroups(page)).filter((g) => !g.hidden);
+      assert.deepEqual(visible.map((g) => g.ids), expected.filter((g) => g.kind === kind).map((g) => g.ids), kind);
+      assert.match(await page.locator(`#dup-show option[value="${kind}"]`).textContent() ?? '', new RegExp(`^${KIND_LABELS[kind]} \\(${visible.length}\\)$`));
+    }
+    await page.getByLabel('Show').selectOption('');
+    assert.equal((await shownGroups(page)).filter((g) => !g.hidden).length, expected.length);
+
+    // Escape closes the view (focus back on its button); opening it again shows the same scan, not a new one.
+    await page.getByLabel('Show').focus();
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#duplicates', { state: 'hidden' });
+    assert.ok(await toggle.evaluate((el) => el === document.activeElement));
+    assert.ok(await page.isVisible('#welcome'));
+    await toggle.click();
+    await page.waitForFunction((n) => document.querySelectorAll('#dup-groups .dup-group').length === n, expected.length, { timeout: 15_000 });
+    assert.equal(requests.filter((r) => r.startsWith('POST')).length, 1, JSON.stringify(requests));
+
+    // A member is a search away: more like it.
+    const member = groups.find((g) => g.kind === 'near_identical')!.ids[0]!;
+    await page.locator(`#dup-groups [data-doc="${member}"] button`).click();
+    await page.waitForURL((url) => url.searchParams.get('like') === member);
+    await page.waitForSelector('#duplicates', { state: 'hidden' });
+    await page.waitForSelector('#results [data-id]');
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+  });
+
+  test('a running scan shows its progress; closing the view or another collection stops polling; Stop cancels it', async () => {
+    // The scan of a few documents is over at once: the page is told it is still running.
+    await page.route(/\/v1\/collections\/copies\/duplicates\/[^/?]+(\?.*)?$/, async (route) => {
+      if (route.request().method() !== 'GET') return route.continue();
+      const response = await route.fetch();
+      const job = await response.json() as ApiJob;
+      await route.fulfill({ response, json: { ...job, status: 'running', scanned: 3, total: 12, groups: 1, data: [], finished_at: null, next_offset: null } });
+    });
+    const settled = async () => {
+      const before = polls(requests);
+      await page.waitForTimeout(900);
+      return polls(requests) - before;
+    };
+    await page.getByRole('button', { name: 'Duplicates', exact: true }).click();
+    // The last scan (done) is shown again, told running: Stop and the progress.
+    await page.waitForSelector('#dup-stop:not([hidden])');
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    await page.waitForFunction(() => document.querySelector('#dup-status')?.textContent === 'Scan stopped.');
+
+    const started = requests.length;
+    await page.getByRole('button', { name: 'Scan', exact: true }).click();
+    await page.waitForFunction(() => document.querySelector('#dup-status')?.textContent === 'Scanning… 3 of 12 documents, 1 group so far');
+    assert.deepEqual(await page.$eval('#dup-progress', (el) => [(el as HTMLProgressElement).value, (el as HTMLProgressElement).max, (el as HTMLElement).hidden]), [3, 12, false]);
+    assert.ok(await page.isDisabled('#dup-scan'));
+    const job = requests.slice(started).find((r) => r.startsWith('GET') && /duplicates\/[^/]+$/.test(r))!.replace(/^GET /, '');
+    await page.waitForFunction(() => true);
+    assert.ok(polls(requests) >= 2);
+
+    // Closed: no more polls, and the scan is left alone on the server.
+    await page.click('#dup-close');
+    assert.equal(await settled(), 0, 'no polls once the view is closed');
+    assert.equal((await fetch(server.url + job)).status, 200);
+
+    // Open again: it follows the scan again; another collection: it stops following it.
+    await page.getByRole('button', { name: 'Duplicates', exact: true }).click();
+    await page.waitForSelector('#dup-stop:not([hidden])');
+    await page.getByLabel('Collection').selectOption('notes');
+    await page.waitForFunction(() => document.querySelector('#duplicates-title')?.textContent === 'Duplicates in notes');
+    assert.equal(await page.isVisible('#dup-stop'), false);
+    assert.equal(await settled(), 0, 'no polls for the other collection\'s scan');
+
+    // Back, and Stop: the scan is deleted on the server, and polling stops.
+    await page.getByLabel('Collection').selectOption('copies');
+    await page.waitForSelector('#dup-stop:not([hidden])');
+    const [deleted] = await Promise.all([
+      page.waitForRequest((r) => r.method() === 'DELETE'),
+      page.getByRole('button', { name: 'Stop', exact: true }).click(),
+    ]);
+    assert.equal(new URL(deleted.url()).pathname, job);
+    await page.waitForFunction(() => document.querySelector('#dup-status')?.textContent === 'Scan stopped.');
+    assert.equal(await page.isVisible('#dup-progress'), false);
+    assert.ok(await page.isEnabled('#dup-scan'));
+    assert.equal(await settled(), 0, 'no polls once stopped');
+    const gone = await fetch(server.url + job);
+    assert.equal(gone.status, 404);
+    assert.equal((await gone.json() as { code: string }).code, 'DUPLICATES_JOB_NOT_FOUND');
+    await page.unroute(/\/v1\/collections\/copies\/duplicates\//);
+  });
+
+  test('the API\'s errors show as the page\'s errors; text duplicates show their words', async () => {
+    const direct = await server.post('/v1/collections/copies/duplicates', { threshold: 2 });
+    assert.equal(direct.status, 422);
+    const { detail } = await direct.json() as { detail: string };
+    await page.getByLabel('Similarity threshold').fill('2');
+    await page.getByRole('button', { name: 'Scan', exact: true }).click();
+    await page.waitForSelector('#error:not([hidden])');
+    assert.equal(await page.textContent('#error'), detail);
+    assert.ok(await page.isEnabled('#dup-scan'));
+    // Not a number: said before asking.
+    await page.getByLabel('Similarity threshold').fill('high');
+    await page.getByLabel('Similarity threshold').press('Enter');
+    await page.waitForFunction(() => document.querySelector('#error')?.textContent?.startsWith('threshold: expected a similarity'));
+
+    // Two notes with the same words: exact copies, each shown by its words.
+    const notes = await apiDuplicates(server, 'notes');
+    assert.deepEqual(notes.map((g) => g.ids), [['notes/monday.txt', 'notes/tuesday.txt']]);
+    await page.getByLabel('Collection').selectOption('notes');
+    await page.getByLabel('Similarity threshold').fill('0.95');
+    await page.getByRole('button', { name: 'Scan', exact: true }).click();
+    await page.waitForSelector('#dup-groups .dup-member .snippet', { timeout: 15_000 });
+    await page.waitForSelector('#error', { state: 'hidden' });
+    const [group] = await shownGroups(page);
+    assert.deepEqual([group!.kind, group!.label, group!.ids], [notes[0]!.kind, KIND_LABELS[notes[0]!.kind], notes[0]!.ids]);
+    await page.waitForFunction(() => document.querySelectorAll('#dup-groups .snippet').length === 2);
+    assert.equal(await page.locator('#dup-groups .snippet').first().textContent(), 'a note about something purple, written down');
   });
 });

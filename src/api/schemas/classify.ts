@@ -28,6 +28,8 @@ const classifyBody: Schema = {
       items: { type: 'string', pattern: '\\S', 'x-expected': 'a non-empty string' },
     },
   },
+  // Zero-shot requests may carry other fields (ignored); few-shot ones may not (checked by the route).
+  additionalProperties: true,
   examples: [{ model: 'jina-clip-v1', input: ['a red rose', { image: 'https://example.com/rose.jpg' }], labels: ['flower', 'car'] }],
 };
 

@@ -45,6 +45,8 @@ export const embeddingsBody: Schema = {
     },
     late_chunking: flag('Only false: no served model can do late chunking (422 LATE_CHUNKING_UNSUPPORTED).'),
   },
+  // Jina's and OpenAI's clients send fields of their own (user, ...): ignored.
+  additionalProperties: true,
   examples: [{ model: 'jina-clip-v1', input: [{ text: 'a photo of a cat' }, { image: 'https://example.com/cat.jpg' }] }],
 };
 

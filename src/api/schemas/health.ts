@@ -95,7 +95,6 @@ export const metricsSchema: Schema = {
   summary: 'Prometheus metrics',
   tags: ['health'],
   security: OPEN,
-  produces: ['text/plain'],
   response: {
     200: { description: 'The Prometheus text format.', content: { 'text/plain': { schema: { type: 'string' } } } },
     ...errorResponses(ALWAYS),
