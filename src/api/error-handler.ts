@@ -14,7 +14,7 @@ export function installErrorHandlers(app: FastifyInstance, config: ServerConfig)
   app.setNotFoundHandler((request, reply) => {
     void reply
       .code(ERRORS.NOT_FOUND.status)
-      .send(errorBody(request, 'NOT_FOUND', `no route ${request.method} ${request.url}; see GET /v1/models, POST /v1/embeddings, POST /v1/classify, GET /v1/collections`));
+      .send(errorBody(request, 'NOT_FOUND', `no route ${request.method} ${request.url}; see GET /v1/models, POST /v1/embeddings, POST /v1/classify, GET /v1/collections, and every route at GET /openapi.json and /docs`));
   });
 
   app.setErrorHandler((error: RawError, request, reply) => {
@@ -32,6 +32,11 @@ export function installErrorHandlers(app: FastifyInstance, config: ServerConfig)
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       return reply.code(ERRORS.UNSUPPORTED_MEDIA_TYPE.status).send(errorBody(request, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON with Content-Type: application/json'));
+    }
+    // Schema failures are TesseraErrors already (validation.ts); one from a compiler of a
+    // plugin's own still answers in the registry's shape, naming the part of the request.
+    if (error.code === 'FST_ERR_VALIDATION') {
+      return reply.code(ERRORS.REQUEST_INVALID.status).send(errorBody(request, 'REQUEST_INVALID', error.message));
     }
     if (error.statusCode === 400 || error.code?.startsWith('FST_ERR_CTP')) {
       return reply.code(ERRORS.REQUEST_INVALID.status).send(errorBody(request, 'REQUEST_INVALID', `the body is not valid JSON: ${error.message}`));

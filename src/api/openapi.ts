@@ -52,6 +52,17 @@ export function installOpenApi(app: FastifyInstance): void {
         version: PACKAGE.version,
         description: `${PACKAGE.description}.\n\nErrors are \`{"detail", "code", "request_id"}\` with a code from one registry (README, Errors); each operation lists the codes it can answer with. With keys configured, /v1/* and /embeddings need \`Authorization: Bearer <key>\`.`,
       },
+      // In this order on /docs.
+      tags: [
+        { name: 'embeddings', description: "Jina's Embeddings API (and OpenAI's)" },
+        { name: 'classification', description: 'Zero-shot and few-shot, in the shape of Jina\'s Classifier API' },
+        { name: 'search', description: 'Searching a collection' },
+        { name: 'collections', description: 'Collections and their documents (with --store)' },
+        { name: 'duplicates', description: 'Near-duplicate scans, as background jobs' },
+        { name: 'models', description: 'The served models' },
+        { name: 'health', description: 'Probes and metrics; no key needed' },
+        { name: 'documentation', description: 'This description and the search page; no key needed' },
+      ],
       components: {
         securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key (tessera serve --api-keys / TESSERA_API_KEYS); not needed when none is configured.' } },
       },
@@ -77,6 +88,7 @@ export function installOpenApi(app: FastifyInstance): void {
     routePrefix: DOCS_PREFIX,
     staticCSP: DOCS_CONTENT_SECURITY_POLICY,
     theme: { title: 'tessera API' },
+    logo: { type: 'image/svg+xml', content: readFileSync(new URL('../web/icon.svg', import.meta.url)), href: '/docs' },
     uiConfig: { deepLinking: true, tryItOutEnabled: false, defaultModelsExpandDepth: 1 },
   });
   void app.register(async (docs) => {

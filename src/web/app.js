@@ -782,7 +782,8 @@ async function follow(job, task, firstDelay) {
 function showGroups(job) {
   clearGroups();
   const seconds = job.started_at && job.finished_at ? (Date.parse(job.finished_at) - Date.parse(job.started_at)) / 1000 : null;
-  const scanned = `${plural(job.scanned, 'document', 'documents')} scanned${seconds === null ? '' : ` in ${seconds.toFixed(seconds < 10 ? 1 : 0)} s`}`;
+  const took = seconds === null ? '' : seconds < 0.1 ? ' in under 0.1 s' : ` in ${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  const scanned = `${plural(job.scanned, 'document', 'documents')} scanned${took}`;
   duplicates.summary = job.groups === 0
     ? `No duplicates in ${job.collection} at threshold ${job.threshold} (${scanned})`
     : `${plural(job.groups, 'group', 'groups')} of duplicates in ${job.collection} at threshold ${job.threshold} · ${scanned}`;

@@ -202,6 +202,10 @@ describe('real answers match the published schemas', () => {
     const image = await dataUri([255, 0, 0]);
     for (const route of ['/v1/embeddings', '/embeddings']) await post(route, route, { model: 'jina-clip-v1', input: ['red', { image }] });
     await post('/v1/embeddings', '/v1/embeddings', { model: 'jina-clip-v1', input: 'red', encoding_format: 'base64' });
+    // None from Python clients is "not given", as it always was.
+    const nulls = { embedding_type: null, encoding_format: null, normalized: null, truncate: null, task: null, dimensions: null, late_chunking: null };
+    const answered = (await post('/v1/embeddings', '/v1/embeddings', { model: 'jina-clip-v1', input: ['red'], ...nulls })) as { data: unknown[] };
+    assert.equal(answered.data.length, 1);
     await post('/v1/embeddings', '/v1/embeddings', { model: 'jina-clip-v1', input: ['red'], embedding_type: ['float', 'base64', 'binary', 'ubinary'] });
     for (const body of [
       '{"model": ',
@@ -223,9 +227,16 @@ describe('real answers match the published schemas', () => {
 
   test('classification, zero-shot and few-shot, and the classifiers', async () => {
     await post('/v1/classify', '/v1/classify', { model: 'jina-clip-v1', input: ['red', { image: await dataUri([0, 0, 255]) }], labels: ['red', 'blue'] });
+    const zeroShot = (await post('/v1/classify', '/v1/classify', { model: 'jina-clip-v1', classifier_id: null, input: ['red'], labels: ['red', 'blue'] })) as { data: { prediction: string }[] };
+    assert.equal(zeroShot.data[0]!.prediction, 'red');
     const trained = (await post('/v1/train', '/v1/train', { model: 'jina-clip-v1', input: [{ text: 'red', label: 'warm' }, { text: 'blue', label: 'cool' }], access: 'public' })) as { classifier_id: string };
     await post('/v1/train', '/v1/train', { classifier_id: trained.classifier_id, input: { text: 'orange', label: 'warm' } });
     await post('/v1/classify', '/v1/classify', { classifier_id: trained.classifier_id, input: ['yellow'] });
+    const fewShot = await api.post('/v1/classify', { classifier_id: trained.classifier_id, model: null, labels: null, input: ['yellow'] });
+    assert.equal(fewShot.status, 200, await fewShot.clone().text());
+    await conforms(fewShot, 'POST', '/v1/classify');
+    const trainedNulls = await api.post('/v1/train', { classifier_id: trained.classifier_id, model: null, access: null, num_iters: null, input: { text: 'red', label: 'warm' } });
+    assert.equal(trainedNulls.status, 200, await trainedNulls.clone().text());
     await get('/v1/classifiers', '/v1/classifiers');
     await post('/v1/classify', '/v1/classify', { model: 'jina-clip-v1', input: ['x'], labels: ['a'] });
     await post('/v1/train', '/v1/train', { model: 'jina-clip-v1', input: [{ text: 'x', label: 'a' }], access: 'shared' });

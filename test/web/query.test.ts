@@ -2,6 +2,7 @@
 // state <-> URL <-> search request, the date range and the cut-off, and how photo facts read.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { DEFAULT_DUPLICATE_THRESHOLD, DUPLICATE_KINDS } from '../../src/search/duplicates.ts';
 
 type State = Record<string, string>;
 interface QueryModule {
@@ -9,6 +10,8 @@ interface QueryModule {
   stateFromParams(params: URLSearchParams): State;
   paramsFromState(state: State): URLSearchParams;
   searchBody(state: State, image: string | null, offset?: number): Record<string, unknown>;
+  duplicatesBody(threshold: string, modality?: string): Record<string, unknown>;
+  DEFAULT_DUPLICATE_THRESHOLD: number;
   InputError: new (message: string) => Error;
 }
 interface RenderModule {
@@ -17,6 +20,9 @@ interface RenderModule {
   takenAt(value: unknown, offsetKnown?: unknown): { text: string; datetime: string; note: string } | null;
   cameraName(make: unknown, model: unknown): string;
   placeText(lat: unknown, lon: unknown): string;
+  DUPLICATE_KINDS: Record<string, string>;
+  kindLabel(kind: string): string;
+  scanProgress(job: { status: string; scanned: number; total: number; groups: number }): string;
 }
 // Plain browser modules without type declarations: imported by URL.
 const query = (await import(new URL('../../src/web/query.js', import.meta.url).href)) as QueryModule;
@@ -110,4 +116,22 @@ test('a photo\'s date reads in UTC (or is marked), its camera without the make t
   assert.equal(render.placeText(-0.001, 0), '0.00, 0.00');
   assert.equal(render.placeText(38.7, undefined), '');
   assert.equal(render.placeText('38.7', '-9.1'), '');
+});
+
+test('a duplicates scan sends the threshold as typed (the API\'s default when empty) and says each kind the API knows', () => {
+  assert.equal(query.DEFAULT_DUPLICATE_THRESHOLD, DEFAULT_DUPLICATE_THRESHOLD, "the threshold box starts at the API's default");
+  assert.deepEqual(query.duplicatesBody(''), {});
+  assert.deepEqual(query.duplicatesBody(' 0.9 '), { threshold: 0.9 });
+  assert.deepEqual(query.duplicatesBody('0.95', 'image'), { threshold: 0.95, modality: 'image' });
+  // Out of range is the API's to say; not a number is said before asking.
+  assert.deepEqual(query.duplicatesBody('2'), { threshold: 2 });
+  assert.throws(() => query.duplicatesBody('high'), query.InputError);
+
+  assert.deepEqual(Object.keys(render.DUPLICATE_KINDS), [...DUPLICATE_KINDS], 'a label for every kind, in the API\'s order');
+  assert.deepEqual(DUPLICATE_KINDS.map((kind) => render.kindLabel(kind)), ['Exact copies', 'Near-identical', 'Similar']);
+  assert.equal(render.kindLabel('crop'), 'crop', 'a kind the page does not know yet, as the API spells it');
+  assert.equal(render.kindLabel('toString'), 'toString');
+  assert.equal(render.scanProgress({ status: 'queued', scanned: 0, total: 0, groups: 0 }), 'Waiting for another scan to finish…');
+  assert.equal(render.scanProgress({ status: 'running', scanned: 120, total: 1000, groups: 0 }), 'Scanning… 120 of 1,000 documents');
+  assert.equal(render.scanProgress({ status: 'running', scanned: 3, total: 12, groups: 1 }), 'Scanning… 3 of 12 documents, 1 group so far');
 });

@@ -16,11 +16,11 @@ const classifyBody: Schema = {
   description: 'Zero-shot: `model`, `input` and `labels`. Few-shot: `classifier_id` and `input` only (the classifier knows its model and labels).',
   required: ['input'],
   properties: {
-    model: { type: 'string', minLength: 1, description: 'Zero-shot: a served model name or alias.', 'x-expected': 'a non-empty string naming a served model' },
-    classifier_id: { type: 'string', minLength: 1, description: 'Few-shot: a classifier made with POST /v1/train.' },
+    model: { type: ['string', 'null'], minLength: 1, description: 'Zero-shot: a served model name or alias.', 'x-expected': 'a non-empty string naming a served model' },
+    classifier_id: { type: ['string', 'null'], minLength: 1, description: 'Few-shot: a classifier made with POST /v1/train.' },
     input: { ...ref('Input'), 'x-handler-checked': true },
     labels: {
-      type: 'array',
+      type: ['array', 'null'],
       minItems: 2,
       uniqueItems: true,
       description: 'Zero-shot: the labels to choose from.',

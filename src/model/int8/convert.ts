@@ -21,7 +21,7 @@
  * input); zero points and scales shared with anything else are copied first.
  */
 import { roundHalfEven } from '../../forge/quantize.ts';
-import { elementCount, TensorType, type OnnxFile, type OnnxNode } from './onnx-file.ts';
+import { TensorType, type OnnxFile, type OnnxNode } from './onnx-file.ts';
 
 export type IntegerOp = 'MatMulInteger' | 'ConvInteger' | 'MatMulIntegerToFloat' | 'DynamicQuantizeMatMul';
 
@@ -137,7 +137,7 @@ function exclusive(model: OnnxFile, name: string, readers: { node: OnnxNode; ind
   if (all.every((c) => readers.some((r) => r.node === c.node && r.index === c.index))) return name;
   const t = model.initializer(name)!;
   const copy = model.freshName(name);
-  model.setInitializer(copy, t.dataType, t.dims, model.tensorBytes(name).slice());
+  model.setInitializer(copy, t.dataType, t.dims, new Uint8Array(model.tensorBytes(name)));
   for (const r of readers) r.node.inputs[r.index] = copy;
   return copy;
 }
@@ -305,9 +305,4 @@ export function applyVariant(model: OnnxFile, variant: Int8Variant): ConversionR
     case 'unsigned': return toUnsigned(model);
     case 'signed-7bit': return toSevenBit(model);
   }
-}
-
-/** Elements of a weight, for reports. */
-export function weightElements(w: IntegerWeight): number {
-  return elementCount(w.dims);
 }

@@ -360,7 +360,7 @@ export class OnnxFile {
   /** float32 values of an initializer (a copy when the bytes are not 4-aligned). */
   floats(name: string): Float32Array {
     const b = this.tensorBytes(name);
-    return b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.length / 4) : new Float32Array(b.slice().buffer);
+    return b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, b.length / 4) : new Float32Array(new Uint8Array(b).buffer); // new Uint8Array(b) copies (a Buffer's slice would not)
   }
 
   /** Values of an 8-bit initializer as numbers: uint8 0..255 or int8 -128..127 as its type says. */
