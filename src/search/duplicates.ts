@@ -360,7 +360,8 @@ export class DuplicateScan {
         nearSets.union(pair.keys[0], pair.keys[1]);
       }
       for (const side of [0, 1] as const) {
-        const top = [...pair.matched[side].values()].reduce((x, y) => (y.score > x.score ? y : x));
+        // Ties go to the smaller id (a page's picture before its text), whatever order the scan met them in.
+        const top = [...pair.matched[side].values()].reduce((x, y) => (y.score > x.score || (y.score === x.score && y.id < x.id) ? y : x));
         const known = best.get(pair.keys[side]);
         if (!known || score > known.score) best.set(pair.keys[side], { score, id: top.id, file: pair.files[side], kind: pair.kind });
       }
