@@ -27,8 +27,9 @@ COPY src src
 # onnxruntime-node carries its CPU build for every platform: keep this one's (about 220 MB less).
 RUN node scripts/build-package.mjs \
  && npm prune --omit=dev --offline --no-audit --no-fund \
- && keep="linux/$(node -p process.arch)" \
- && for dir in node_modules/onnxruntime-node/bin/napi-v*/*/*; do case "$dir" in */"$keep") ;; *) rm -rf "$dir" ;; esac; done
+ && arch=$(node -p process.arch) \
+ && for dir in node_modules/onnxruntime-node/bin/napi-v*/*; do [ "${dir##*/}" = linux ] || rm -rf "$dir"; done \
+ && for dir in node_modules/onnxruntime-node/bin/napi-v*/linux/*; do [ "${dir##*/}" = "$arch" ] || rm -rf "$dir"; done
 
 # Run: the compiled dist/ and the production node_modules; no sources, so bin/tessera runs dist/.
 FROM ${NODE_IMAGE}
@@ -42,10 +43,11 @@ RUN groupadd --system --gid 10001 tessera \
  && chown tessera:tessera /data \
  && ln -s /app/bin/tessera /usr/local/bin/tessera
 WORKDIR /app
+# node_modules first: a change to the sources alone leaves that layer (about 500 MB) cached.
 COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/bin bin
 COPY --from=build /app/dist dist
-COPY --from=build /app/node_modules node_modules
 # Listen on every interface of the container; the store (a LanceDB folder unless TESSERA_STORE
 # is a postgres:// URL) and the Hugging Face cache (models downloaded once) live in /data.
 ENV NODE_ENV=production \

@@ -146,6 +146,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
     const batches = [...new Set([...(scenarios.has('images') ? imageBatches : []), ...(scenarios.has('texts') ? [...plan.textBatches, ...plan.peerTextBatches] : [])])].sort((x, y) => x - y);
     for (const batch of batches) {
       const engine = await loadEngine(dir, { ...engineSettings, maxImageBatch: batch, maxTextBatch: batch });
+      report.rewrite ??= rewriteSummary(engine);
       try {
         await engine.embed([{ text: 'warm up' }, { image: paths[0]! }]);
         // Repetitions interleave the two sides; the best of each is kept (the machine is shared).
@@ -232,6 +233,8 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
     log('q8: fp32 and q8, interleaved ...');
     const fp32 = await loadEngine(dir, engineSettings);
     const q8 = await loadEngine(dir, { ...engineSettings, dtype: 'q8' });
+    report.rewrite ??= rewriteSummary(fp32);
+    report.rewrite_q8 ??= rewriteSummary(q8);
     try {
       const size = fp32.model.image.size;
       const pixels = new Float32Array(paths.length * 3 * size * size);
@@ -373,5 +376,15 @@ async function serverScenario(dir: string, threads: number, plan: (typeof PLAN)[
     p99_over_full_batch_text: round(at('text').p99_ms / offline.text_full_batch_ms!, 2),
     p99_over_full_batch_image: round(at('image').p99_ms / offline.image_full_batch_ms!, 2),
     levels: levels.map((l) => ({ ...l, items_per_s: round(l.items_per_s, 2), p50_ms: round(l.p50_ms, 0), p99_ms: round(l.p99_ms, 0) })),
+  };
+}
+
+/** What the load-time graph rewrite (src/model/rewrite) fused in the engine's graphs: `rewrite.fused`. */
+function rewriteSummary(engine: Awaited<ReturnType<typeof loadEngine>>): Record<string, unknown> {
+  const { vision, text } = engine.model;
+  const of = (r: typeof vision.session.rewrite): Record<string, number> | null => (r?.rewritten ? r.fused : null);
+  return {
+    passes: vision.session.rewrite?.passes ?? null,
+    fused: { vision: of(vision.session.rewrite), text: of(text.session.rewrite) },
   };
 }

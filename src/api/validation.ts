@@ -41,6 +41,8 @@ function ajvFor(coerce: boolean, shared: readonly Schema[]): Ajv {
     removeAdditional: false,
     strict: true,
     allowUnionTypes: true,
+    // `format` (date-time, binary) describes answers; no request field relies on one.
+    validateFormats: false,
   });
   for (const keyword of ANNOTATIONS) ajv.addKeyword({ keyword });
   // OpenAPI's own annotations, allowed in its Schema Objects.

@@ -2,8 +2,8 @@ import './ort-telemetry.ts';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
-import { TesseraError } from '../errors.ts';
-import { logOnce, markRefused, prepareModel, type RewriteReport } from './rewrite/index.ts';
+import { invalidArgument, TesseraError } from '../errors.ts';
+import { DEFAULT_PASSES, logOnce, markRefused, passesNamed, PASSES, prepareModel, type RewriteReport } from './rewrite/index.ts';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
@@ -18,19 +18,33 @@ export interface SessionSettings {
   /** ONNX Runtime execution providers in order of preference, e.g. ['cuda', 'cpu']. */
   executionProviders?: string[];
   /**
-   * The load-time graph rewrite (src/model/rewrite: attention, residual + LayerNorm, GELU and
-   * merged projections into ONNX Runtime's contrib ops), cached beside the model. Default on;
-   * off with false, `--no-graph-rewrite`, or TESSERA_GRAPH_REWRITE=0 in the environment.
+   * The load-time graph rewrite (src/model/rewrite: attention and GELU into ONNX Runtime's
+   * contrib ops, and the other passes when named), cached beside the model. Default: the
+   * environment's TESSERA_GRAPH_REWRITE (`0` off, `all`, or pass names separated by commas),
+   * else the default passes. false (`--no-graph-rewrite`) turns it off; a list names the passes.
    */
-  graphRewrite?: boolean;
+  graphRewrite?: boolean | readonly string[];
   /** Where the rewrite says what it left alone or could not do (default: standard error). */
   log?: (line: string) => void;
 }
 
-/** Whether the graph rewrite runs when SessionSettings.graphRewrite is not given. */
-export function graphRewriteDefault(env: NodeJS.ProcessEnv = process.env): boolean {
+/**
+ * The passes the graph rewrite runs (undefined: none) for a session's setting, from the
+ * environment's TESSERA_GRAPH_REWRITE when the setting is not given.
+ */
+export function graphRewritePasses(setting: SessionSettings['graphRewrite'], env: NodeJS.ProcessEnv = process.env): readonly string[] | undefined {
+  if (setting === false) return undefined;
+  if (Array.isArray(setting)) return setting;
   const value = env.TESSERA_GRAPH_REWRITE?.trim().toLowerCase();
-  return !(value === '0' || value === 'false' || value === 'off' || value === 'no');
+  if (setting === true || value === undefined || value === '' || value === '1' || value === 'on' || value === 'true' || value === 'yes') return DEFAULT_PASSES;
+  if (value === '0' || value === 'false' || value === 'off' || value === 'no') return undefined;
+  if (value === 'all') return PASSES.map((p) => p.name);
+  const names = value.split(',').map((n) => n.trim()).filter(Boolean);
+  try {
+    return passesNamed(names).map((p) => p.name);
+  } catch {
+    throw invalidArgument('TESSERA_GRAPH_REWRITE', `0, 1, all or pass names separated by commas (${PASSES.map((p) => p.name).join(', ')})`, env.TESSERA_GRAPH_REWRITE);
+  }
 }
 
 const stderrLog = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
@@ -254,14 +268,16 @@ export async function createSession(path: string, settings: SessionSettings): Pr
   // The rewrite never stops a model from loading: whatever goes wrong, the original runs.
   let rewrite: RewriteReport | undefined;
   let rewriteFailure: string | undefined;
-  if (settings.graphRewrite ?? graphRewriteDefault()) {
+  const passes = graphRewritePasses(settings.graphRewrite);
+  if (passes && passes.length > 0) {
     try {
-      rewrite = await prepareModel(path);
+      rewrite = await prepareModel(path, { passes });
     } catch (err) {
       rewriteFailure = (err as Error).message.split('\n')[0];
     }
   }
   let loadPath = rewrite?.rewritten ?? path;
+  let refused = false;
   let names: { inputNames: string[]; outputNames: string[] };
   try {
     try {
@@ -272,6 +288,7 @@ export async function createSession(path: string, settings: SessionSettings): Pr
       logOnce(log, `${path}: ONNX Runtime refused the rewritten graph (${reason}); running the original`);
       await markRefused(rewrite!, reason).catch(() => undefined);
       rewrite = { ...rewrite!, rewritten: null, fused: {}, note: `ONNX Runtime refused the rewritten graph: ${reason}` };
+      refused = true;
       loadPath = path;
       names = (await thread.call({ op: 'create', path: loadPath, options, session: id })) as typeof names;
     }
@@ -282,7 +299,7 @@ export async function createSession(path: string, settings: SessionSettings): Pr
     throw new TesseraError(code, `${path}: ONNX Runtime cannot load it (${message.split('\n')[0]})`, { cause: err });
   }
   if (rewriteFailure !== undefined) logOnce(log, `${path}: graph rewrite failed (${rewriteFailure}); running the graph as it is`);
-  else if (rewrite && rewrite.rewritten === null && rewrite.note) logOnce(log, `${path}: graph rewrite left the graph as it is: ${rewrite.note}`);
+  else if (rewrite && rewrite.rewritten === null && rewrite.note && !refused) logOnce(log, `${path}: graph rewrite left the graph as it is: ${rewrite.note}`);
   thread.sessions.set(id, { path: loadPath, options });
   return {
     inputNames: names.inputNames,

@@ -265,18 +265,24 @@ export function toSevenBit(model: OnnxFile): ConversionReport {
       continue;
     }
     const rows = values.length / columns;
-    const real = (i: number, j: number): number => scale[scale.length === 1 ? 0 : j]! * (values[i * columns + j]! - zp[zp.length === 1 ? 0 : j]!);
-    const newScale = new Float32Array(columns);
-    for (let j = 0; j < columns; j++) {
-      let max = 0;
-      for (let i = 0; i < rows; i++) max = Math.max(max, Math.abs(real(i, j)));
-      newScale[j] = max > 0 ? Math.fround(max / SEVEN_BIT_MAX) : 1;
+    // The values the weights stand for, scale x (w - zero point), then a scale per column.
+    const real = new Float64Array(values.length);
+    const max = new Float64Array(columns);
+    for (let i = 0, k = 0; i < rows; i++) {
+      for (let j = 0; j < columns; j++, k++) {
+        const v = scale[scale.length === 1 ? 0 : j]! * (values[k]! - zp[zp.length === 1 ? 0 : j]!);
+        real[k] = v;
+        const a = Math.abs(v);
+        if (a > max[j]!) max[j] = a;
+      }
     }
+    const newScale = new Float32Array(columns);
+    for (let j = 0; j < columns; j++) newScale[j] = max[j]! > 0 ? Math.fround(max[j]! / SEVEN_BIT_MAX) : 1;
     const q = new Uint8Array(values.length);
-    for (let i = 0; i < rows; i++) {
-      for (let j = 0; j < columns; j++) {
-        const v = Math.max(-SEVEN_BIT_MAX, Math.min(SEVEN_BIT_MAX, roundHalfEven(Math.fround(real(i, j) / newScale[j]!))));
-        q[i * columns + j] = v & 0xff;
+    for (let i = 0, k = 0; i < rows; i++) {
+      for (let j = 0; j < columns; j++, k++) {
+        const v = roundHalfEven(Math.fround(real[k]! / newScale[j]!));
+        q[k] = (v > SEVEN_BIT_MAX ? SEVEN_BIT_MAX : v < -SEVEN_BIT_MAX ? -SEVEN_BIT_MAX : v) & 0xff;
       }
     }
     model.setInitializer(w.name, TensorType.INT8, w.dims, q);

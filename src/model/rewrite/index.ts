@@ -5,36 +5,57 @@
  * original's hash (and its external data's) and the rewrite's version; a graph in which no
  * pass matches anything is left as it is, and that is said once in the log.
  *
- * Files, for a model `onnx/vision_model.onnx`:
- *   onnx/vision_model.onnx.rewrite.json                  what was done (the report below) and
+ * Files, for a model `onnx/vision_model.onnx` and a set of passes (<set>, a hash of their names):
+ *   onnx/vision_model.onnx.rewrite-<set>.json            what was done (the report below) and
  *                                                        the stats that make it valid
- *   onnx/vision_model.rewrite-v1-<key>.onnx              the rewritten graph; its weights are
+ *   onnx/vision_model.rewrite-v1-<set>-<key>.onnx        the rewritten graph; its weights are
  *                                                        references into vision_model.onnx
- *   onnx/vision_model.rewrite-v1-<key>.onnx_data         tensors the rewrite made (merged weights)
- * When the model's folder is not writable they go to $XDG_CACHE_HOME/tessera/rewrite/<dir hash>/,
- * next to links to the original files (external data is resolved from the model's folder).
+ *   onnx/vision_model.rewrite-v1-<set>-<key>.onnx_data   tensors the rewrite made (merged weights)
+ * "Beside" means beside the file's real path: ONNX Runtime refuses external data outside the
+ * real folder of the model it loads, so for a Hugging Face cache snapshot (symlinks into
+ * blobs/) the rewrite goes into blobs/ and names the blobs. When that folder is not writable,
+ * or the files do not share one, they go to $XDG_CACHE_HOME/tessera/rewrite/<folder hash>/, next
+ * to hard links to (else copies of) the original files.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fuseAttention } from './attention.ts';
 import { fuseGelu, fuseQuickGelu } from './gelu.ts';
 import { fuseSkipLayerNorm } from './layernorm.ts';
 import type { Pass } from './match.ts';
 import { mergeQuantizedSiblings, mergeSiblingMatMuls } from './merge-matmul.ts';
-import { OnnxModel } from './model.ts';
+import { OnnxModel, type WriteLocations } from './model.ts';
 import { ShapeInference } from './shapes.ts';
 
 /** Bump when a pass changes what it writes: cached rewrites of older versions are redone. */
 export const REWRITE_VERSION = 1;
 
-/** In order: merged projections give the attention pass its q, k, v; attention's output feeds the residual. */
+/** Every pass, in the order they run: merged projections give attention its q, k, v. */
 export const PASSES: readonly Pass[] = [mergeSiblingMatMuls, mergeQuantizedSiblings, fuseAttention, fuseSkipLayerNorm, fuseGelu, fuseQuickGelu];
+
+/**
+ * The passes that run unless told otherwise: those measured faster than the subgraphs they
+ * replace on ONNX Runtime's CPU kernels (scripts/measure-rewrite.ts,
+ * docs/measurements/rewrite.json). The others are exact too, and tested, but measured slower
+ * there: SkipLayerNormalization's CPU kernel is a scalar loop, several times slower than Add +
+ * LayerNormalization; merged projections pay a Split copy that outweighs the one fewer GEMM.
+ */
+export const DEFAULT_PASSES: readonly string[] = ['attention', 'gelu', 'quick-gelu'];
+
+/** The passes named (in PASSES' order); throws on a name no pass has. */
+export function passesNamed(names: readonly string[]): Pass[] {
+  const unknown = names.filter((n) => !PASSES.some((p) => p.name === n));
+  if (unknown.length > 0) throw new Error(`unknown graph rewrite pass ${unknown.join(', ')} (passes: ${PASSES.map((p) => p.name).join(', ')})`);
+  return PASSES.filter((p) => names.includes(p.name));
+}
 
 export interface RewriteReport {
   version: number;
+  /** The passes that ran. */
+  passes: string[];
   /** The model file as given. */
   source: string;
   /** The file ONNX Runtime loads instead, or null when the graph is left as it is. */
@@ -57,7 +78,7 @@ export interface RewriteResult {
  * Rewrites the model at `source` into `out` (and `${out}_data` when it makes tensors). Writes
  * nothing when no pass matches. Synchronous: it runs once per model, at load.
  */
-export function rewriteModelFile(source: string, out: string, passes: readonly Pass[] = PASSES): RewriteResult {
+export function rewriteModelFile(source: string, out: string, passes: readonly Pass[] = PASSES, locations: WriteLocations = {}): RewriteResult {
   const model = new OnnxModel(source);
   try {
     if (model.opset < 13) return { fused: {}, written: [], note: `opset ${model.opset} (the rewrite needs 13 or later)` };
@@ -68,7 +89,7 @@ export function rewriteModelFile(source: string, out: string, passes: readonly P
       for (const [op, n] of Object.entries(counts)) if (n > 0) fused[op] = (fused[op] ?? 0) + n;
     }
     if (Object.keys(fused).length === 0) return { fused, written: [], note: 'no pattern the rewrite knows (attention, residual + LayerNorm, GELU, sibling projections)' };
-    return { fused, written: model.write(out) };
+    return { fused, written: model.write(out, locations) };
   } finally {
     model.close();
   }
@@ -113,8 +134,12 @@ export function logOnce(log: (line: string) => void, line: string): void {
 }
 
 export interface PrepareOptions {
+  /** The passes to run, by name (default DEFAULT_PASSES). */
+  passes?: readonly string[];
   /** Where the rewrite goes when the model's folder is read-only (default rewriteCacheRoot()). */
   cacheRoot?: string;
+  /** Use the cache folder even when the model's folder is writable (tests). */
+  forceCacheRoot?: boolean;
 }
 
 /**
@@ -124,14 +149,16 @@ export interface PrepareOptions {
 export async function prepareModel(path: string, options: PrepareOptions = {}): Promise<RewriteReport> {
   const source = resolve(path);
   const dir = dirname(source);
-  const base = basename(source);
-  const stem = base.replace(/\.onnx$/, '');
-  const fallback = join(options.cacheRoot ?? rewriteCacheRoot(), createHash('sha256').update(dir).digest('hex').slice(0, 16));
-  const stampName = `${base}.rewrite.json`;
+  const real = await realpath(source);
+  const home = dirname(real);
+  const fallback = join(options.cacheRoot ?? rewriteCacheRoot(), createHash('sha256').update(home).digest('hex').slice(0, 16));
+  const passes = passesNamed(options.passes ?? DEFAULT_PASSES).map((p) => p.name);
+  const set = passSetTag(passes);
+  const stampName = `${basename(real)}.rewrite-${set}.json`;
 
-  for (const where of [dir, fallback]) {
+  for (const where of [home, fallback]) {
     const stamp = await readStamp(join(where, stampName));
-    if (!stamp || stamp.version !== REWRITE_VERSION) continue;
+    if (!stamp || stamp.version !== REWRITE_VERSION || stamp.report.passes?.join(',') !== passes.join(',')) continue;
     const current = await Promise.all(stamp.files.map((f) => stampOf(dir, f.name).catch(() => undefined)));
     if (!current.every((c, i) => c && c.size === stamp.files[i]!.size && c.mtimeMs === stamp.files[i]!.mtimeMs && c.ino === stamp.files[i]!.ino)) continue;
     const report = { ...stamp.report, source: path };
@@ -150,27 +177,42 @@ export async function prepareModel(path: string, options: PrepareOptions = {}): 
       m.close();
     }
   })();
-  const names = [base, ...locations];
+  const names = [basename(source), ...locations];
   const files = await Promise.all(names.map((n) => stampOf(dir, n)));
   const hashes = await Promise.all(names.map((n) => sha256(join(dir, n))));
-  const key = createHash('sha256').update(`${REWRITE_VERSION}\n${hashes.join('\n')}`).digest('hex').slice(0, 16);
-  const outName = `${stem}.rewrite-v${REWRITE_VERSION}-${key}.onnx`;
+  const key = createHash('sha256').update(`${REWRITE_VERSION}\n${passes.join(',')}\n${hashes.join('\n')}`).digest('hex').slice(0, 16);
+  const outName = `${basename(real).replace(/\.onnx$/, '')}.rewrite-v${REWRITE_VERSION}-${set}-${key}.onnx`;
 
-  let where = dir;
-  if (!(await writable(dir))) {
+  // Where the rewrite goes, and what it calls the original files from there.
+  const reals = await Promise.all(locations.map((l) => realpath(join(dir, l))));
+  let where = home;
+  let named: Map<string, string>;
+  if (!options.forceCacheRoot && reals.every((r) => r.startsWith(home + sep)) && (await writable(home))) {
+    named = new Map([real, ...reals].map((r) => [r, relative(home, r)]));
+  } else {
     where = fallback;
     await mkdir(where, { recursive: true });
-    for (const n of names) {
-      const link = join(where, n);
-      await mkdir(dirname(link), { recursive: true });
-      await rm(link, { force: true });
-      await symlink(await realpath(join(dir, n)), link);
+    named = new Map();
+    for (const r of [real, ...reals]) {
+      if (named.has(r)) continue;
+      let name = basename(r);
+      for (let i = 1; [...named.values()].includes(name); i++) name = `${i}-${basename(r)}`;
+      named.set(r, name);
+      const target = join(where, name);
+      const same = await Promise.all([stat(r), stat(target).catch(() => undefined)]).then(([a, b]) => b !== undefined && a.ino === b.ino && a.dev === b.dev);
+      if (same) continue;
+      await rm(target, { force: true });
+      await link(r, target).catch(() => copyFile(r, target));
     }
   }
   const out = join(where, outName);
-  const result = rewriteModelFile(join(where, base), out);
+  const result = rewriteModelFile(source, out, passesNamed(passes), {
+    source: named.get(real)!,
+    data: new Map(locations.map((l, i) => [l, named.get(reals[i]!)!])),
+  });
   const report: RewriteReport = {
     version: REWRITE_VERSION,
+    passes,
     source: path,
     rewritten: result.written.length > 0 ? out : null,
     fused: result.fused,
@@ -178,15 +220,19 @@ export async function prepareModel(path: string, options: PrepareOptions = {}): 
     seconds: Math.round((performance.now() - started) / 10) / 100,
   };
   await writeStamp(join(where, stampName), { version: REWRITE_VERSION, key, files, report: { ...report, rewritten: report.rewritten && outName } });
-  await removeStale(where, stem, result.written.map((w) => basename(w)));
+  await removeStale(where, basename(real).replace(/\.onnx$/, ''), set, result.written.map((w) => basename(w)));
   return report;
+}
+
+function passSetTag(passes: readonly string[]): string {
+  return createHash('sha256').update(passes.join(',')).digest('hex').slice(0, 6);
 }
 
 /** Records that ONNX Runtime refused a rewrite: later loads go straight to the original. */
 export async function markRefused(report: RewriteReport, reason: string, options: PrepareOptions = {}): Promise<void> {
   if (!report.rewritten) return;
   const where = dirname(report.rewritten);
-  const stampPath = join(where, `${basename(resolve(report.source))}.rewrite.json`);
+  const stampPath = join(where, `${basename(await realpath(resolve(report.source)))}.rewrite-${passSetTag(report.passes)}.json`);
   const stamp = await readStamp(stampPath);
   void options;
   if (!stamp) return;
@@ -221,9 +267,9 @@ async function writable(dir: string): Promise<boolean> {
   }
 }
 
-/** Rewrites of older versions or of older contents of the same model. */
-async function removeStale(dir: string, stem: string, keep: readonly string[]): Promise<void> {
-  const pattern = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.rewrite-v\\d+-[0-9a-f]+\\.onnx(_data)?$`);
+/** Rewrites by the same passes of older versions or of older contents of the same model. */
+async function removeStale(dir: string, stem: string, set: string, keep: readonly string[]): Promise<void> {
+  const pattern = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.rewrite-v\\d+-${set}-[0-9a-f]+\\.onnx(_data)?$`);
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (pattern.test(name) && !keep.includes(name)) await rm(join(dir, name), { force: true }).catch(() => undefined);
   }

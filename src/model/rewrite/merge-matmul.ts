@@ -24,6 +24,9 @@ import { ElemType } from './proto.ts';
 import { attr, intAttr, type Node, type OnnxModel } from './model.ts';
 import { isVector, producedBy, selfContained, type Pass, type PassContext } from './match.ts';
 
+/** Names of the merged MatMul / MatMulInteger nodes start with this (counted in reports by it). */
+export const MERGED_NAME = 'rewrite/merged_projection';
+
 interface Member {
   matmul: Node;
   weight: string;
@@ -98,7 +101,7 @@ export const mergeSiblingMatMuls: Pass = {
       const base = members[0]!.weight.replace(/\.weight$/, '');
       const weight = model.addInitializer(`${base}.merged_weight`, ElemType.FLOAT, [rows, members.reduce((s, m) => s + m.columns, 0)], sideBySide(model, members, rows, 4));
       const product = model.fresh(`${base}.merged_product`);
-      const added: Node[] = [model.node('MatMul', [x, weight], [product], [], order)];
+      const added: Node[] = [{ ...model.node('MatMul', [x, weight], [product], [], order), name: model.fresh(MERGED_NAME) }];
       let split = product;
       if (members.some((m) => m.add)) {
         const bias = model.addInitializer(`${base}.merged_bias`, ElemType.FLOAT, [members.reduce((s, m) => s + m.columns, 0)], concatVectors(model, members.map((m) => ({ name: m.bias, length: m.columns }))));
@@ -185,7 +188,7 @@ export const mergeQuantizedSiblings: Pass = {
       const [xq, xs, xz, product, asFloat, scales, rescaled] = ['xq', 'x_scale', 'x_zero_point', 'product', 'float', 'scales', 'rescaled'].map((s) => model.fresh(`${base}.merged_${s}`)) as [string, string, string, string, string, string, string];
       const added = [
         model.node('DynamicQuantizeLinear', [x], [xq, xs, xz], [], order),
-        model.node('MatMulInteger', [xq, weight, xz, members[0]!.zeroPoint], [product], [], order),
+        { ...model.node('MatMulInteger', [xq, weight, xz, members[0]!.zeroPoint], [product], [], order), name: model.fresh(MERGED_NAME) },
         model.node('Cast', [product], [asFloat], [attr.int('to', ElemType.FLOAT)], order),
         model.node('Mul', [xs, scale], [scales], [], order),
         model.node('Mul', [asFloat, scales], [rescaled], [], order),

@@ -112,6 +112,16 @@ const ALIGN_LARGE = 1 << 16;
 const ALIGN_SMALL = 64;
 const LARGE_TENSOR = 1 << 20;
 
+/**
+ * Where the rewritten model finds the original's bytes, relative to its own folder: the
+ * original file (default: its name, the rewrite written beside it) and each external data
+ * file by the location the original names it with (default: unchanged).
+ */
+export interface WriteLocations {
+  source?: string;
+  data?: ReadonlyMap<string, string>;
+}
+
 export class OnnxModel {
   readonly dir: string;
   readonly cursor: FileCursor;
@@ -456,7 +466,7 @@ export class OnnxModel {
    * Writes the rewritten model to `path` (and its new tensors to `${path}_data` when there
    * are any), both through temporary names, and returns the files written.
    */
-  write(path: string): string[] {
+  write(path: string, where: WriteLocations = {}): string[] {
     if (this.spill && this.spill.path !== `${path}_data`) throw new Error(`write: setOutput named ${this.spill.path}, not ${path}_data`);
     this.sweep();
     const order = topologicalOrder(this.nodes);
@@ -464,7 +474,8 @@ export class OnnxModel {
     for (const o of this.outputs) used.add(o.name);
     const produced = new Set([...this.nodes.flatMap((n) => n.outputs), ...this.inputs.map((i) => i.name)]);
 
-    const sourceLocation = basename(this.path);
+    const sourceLocation = where.source ?? basename(this.path);
+    const relocate = where.data ?? new Map<string, string>();
     const dataPath = `${path}_data`;
     const dataLocation = basename(dataPath);
     let spilledUsed = false;
@@ -484,6 +495,10 @@ export class OnnxModel {
         graphParts.push(lengthDelimited(F.graph.initializer, TensorProto.encode({ name: t.name, dims: t.dims, dataType: t.dataType, rawData: t.data }).finish()));
       } else if (t.raw && t.raw.length >= EXTERNAL_MIN_BYTES && !t.header?.segment) {
         graphParts.push(lengthDelimited(F.graph.initializer, externalTensor(t, sourceLocation, t.raw.offset, t.raw.length)));
+      } else if (t.external && relocate.has(t.external.location)) {
+        const length = t.external.length ?? this.byteLength(t);
+        if (length === undefined) throw new Error(`external tensor ${t.name}: unknown length`);
+        graphParts.push(lengthDelimited(F.graph.initializer, externalTensor(t, relocate.get(t.external.location)!, t.external.offset, length)));
       } else {
         graphParts.push({ start: t.range!.start, end: t.range!.end });
       }
