@@ -374,8 +374,14 @@ describe('empty JSON bodies', () => {
 describe('keys', () => {
   test('/openapi.json and /docs need none; the API does', async () => {
     const keyed = await startServer({ apiKeys: await loadApiKeys({ env: 'alice:tk-openapi-test-key' }) });
-    for (const path of ['/openapi.json', '/docs', '/docs/json', '/docs/static/swagger-ui-bundle.js']) assert.equal((await fetch(keyed.url + path)).status, 200, path);
-    assert.equal((await fetch(`${keyed.url}/v1/models`)).status, 401);
+    for (const path of ['/openapi.json', '/docs', '/docs/json', '/docs/static/swagger-ui-bundle.js']) {
+      const response = await fetch(keyed.url + path);
+      await response.arrayBuffer(); // read whole: an unread body keeps its connection busy
+      assert.equal(response.status, 200, path);
+    }
+    const refused = await fetch(`${keyed.url}/v1/models`);
+    assert.equal(refused.status, 401);
+    assert.equal(((await refused.json()) as { code: string }).code, 'AUTH_API_KEY_MISSING');
     await keyed.close();
   });
 });
