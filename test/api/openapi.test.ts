@@ -3,7 +3,7 @@
 // server sends that the schema does not name fails); the README's route tables, the spec and
 // the error registry agree; empty JSON bodies where none is needed are accepted.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { loadApiKeys } from '../../src/api/auth.ts';
@@ -126,8 +126,11 @@ describe('/openapi.json', () => {
 
   test("the README's route tables list exactly the routes of /openapi.json, and link /docs and /openapi.json", async () => {
     const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    // Route tables may also live in the manual's chapters under docs/ (linked from the README).
+    const docs = new URL('../../docs/', import.meta.url);
+    const chapters = await Promise.all((await readdir(docs)).filter((f) => f.endsWith('.md')).map((f) => readFile(new URL(f, docs), 'utf8')));
     const documented = new Set<string>();
-    for (const line of readme.split('\n')) {
+    for (const line of [readme, ...chapters].join('\n').split('\n')) {
       if (!/^\| `(GET|POST|DELETE|PUT|PATCH)\b/.test(line)) continue;
       const cell = line.split(' | ')[0]!;
       // "`GET /a`", "`GET`, `DELETE /a`" (both methods), "`POST /a` (also `/b`)" (POST /b too).
@@ -151,8 +154,9 @@ describe('/openapi.json', () => {
     documented.delete('GET /docs');
     assert.deepEqual([...published].filter((r) => !documented.has(r)).sort(), [], 'routes missing from the README');
     assert.deepEqual([...documented].filter((r) => !published.has(r)).sort(), [], 'README routes missing from /openapi.json');
-    assert.match(readme, /\[`\/docs`\]\(#/);
-    assert.ok(readme.includes('/openapi.json'));
+    const manual = [readme, ...chapters].join('\n');
+    assert.match(manual, /\[`\/docs`\]\([^)]*#the-api-description/, 'no link to the API description');
+    assert.ok(readme.includes('/openapi.json') && readme.includes('/docs'), 'the README names neither /openapi.json nor /docs');
   });
 
   test('the request examples it publishes, and real requests, are accepted by its request schemas; malformed ones are not', async () => {
