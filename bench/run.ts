@@ -198,7 +198,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
         ceiling_fraction: fraction(flops, a.inferenceMs),
         candidates: { tessera: ours.images.map((r) => ({ batch: r.batch, images_per_s: round(r.items / (r.wallMs / 1000)) })), peer: theirs.images.map((r) => ({ batch: r.batch, images_per_s: round(r.items / (r.wallMs / 1000)) })) },
         min_cosine_to_peer: round(minCosine(a.vectors, b.vectors), 4),
-        note: 'cosine to the peer is below 1 because transformers.js preprocesses images differently (README: Image preprocessing)',
+        note: 'cosine to the peer is below 1 because transformers.js preprocesses images differently (docs/image-preprocessing.md)',
       };
     }
     if (scenarios.has('texts')) {

@@ -41,6 +41,7 @@ import {
   applyVariant,
   detectCpuInt8Features,
   measureVariants,
+  MIN_GAIN,
   OnnxFile,
   pickVariant,
   planInt8,
@@ -222,7 +223,7 @@ async function measureTower(tower: 'vision' | 'text', fp32Dir: string, hubDir: s
   const candidateResults = results
     .map((r) => ({ ...r, variant: asVariant(r.variant) }))
     .filter((r): r is MeasuredVariant & { variant: Int8Variant | 'fp32' } => r.variant !== undefined && (r.variant === 'fp32' || plan.candidates.includes(r.variant)));
-  const choice = plan.decision === 'fixed' ? { chosen: plan.variant, reason: plan.reason } : pickVariant(candidateResults);
+  const choice = plan.decision === 'fixed' ? { chosen: plan.variant, reason: plan.reason } : { ...pickVariant(candidateResults), min_gain: MIN_GAIN };
   const fp32Ms = results.find((r) => r.variant === 'fp32')!.bestMs;
   const fp32Wall = Math.min(...wall.get('fp32')!);
   const sorted = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);

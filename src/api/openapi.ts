@@ -50,7 +50,7 @@ export function installOpenApi(app: FastifyInstance): void {
       info: {
         title: 'tessera',
         version: PACKAGE.version,
-        description: `${PACKAGE.description}.\n\nErrors are \`{"detail", "code", "request_id"}\` with a code from one registry (README, Errors); each operation lists the codes it can answer with. With keys configured, /v1/* and /embeddings need \`Authorization: Bearer <key>\`.`,
+        description: `${PACKAGE.description}.\n\nErrors are \`{"detail", "code", "request_id"}\` with a code from one registry (docs/server.md, Errors); each operation lists the codes it can answer with. With keys configured, /v1/* and /embeddings need \`Authorization: Bearer <key>\`.`,
       },
       // In this order on /docs.
       tags: [

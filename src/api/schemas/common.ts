@@ -65,7 +65,7 @@ export function errorResponses(...groups: (readonly ErrorCode[])[]): Record<stri
       required: ['detail', 'code', 'request_id'],
       properties: {
         detail: { type: 'string', description: 'What was wrong, naming the field or item (`input[i]: ...`).' },
-        code: { type: 'string', enum: codes, description: 'The registry code (README, Errors).' },
+        code: { type: 'string', enum: codes, description: 'The registry code (docs/server.md, Errors).' },
         request_id: { type: 'string', description: 'Also in the `x-request-id` header; finds the request in the server log.' },
       },
     };

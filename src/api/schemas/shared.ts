@@ -165,7 +165,7 @@ const filter: Schema = {
   $id: 'Filter',
   type: 'object',
   description:
-    'A metadata filter: {"field": value} or {"field": {"$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" | "$in": ...}}, combined with "$and" / "$or", and the places {"$near": {"lat", "lon", "km"}} and {"$within": {"south", "west", "north", "east"}} (README, Dates, places, sorting and cut-offs).',
+    'A metadata filter: {"field": value} or {"field": {"$eq" | "$ne" | "$gt" | "$gte" | "$lt" | "$lte" | "$in": ...}}; every condition must hold; and the places {"$near": {"lat", "lon", "km"}} and {"$within": {"south", "west", "north", "east"}} (docs/search.md, Dates, places, sorting and cut-offs).',
   additionalProperties: true,
 };
 

@@ -38,6 +38,7 @@ export { detectCpuInt8Features, INT8_FLAGS, int8KernelClass, parseCpuInfo, type 
 export {
   measureVariants,
   MIN_COSINE,
+  MIN_GAIN,
   pickVariant,
   planInt8,
   type Int8Choice,
