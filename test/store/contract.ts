@@ -169,6 +169,7 @@ export function storeContract(name: string, open: () => Promise<VectorStore>, an
         assert.equal(b?.root, '/photos');
         assert.equal(b?.text, undefined);
         assert.equal(await store.count(c), 3);
+      });
 
       test('upsert with remove: old ids gone and new ones in one write; a refused write removes nothing', async () => {
         const c = await fresh();
@@ -186,7 +187,6 @@ export function storeContract(name: string, open: () => Promise<VectorStore>, an
         // Nothing to write: the ids are removed.
         await store.upsert(c, [], WRITER, { remove: ['v.mp4#t=0.000', 'v.mp4#t=3.000'] });
         assert.deepEqual((await store.get(c, ['v.mp4#t=0.000', 'v.mp4#t=3.000', 'other'])).map((d) => d.id), ['other']);
-      });
       });
 
       test('one bad document: an error naming it, and nothing of the batch written', async () => {
