@@ -330,6 +330,9 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   };
 }
 
+/** Files the load-time graph rewrite caches beside a model (src/model/rewrite): `X.onnx.rewrite-<set>.json`, `X.rewrite-v<n>-...onnx[_data]`. */
+export const isRewriteCache = (name: string) => /\.rewrite-/.test(name);
+
 async function loadRepo(spec: StandInRepo, lfsFrom: number): Promise<ServedRepo> {
   const files = new Map<string, ServedFile>();
   const dirs = new Set<string>();
@@ -339,7 +342,8 @@ async function loadRepo(spec: StandInRepo, lfsFrom: number): Promise<ServedRepo>
       dirs.add(path);
       continue;
     }
-    if (!entry.isFile()) continue;
+    // A graph rewrite cached beside a forged model is this machine's, not part of the repo.
+    if (!entry.isFile() || isRewriteCache(entry.name)) continue;
     const data = await readFile(join(spec.dir, path));
     if (data.length >= lfsFrom || /\.onnx/.test(path)) {
       const oid = sha256(data);

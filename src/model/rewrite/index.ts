@@ -229,12 +229,11 @@ function passSetTag(passes: readonly string[]): string {
 }
 
 /** Records that ONNX Runtime refused a rewrite: later loads go straight to the original. */
-export async function markRefused(report: RewriteReport, reason: string, options: PrepareOptions = {}): Promise<void> {
+export async function markRefused(report: RewriteReport, reason: string): Promise<void> {
   if (!report.rewritten) return;
   const where = dirname(report.rewritten);
   const stampPath = join(where, `${basename(await realpath(resolve(report.source)))}.rewrite-${passSetTag(report.passes)}.json`);
   const stamp = await readStamp(stampPath);
-  void options;
   if (!stamp) return;
   await writeStamp(stampPath, { ...stamp, report: { ...stamp.report, rewritten: null, fused: {}, note: `ONNX Runtime refused the rewritten graph: ${reason}` } });
   await rm(report.rewritten, { force: true });
