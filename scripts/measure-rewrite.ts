@@ -103,9 +103,9 @@ function fusedByTower(path: string): { vision: Record<string, number>; text: Rec
       while (grew) {
         grew = false;
         for (const n of model.nodes) {
-          if (nodes.has(n) || !n.inputs.some((i) => seen.has(i))) continue;
+          if (nodes.has(n) || !n.inputs.some((i) => i !== '' && seen.has(i))) continue;
           nodes.add(n);
-          for (const o of n.outputs) seen.add(o);
+          for (const o of n.outputs) if (o) seen.add(o);
           grew = true;
         }
       }
@@ -171,11 +171,36 @@ const median = (x: number[]): number => {
   return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+function cosine(a: Float32Array, b: Float32Array): number {
+  let [dot, na, nb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na === 0 && nb === 0 ? 1 : dot / Math.sqrt(na * nb);
+}
+
+/** The smallest cosine between a row of `b` and the same row of `a`, over every float output. */
+function minCosine(a: ort.InferenceSession.OnnxValueMapType, b: ort.InferenceSession.OnnxValueMapType): number {
+  let worst = 1;
+  for (const [name, t] of Object.entries(a)) {
+    if (t.type !== 'float32' || t.dims.length === 0) continue;
+    const dim = t.dims[t.dims.length - 1]!;
+    const [x, y] = [t.data as Float32Array, b[name]!.data as Float32Array];
+    for (let r = 0; dim > 0 && r < x.length / dim; r++) worst = Math.min(worst, cosine(x.subarray(r * dim, (r + 1) * dim), y.subarray(r * dim, (r + 1) * dim)));
+  }
+  return worst;
+}
+
 /** Interleaved timing: every session once per round, the order rotating. */
-async function timeInterleaved(sessions: Record<string, ort.InferenceSession>, feeds: Feeds, label: string): Promise<Record<string, { wall_ms: number[]; cpu_ms: number[] }>> {
+async function timeInterleaved(sessions: Record<string, ort.InferenceSession>, feeds: Feeds, label: string): Promise<Record<string, { wall_ms: number[]; cpu_ms: number[]; min_cosine_to_original: number }>> {
   const names = Object.keys(sessions);
-  const out = Object.fromEntries(names.map((n) => [n, { wall_ms: [] as number[], cpu_ms: [] as number[] }]));
-  for (const n of names) await sessions[n]!.run(feeds); // warm-up: allocation, planning
+  const out = Object.fromEntries(names.map((n) => [n, { wall_ms: [] as number[], cpu_ms: [] as number[], min_cosine_to_original: 1 }]));
+  // Warm-up (allocation, planning), and the outputs compared with the original's.
+  const warm: Record<string, ort.InferenceSession.OnnxValueMapType> = {};
+  for (const n of names) warm[n] = await sessions[n]!.run(feeds);
+  for (const n of names) out[n]!.min_cosine_to_original = round(minCosine(warm.original!, warm[n]!), 7);
   for (let r = 0; r < rounds; r++) {
     for (let j = 0; j < names.length; j++) {
       const name = names[(j + r) % names.length]!;
@@ -311,13 +336,15 @@ async function measureScenarios(preset: 'full' | 'v2-full', files: { vision: str
     const profiles: Record<string, unknown> = {};
     for (const [name, path] of Object.entries(paths)) profiles[name] = await profile(path, feeds);
     const target = TARGETS[preset]![kind];
+    const d = speedup.default;
     scenarios[kind] = {
       input: shape,
       threads,
       runs: summary,
       speedup,
       target,
-      met: (speedup.default?.best_wall ?? 0) >= target,
+      // Met only when the best and the median runs both reach it (one lucky run on a shared machine does not).
+      met: d !== undefined && d.best_wall >= target && d.median_wall >= target,
       profile: profiles,
     };
   }
@@ -344,6 +371,12 @@ for (const preset of values.models!.split(',') as ('full' | 'v2-full')[]) {
   (report.models as Record<string, unknown>)[preset] = await measureModel(preset);
 }
 sampleLoad('end');
+report.reading = [
+  'speedup = original time / rewritten time, per variant, from the same interleaved rounds; best and median of the rounds, wall and process CPU time',
+  'met: the default variant reaches the target with both its best and its median wall time',
+  'profile: ONNX Runtime kernel time by op type, each op the smallest over the profiled runs; matmul_share is MatMul + MatMulInteger over all kernels',
+  'min_cosine_to_original: the smallest cosine between a row of an output of the rewrite and the same row of the original, on the timed inputs',
+];
 report.load_average = { note: '1, 5 and 15 minute load averages (os.loadavg) while measuring; the machine has ' + cpus().length + ' logical CPUs', samples: loads };
 report.seconds = round((Date.now() - started.getTime()) / 1000, 0);
 await mkdir(dirname(values.out!), { recursive: true });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../src/forge/graph.ts';
 import { forgeModel } from '../../src/forge/index.ts';
-import { DataType } from '../../src/forge/onnx-proto.ts';
+import { DataType, ModelProto } from '../../src/forge/onnx-proto.ts';
 import { randomWeights } from '../../src/forge/random-weights.ts';
 import { writeModel } from '../../src/forge/writer.ts';
 import { TesseraError } from '../../src/errors.ts';
@@ -159,4 +159,20 @@ test('the setting and TESSERA_GRAPH_REWRITE choose the passes', () => {
   assert.deepEqual(graphRewritePasses(undefined, { TESSERA_GRAPH_REWRITE: 'gelu, attention' }), ['attention', 'gelu']);
   assert.deepEqual(graphRewritePasses(['skip-layernorm'], {}), ['skip-layernorm']);
   assert.throws(() => graphRewritePasses(undefined, { TESSERA_GRAPH_REWRITE: 'fast' }), (e: unknown) => e instanceof TesseraError && e.code === 'INVALID_ARGUMENT' && /skip-layernorm/.test(e.message));
+});
+
+test('the rewrite keeps what it does not change: model metadata, graph inputs and outputs; it adds the com.microsoft opset', async () => {
+  const dir = await tempDir('tessera-rewrite-fields-');
+  await forgeModel({ preset: 'tiny', outDir: dir });
+  const file = join(dir, 'onnx/text_model.onnx');
+  const report = await prepareModel(file);
+  const decode = async (path: string): Promise<Record<string, unknown>> => {
+    // The graph's weights are references now: decoding the whole message stays small.
+    const model = ModelProto.toObject(ModelProto.decode(await readFile(path)), { longs: Number }) as Record<string, unknown> & { graph: Record<string, unknown> };
+    return { ir: model.irVersion, producer: model.producerName, doc: model.docString, metadata: model.metadataProps, opsets: model.opsetImport, inputs: model.graph.input, outputs: model.graph.output, name: model.graph.name };
+  };
+  const [before, after] = [await decode(file), await decode(report.rewritten!)];
+  assert.deepEqual({ ...after, opsets: undefined }, { ...before, opsets: undefined });
+  assert.deepEqual(after.opsets, [...(before.opsets as unknown[]), { domain: 'com.microsoft', version: 1 }]);
+  assert.ok((await stat(report.rewritten!)).size < (await stat(file)).size / 10, 'weights are referenced, not copied');
 });

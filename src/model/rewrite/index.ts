@@ -15,7 +15,8 @@
  * real folder of the model it loads, so for a Hugging Face cache snapshot (symlinks into
  * blobs/) the rewrite goes into blobs/ and names the blobs. When that folder is not writable,
  * or the files do not share one, they go to $XDG_CACHE_HOME/tessera/rewrite/<folder hash>/, next
- * to hard links to (else copies of) the original files.
+ * to hard links to the original files (copies for files under 64 MiB on another file system;
+ * larger ones are not copied, and the model then runs as it is).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -202,7 +203,12 @@ export async function prepareModel(path: string, options: PrepareOptions = {}): 
       const same = await Promise.all([stat(r), stat(target).catch(() => undefined)]).then(([a, b]) => b !== undefined && a.ino === b.ino && a.dev === b.dev);
       if (same) continue;
       await rm(target, { force: true });
-      await link(r, target).catch(() => copyFile(r, target));
+      await link(r, target).catch(async (err: NodeJS.ErrnoException) => {
+        // Another file system: a copy, for small models only.
+        const size = (await stat(r)).size;
+        if (size > MAX_COPY_BYTES) throw new Error(`${r} cannot be linked into ${where} (${err.code ?? err.message}) and is too large to copy (${Math.round(size / 2 ** 20)} MiB)`);
+        await copyFile(r, target);
+      });
     }
   }
   const out = join(where, outName);
@@ -223,6 +229,9 @@ export async function prepareModel(path: string, options: PrepareOptions = {}): 
   await removeStale(where, basename(real).replace(/\.onnx$/, ''), set, result.written.map((w) => basename(w)));
   return report;
 }
+
+/** The most a rewrite in the cache folder copies of a file it cannot hard-link. */
+const MAX_COPY_BYTES = 64 << 20;
 
 function passSetTag(passes: readonly string[]): string {
   return createHash('sha256').update(passes.join(',')).digest('hex').slice(0, 6);
