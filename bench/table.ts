@@ -93,5 +93,14 @@ export function formatTable(report: Obj): string {
     lines.push(`${name}: tessera batch ${fmt(a.batch)}, wall ${fmt(a.wall_s)} s, inference ${fmt(a.inference_s)} s${a.preprocess_s !== undefined ? `, preprocessing ${fmt(a.preprocess_s)} s (overlapped)` : ''}; ` +
       `transformers.js batch ${fmt(b.batch)}, wall ${fmt(b.wall_s)} s, inference ${fmt(b.inference_s)} s${b.preprocess_s !== undefined ? `, preprocessing ${fmt(b.preprocess_s)} s` : ''}`);
   }
+  for (const tower of ['vision', 'text'] as const) {
+    const p = get(report, `rewrite.profile.${tower}`) as Obj | undefined;
+    if (!p) continue;
+    const original = p.original as Obj;
+    const rewritten = p.rewritten as Obj | undefined;
+    const fused = p.fused ? Object.entries(p.fused as Obj).map(([op, n]) => `${fmt(n)} ${op}`).join(', ') : 'nothing';
+    lines.push(`graph rewrite, ${tower}: fused ${fused}; ONNX Runtime kernels ${fmt(original.kernels_ms)} ms` +
+      (rewritten ? ` before, ${fmt(rewritten.kernels_ms)} ms after (MatMul share ${fmt(rewritten.matmul_share)})` : ` (${String(p.note)})`));
+  }
   return lines.join('\n');
 }

@@ -19,12 +19,13 @@
  * Models missing from ~/.cache/tessera/forge/<preset>-0 are forged (fp32 only; v2-full takes
  * minutes and 3.5 GB). About 15 minutes on 2 busy cores.
  */
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, homedir, loadavg, tmpdir, totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, homedir, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { profileGraph } from '../bench/profile.ts';
 import { forgeModel } from '../src/forge/index.ts';
 import { PRESETS } from '../src/forge/presets.ts';
 import { V2_PRESETS } from '../src/forge/v2-presets.ts';
@@ -218,52 +219,6 @@ async function timeInterleaved(sessions: Record<string, ort.InferenceSession>, f
   return out;
 }
 
-/**
- * Profiled runs (after a warm-up) of `path`, summed by op type; each op's figure is its
- * smallest over the runs (a run slowed by another job on the machine moves the others less).
- */
-async function profile(path: string, feeds: Feeds): Promise<Record<string, unknown>> {
-  const dir = await mkdtemp(join(tmpdir(), 'tessera-profile-'));
-  const session = await ort.InferenceSession.create(path, sessionOptions({ enableProfiling: true, profileFilePrefix: join(dir, 'p') }));
-  try {
-    for (let i = 0; i <= profileRuns; i++) await session.run(feeds);
-  } finally {
-    session.endProfiling();
-    await session.release();
-  }
-  const file = readdirSync(dir).find((f) => f.endsWith('.json'))!;
-  const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { cat: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
-  rmSync(dir, { recursive: true, force: true });
-  const runs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run').slice(1);
-  const perRun = runs.map((run) => {
-    const ops = new Map<string, { ms: number; calls: number }>();
-    for (const e of events) {
-      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < run.ts || e.ts > run.ts + run.dur) continue;
-      const op = e.args?.op_name ?? '?';
-      const entry = ops.get(op) ?? { ms: 0, calls: 0 };
-      entry.ms += e.dur / 1000;
-      entry.calls++;
-      ops.set(op, entry);
-    }
-    return ops;
-  });
-  const ops = new Map<string, { ms: number; calls: number }>();
-  for (const run of perRun) {
-    for (const [op, v] of run) {
-      const seen = ops.get(op);
-      if (!seen || v.ms < seen.ms) ops.set(op, v);
-    }
-  }
-  const total = [...ops.values()].reduce((s, v) => s + v.ms, 0);
-  const matmul = (ops.get('MatMul')?.ms ?? 0) + (ops.get('MatMulInteger')?.ms ?? 0);
-  return {
-    runs_ms: runs.map((r) => round(r.dur / 1000, 1)),
-    kernels_ms: round(total, 1),
-    matmul_share: round(matmul / total, 4),
-    by_op: Object.fromEntries([...ops].sort((a, b) => b[1].ms - a[1].ms).map(([op, v]) => [op, { ms: round(v.ms, 1), share: round(v.ms / total, 4), calls: v.calls }])),
-  };
-}
-
 async function measureModel(preset: 'full' | 'v2-full'): Promise<Record<string, unknown>> {
   const { dir, files } = await forged(preset);
   const result: Record<string, unknown> = { dir };
@@ -334,7 +289,7 @@ async function measureScenarios(preset: 'full' | 'v2-full', files: { vision: str
     }]));
     log(`${preset} ${kind}: profiling ...`);
     const profiles: Record<string, unknown> = {};
-    for (const [name, path] of Object.entries(paths)) profiles[name] = await profile(path, feeds);
+    for (const [name, path] of Object.entries(paths)) profiles[name] = await profileGraph(path, feeds, { threads, runs: profileRuns });
     const target = TARGETS[preset]![kind];
     const d = speedup.default;
     scenarios[kind] = {
