@@ -19,10 +19,9 @@
  * larger ones are not copied, and the model then runs as it is).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { copyFile, link, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { realpath, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { derivedCacheRoot, derivedHome, escapeRegExp, fileStamp, findStamp, placeDerived, readStamp, removeStale, sha256File, writeStamp, type FileStamp } from '../derived.ts';
 import { fuseAttention } from './attention.ts';
 import { fuseGelu, fuseQuickGelu } from './gelu.ts';
 import { fuseSkipLayerNorm } from './layernorm.ts';
@@ -96,13 +95,6 @@ export function rewriteModelFile(source: string, out: string, passes: readonly P
   }
 }
 
-interface FileStamp {
-  name: string;
-  size: number;
-  mtimeMs: number;
-  ino: number;
-}
-
 interface Stamp {
   version: number;
   key: string;
@@ -110,19 +102,8 @@ interface Stamp {
   report: RewriteReport;
 }
 
-async function stampOf(dir: string, name: string): Promise<FileStamp> {
-  const s = await stat(join(dir, name));
-  return { name, size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
-}
-
-async function sha256(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 8 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 export function rewriteCacheRoot(): string {
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'tessera', 'rewrite');
+  return derivedCacheRoot('rewrite');
 }
 
 const logged = new Set<string>();
@@ -148,72 +129,42 @@ export interface PrepareOptions {
  * `path` itself. Throws when `path` cannot be read or parsed (the caller then loads it as is).
  */
 export async function prepareModel(path: string, options: PrepareOptions = {}): Promise<RewriteReport> {
-  const source = resolve(path);
-  const dir = dirname(source);
-  const real = await realpath(source);
-  const home = dirname(real);
-  const fallback = join(options.cacheRoot ?? rewriteCacheRoot(), createHash('sha256').update(home).digest('hex').slice(0, 16));
+  const at = await derivedHome(path, options.cacheRoot ?? rewriteCacheRoot());
   const passes = passesNamed(options.passes ?? DEFAULT_PASSES).map((p) => p.name);
   const set = passSetTag(passes);
-  const stampName = `${basename(real)}.rewrite-${set}.json`;
+  const stampName = `${basename(at.real)}.rewrite-${set}.json`;
 
-  for (const where of [home, fallback]) {
-    const stamp = await readStamp(join(where, stampName));
-    if (!stamp || stamp.version !== REWRITE_VERSION || stamp.report.passes?.join(',') !== passes.join(',')) continue;
-    const current = await Promise.all(stamp.files.map((f) => stampOf(dir, f.name).catch(() => undefined)));
-    if (!current.every((c, i) => c && c.size === stamp.files[i]!.size && c.mtimeMs === stamp.files[i]!.mtimeMs && c.ino === stamp.files[i]!.ino)) continue;
-    const report = { ...stamp.report, source: path };
+  const found = await findStamp<Stamp>(at, stampName, (s) => s.version === REWRITE_VERSION && s.report?.passes?.join(',') === passes.join(','));
+  if (found) {
+    const report = { ...found.stamp.report, source: path };
     if (report.rewritten === null) return report;
-    const rewritten = join(where, basename(report.rewritten));
+    const rewritten = join(found.where, basename(report.rewritten));
     if (await stat(rewritten).then(() => true, () => false)) return { ...report, rewritten };
   }
 
   // No valid cache: key the rewrite by the contents of the model and of its external data.
   const started = performance.now();
   const locations = (() => {
-    const m = new OnnxModel(source);
+    const m = new OnnxModel(at.source);
     try {
       return m.externalLocations();
     } finally {
       m.close();
     }
   })();
-  const names = [basename(source), ...locations];
-  const files = await Promise.all(names.map((n) => stampOf(dir, n)));
-  const hashes = await Promise.all(names.map((n) => sha256(join(dir, n))));
+  const names = [basename(at.source), ...locations];
+  const files = await Promise.all(names.map((n) => fileStamp(at.dir, n)));
+  const hashes = await Promise.all(names.map((n) => sha256File(join(at.dir, n))));
   const key = createHash('sha256').update(`${REWRITE_VERSION}\n${passes.join(',')}\n${hashes.join('\n')}`).digest('hex').slice(0, 16);
-  const outName = `${basename(real).replace(/\.onnx$/, '')}.rewrite-v${REWRITE_VERSION}-${set}-${key}.onnx`;
+  const stem = basename(at.real).replace(/\.onnx$/, '');
+  const outName = `${stem}.rewrite-v${REWRITE_VERSION}-${set}-${key}.onnx`;
 
   // Where the rewrite goes, and what it calls the original files from there.
-  const reals = await Promise.all(locations.map((l) => realpath(join(dir, l))));
-  let where = home;
-  let named: Map<string, string>;
-  if (!options.forceCacheRoot && reals.every((r) => r.startsWith(home + sep)) && (await writable(home))) {
-    named = new Map([real, ...reals].map((r) => [r, relative(home, r)]));
-  } else {
-    where = fallback;
-    await mkdir(where, { recursive: true });
-    named = new Map();
-    for (const r of [real, ...reals]) {
-      if (named.has(r)) continue;
-      let name = basename(r);
-      for (let i = 1; [...named.values()].includes(name); i++) name = `${i}-${basename(r)}`;
-      named.set(r, name);
-      const target = join(where, name);
-      const same = await Promise.all([stat(r), stat(target).catch(() => undefined)]).then(([a, b]) => b !== undefined && a.ino === b.ino && a.dev === b.dev);
-      if (same) continue;
-      await rm(target, { force: true });
-      await link(r, target).catch(async (err: NodeJS.ErrnoException) => {
-        // Another file system: a copy, for small models only.
-        const size = (await stat(r)).size;
-        if (size > MAX_COPY_BYTES) throw new Error(`${r} cannot be linked into ${where} (${err.code ?? err.message}) and is too large to copy (${Math.round(size / 2 ** 20)} MiB)`);
-        await copyFile(r, target);
-      });
-    }
-  }
+  const { where, named } = await placeDerived(at, locations, { forceCacheRoot: options.forceCacheRoot });
+  const reals = await Promise.all(locations.map((l) => realpath(join(at.dir, l))));
   const out = join(where, outName);
-  const result = rewriteModelFile(source, out, passesNamed(passes), {
-    source: named.get(real)!,
+  const result = rewriteModelFile(at.source, out, passesNamed(passes), {
+    source: named.get(at.real)!,
     data: new Map(locations.map((l, i) => [l, named.get(reals[i]!)!])),
   });
   const report: RewriteReport = {
@@ -225,13 +176,12 @@ export async function prepareModel(path: string, options: PrepareOptions = {}): 
     ...(result.note ? { note: result.note } : {}),
     seconds: Math.round((performance.now() - started) / 10) / 100,
   };
-  await writeStamp(join(where, stampName), { version: REWRITE_VERSION, key, files, report: { ...report, rewritten: report.rewritten && outName } });
-  await removeStale(where, basename(real).replace(/\.onnx$/, ''), set, result.written.map((w) => basename(w)));
+  await writeStamp(join(where, stampName), { version: REWRITE_VERSION, key, files, report: { ...report, rewritten: report.rewritten && outName } } satisfies Stamp);
+  // Rewrites by the same passes of older versions or of older contents of the same model.
+  const stale = new RegExp(`^${escapeRegExp(stem)}\\.rewrite-v\\d+-${set}-[0-9a-f]+\\.onnx(_data)?$`);
+  await removeStale(where, stale, result.written.map((w) => basename(w)));
   return report;
 }
-
-/** The most a rewrite in the cache folder copies of a file it cannot hard-link. */
-const MAX_COPY_BYTES = 64 << 20;
 
 function passSetTag(passes: readonly string[]): string {
   return createHash('sha256').update(passes.join(',')).digest('hex').slice(0, 6);
@@ -242,43 +192,9 @@ export async function markRefused(report: RewriteReport, reason: string): Promis
   if (!report.rewritten) return;
   const where = dirname(report.rewritten);
   const stampPath = join(where, `${basename(await realpath(resolve(report.source)))}.rewrite-${passSetTag(report.passes)}.json`);
-  const stamp = await readStamp(stampPath);
+  const stamp = await readStamp<Stamp>(stampPath);
   if (!stamp) return;
   await writeStamp(stampPath, { ...stamp, report: { ...stamp.report, rewritten: null, fused: {}, note: `ONNX Runtime refused the rewritten graph: ${reason}` } });
   await rm(report.rewritten, { force: true });
   await rm(`${report.rewritten}_data`, { force: true });
-}
-
-async function readStamp(path: string): Promise<Stamp | undefined> {
-  try {
-    const s = JSON.parse(await readFile(path, 'utf8')) as Stamp;
-    return typeof s === 'object' && s && Array.isArray(s.files) && s.report ? s : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writeStamp(path: string, stamp: Stamp): Promise<void> {
-  const partial = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}.partial`;
-  await writeFile(partial, `${JSON.stringify(stamp, null, 2)}\n`);
-  await rename(partial, path);
-}
-
-async function writable(dir: string): Promise<boolean> {
-  const probe = join(dir, `.tessera-rewrite-probe-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  try {
-    await writeFile(probe, '');
-    await rm(probe, { force: true });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Rewrites by the same passes of older versions or of older contents of the same model. */
-async function removeStale(dir: string, stem: string, set: string, keep: readonly string[]): Promise<void> {
-  const pattern = new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.rewrite-v\\d+-${set}-[0-9a-f]+\\.onnx(_data)?$`);
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    if (pattern.test(name) && !keep.includes(name)) await rm(join(dir, name), { force: true }).catch(() => undefined);
-  }
 }
