@@ -134,7 +134,14 @@ export async function rewriteProfile(engine: Embedder, pixels: Float32Array, ima
     }
     const original = await profileGraph(rewrite.source, feeds, options);
     const rewritten = await profileGraph(rewrite.rewritten, feeds, options);
-    out[tower] = { fused: rewrite.fused, original, rewritten, kernel_speedup: rewritten.kernels_ms > 0 ? round(original.kernels_ms / rewritten.kernels_ms, 3) : null };
+    out[tower] = {
+      fused: rewrite.fused,
+      original,
+      rewritten,
+      kernel_speedup: rewritten.kernels_ms > 0 ? round(original.kernels_ms / rewritten.kernels_ms, 3) : null,
+      // The most a rewrite that leaves the MatMuls as they are could give: every other kernel free.
+      bound_without_faster_matmul: original.matmul_share > 0 ? round(1 / original.matmul_share, 3) : null,
+    };
   }
   return out;
 }

@@ -100,7 +100,7 @@ export function formatTable(report: Obj): string {
     const rewritten = p.rewritten as Obj | undefined;
     const fused = p.fused ? Object.entries(p.fused as Obj).map(([op, n]) => `${fmt(n)} ${op}`).join(', ') : 'nothing';
     lines.push(`graph rewrite, ${tower}: fused ${fused}; ONNX Runtime kernels ${fmt(original.kernels_ms)} ms` +
-      (rewritten ? ` before, ${fmt(rewritten.kernels_ms)} ms after (MatMul share ${fmt(rewritten.matmul_share)})` : ` (${String(p.note)})`));
+      (rewritten ? ` before, ${fmt(rewritten.kernels_ms)} ms after; MatMul ${fmt(original.matmul_share)} of the kernels before, so at most ${fmt(p.bound_without_faster_matmul)}x without faster MatMuls` : ` (${String(p.note)})`));
   }
   return lines.join('\n');
 }
