@@ -25,9 +25,10 @@ onnx/model.onnx with its weights in onnx/model.onnx_data.
   --seed N              seed of the random weights (default ${DEFAULT_SEED})
   --q8                  also write the int8 variant (onnx/*_quantized.onnx, --dtype q8)
   --hub-like            make that variant (implies --q8) the way the hub's _quantized files
-                        are made, by transformers.js's quantize script: uint8 weights in
-                        the vision tower (it has a Conv), int8 in the text tower, per
-                        tensor, Conv and embedding tables included (jina-clip-v1 presets)`;
+                        are made, by transformers.js's quantize script: uint8 weights in a
+                        graph with a Conv (the vision towers; v2's one combined graph
+                        throughout), int8 in the text towers, per tensor, Conv and
+                        embedding tables included (every preset)`;
 
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({

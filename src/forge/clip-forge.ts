@@ -2,8 +2,10 @@
  * Forges OpenAI CLIP models in the hub's ONNX layout (as Xenova/clip-vit-base-patch16):
  * config.json (model_type "clip"), preprocessor_config.json (CLIPImageProcessor), the byte-level
  * BPE tokenizer files, onnx/text_model.onnx (CLIPTextModelWithProjection) and
- * onnx/vision_model.onnx (CLIPVisionModelWithProjection), with seeded random weights.
- * forgeModel (index.ts) calls this for the clip-* presets.
+ * onnx/vision_model.onnx (CLIPVisionModelWithProjection), with seeded random weights, and when
+ * asked their q8 variants onnx/text_model_quantized.onnx and onnx/vision_model_quantized.onnx
+ * (hub-like, as Xenova's CLIP exports: int8 weights in the text tower, uint8 in the vision
+ * tower, whose patch embedding is a Conv). forgeModel (index.ts) calls this for the clip-* presets.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import { buildClipTextGraph } from './clip-text-tower.ts';
 import { buildClipBpe, clipTokenizerFiles, type ClipBpe } from './clip-tokenizer.ts';
 import { buildClipVisionGraph } from './clip-vision-tower.ts';
 import { IMAGE_MEAN, IMAGE_STD } from './hub-files.ts';
+import { Q8_STYLE_METADATA_KEY, quantizeStyled, type HubLikeOptions, type Q8Style } from './quantize.ts';
 import { randomWeights } from './random-weights.ts';
 import { writeModel, type ModelInfo } from './writer.ts';
 
@@ -80,6 +83,10 @@ export interface ClipForgeOptions {
   /** Give the text graph an attention_mask input (default false: the hub's export takes input_ids only). */
   attentionMask: boolean;
   seed: number;
+  /** Also write the q8 variant, made as `q8Style` says (default `forge`; index.ts, ForgeOptions.q8Style). */
+  quantized?: boolean;
+  q8Style?: Q8Style;
+  hubLike?: HubLikeOptions;
   onFile: (path: string, bytes: number) => void;
 }
 
@@ -108,9 +115,19 @@ export async function forgeClipModel(options: ClipForgeOptions): Promise<void> {
     opsetVersion: 17,
     irVersion: 8,
   });
+  const textGraph = () => buildClipTextGraph(preset.text, bpe.vocab.length, preset.projectionDim, { attentionMask });
+  const visionGraph = () => buildClipVisionGraph(preset.vision, preset.projectionDim);
   const textPath = 'onnx/text_model.onnx';
-  const text = buildClipTextGraph(preset.text, bpe.vocab.length, preset.projectionDim, { attentionMask });
-  options.onFile(textPath, await writeModel(join(outDir, textPath), text, weights, info('text')));
+  options.onFile(textPath, await writeModel(join(outDir, textPath), textGraph(), weights, info('text')));
   const visionPath = 'onnx/vision_model.onnx';
-  options.onFile(visionPath, await writeModel(join(outDir, visionPath), buildClipVisionGraph(preset.vision, preset.projectionDim), weights, info('vision')));
+  options.onFile(visionPath, await writeModel(join(outDir, visionPath), visionGraph(), weights, info('vision')));
+  if (options.quantized) {
+    const style = options.q8Style ?? 'forge';
+    for (const [tower, graph] of [['text', textGraph], ['vision', visionGraph]] as const) {
+      const q8 = quantizeStyled(style, graph(), weights, options.hubLike);
+      const base = info(`${tower} (q8${style === 'hub-like' ? ', hub-like' : ''})`);
+      const path = `onnx/${tower}_model_quantized.onnx`;
+      options.onFile(path, await writeModel(join(outDir, path), q8.graph, q8.weights, { ...base, metadata: { ...base.metadata, [Q8_STYLE_METADATA_KEY]: style } }));
+    }
+  }
 }

@@ -19,7 +19,7 @@ import { colourWeights } from './colour.ts';
 import type { GraphBuilder, WeightSource } from './graph.ts';
 import { modelConfig, PREPROCESSOR_CONFIG } from './hub-files.ts';
 import { PRESET_NAMES, PRESETS, type PresetName } from './presets.ts';
-import { quantizeGraph, quantizeGraphHubLike, type HubLikeOptions } from './quantize.ts';
+import { Q8_STYLE_METADATA_KEY, quantizeStyled, type HubLikeOptions, type Q8Style } from './quantize.ts';
 import { randomWeights } from './random-weights.ts';
 import { buildTextGraph } from './text-tower.ts';
 import { tokenizerFiles } from './tokenizer-files.ts';
@@ -34,7 +34,7 @@ export { CLIP_PRESETS, type ClipPreset, type ClipPresetName } from './clip-prese
 export { COLOURS, normalisePixel, type Colour } from './colour.ts';
 export { IMAGE_MEAN, IMAGE_STD, PREPROCESSOR_CONFIG } from './hub-files.ts';
 export { PRESET_NAMES, PRESETS, type Preset, type PresetName } from './presets.ts';
-export type { HubLikeOptions, WeightQuantType } from './quantize.ts';
+export { Q8_STYLE_METADATA_KEY, type HubLikeOptions, type WeightQuantType } from './quantize.ts';
 export { TEXT_INPUTS, TEXT_OUTPUT } from './text-tower.ts';
 export { VISION_INPUT, VISION_OUTPUT } from './vision-tower.ts';
 export { V2_MODEL_DATA_FILE, V2_MODEL_FILE, V2_QUANTIZED_MODEL_FILE } from './v2-forge.ts';
@@ -70,11 +70,11 @@ export interface ForgeOptions {
   /** Also write the q8 variant (onnx/*_quantized.onnx, dynamic int8 MatMuls; see quantize.ts). */
   quantized?: boolean;
   /**
-   * How the q8 variant is made (with `quantized`; jina-clip-v1 presets only): `forge` (default),
-   * per-column symmetric int8 MatMul weights; `hub-like`, as transformers.js's
-   * scripts/quantize.py makes the hub's `_quantized` files (uint8 weights in a graph with a
-   * Conv, so the vision tower's; int8 in the text tower's; per tensor; Conv and embedding
-   * tables quantised too: quantize.ts, quantizeGraphHubLike).
+   * How the q8 variant is made (with `quantized`): `forge` (default), per-column symmetric int8
+   * MatMul weights; `hub-like`, as transformers.js's scripts/quantize.py makes the hub's
+   * `_quantized` files (uint8 weights in a graph with a Conv: the vision towers of jina-clip-v1
+   * and CLIP, and jina-clip-v2's combined graph as a whole; int8 in the text towers; per
+   * tensor; Conv and embedding tables quantised too: quantize.ts, quantizeGraphHubLike).
    */
   q8Style?: Q8Style;
   /** Options of the hub-like variant (per channel, reduce range, weight type: quantize.ts). */
@@ -83,7 +83,7 @@ export interface ForgeOptions {
   onFile?: (file: ForgedFile) => void;
 }
 
-export type Q8Style = 'forge' | 'hub-like';
+export type { Q8Style } from './quantize.ts';
 export const Q8_STYLES: readonly Q8Style[] = ['forge', 'hub-like'];
 
 export interface ForgedFile {
@@ -112,9 +112,6 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw invalidArgument('seed', 'an integer from 0 to 4294967295', seed);
   const q8Style = options.q8Style ?? 'forge';
   if (!Q8_STYLES.includes(q8Style)) throw invalidArgument('q8Style', Q8_STYLES.join(' | '), q8Style);
-  if (q8Style === 'hub-like' && (isV2Preset(presetName) || isClipPreset(presetName))) {
-    throw invalidArgument('q8Style', "'forge' or unset for the CLIP and v2 presets (the hub-like q8 variant is made for jina-clip-v1's two towers)", q8Style);
-  }
 
   const files: ForgedFile[] = [];
   if (isV2Preset(presetName)) {
@@ -123,16 +120,15 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
       files.push({ path, bytes });
       options.onFile?.({ path, bytes });
     };
-    await forgeV2Model({ preset: presetName, outDir, seed, quantized: options.quantized === true, onFile });
+    await forgeV2Model({ preset: presetName, outDir, seed, quantized: options.quantized === true, q8Style, hubLike: options.hubLike, onFile });
     return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
   }
   if (isClipPreset(presetName)) {
-    if (options.quantized) throw invalidArgument('quantized', 'false for the CLIP presets (no q8 variant yet)', true);
     const onFile = (path: string, bytes: number): void => {
       files.push({ path, bytes });
       options.onFile?.({ path, bytes });
     };
-    await forgeClipModel({ preset: presetName, outDir, attentionMask, seed, onFile });
+    await forgeClipModel({ preset: presetName, outDir, attentionMask, seed, quantized: options.quantized === true, q8Style, hubLike: options.hubLike, onFile });
     return { outDir, preset: presetName, seed, attentionMask, files, seconds: (performance.now() - started) / 1000 };
   }
   const preset = PRESETS[presetName];
@@ -171,10 +167,10 @@ export async function forgeModel(options: ForgeOptions): Promise<ForgeSummary> {
   const visionPath = 'onnx/vision_model.onnx';
   done(visionPath, await writeModel(join(outDir, visionPath), buildVisionGraph(preset.vision, preset.projectionDim), weights, info('vision')));
   if (options.quantized) {
-    const quantize = q8Style === 'hub-like' ? (g: GraphBuilder) => quantizeGraphHubLike(g, weights, options.hubLike) : (g: GraphBuilder) => quantizeGraph(g, weights);
+    const quantize = (g: GraphBuilder) => quantizeStyled(q8Style, g, weights, options.hubLike);
     const q8Info = (tower: string): ModelInfo => {
       const base = info(`${tower} (q8${q8Style === 'hub-like' ? ', hub-like' : ''})`);
-      return { ...base, metadata: { ...base.metadata, tessera_forge_q8: q8Style } };
+      return { ...base, metadata: { ...base.metadata, [Q8_STYLE_METADATA_KEY]: q8Style } };
     };
     const text = quantize(buildTextGraph(preset.text, { attentionMask }));
     done('onnx/text_model_quantized.onnx', await writeModel(join(outDir, 'onnx/text_model_quantized.onnx'), text.graph, text.weights, q8Info('text')));

@@ -138,7 +138,15 @@ export function quantizeGraph(source: GraphBuilder, weights: WeightSource): Quan
 // What the forge writes differently from a real export, and why: the vision tower's rotary
 // rotate_half is a MatMul by a constant ±1 matrix here, a Slice/Neg/Concat in the real graph,
 // so that MatMul (B a constant, not a trained weight) is left in float as the real file has
-// no such MatMul to quantise.
+// no such MatMul to quantise. CLIP's text tower takes its position rows with a Slice of the
+// table here, a Gather by position_ids in the real export, so that table stays float here
+// where the real file has it uint8 (a table read once per token: no bearing on speed).
+//
+// jina-clip-v2's combined graph holds both towers and one Conv, so every weight is uint8,
+// the text tower's included, as in the hub's model_quantized.onnx. Xenova's CLIP exports came
+// from scripts/convert.py, which turns per_channel and reduce_range on for model types outside
+// its NO_PER_CHANNEL_REDUCE_RANGE_MODELS list (clip included); the weight-type rule is the same.
+// The forge's default is quantize.py's own (per tensor, 8-bit); HubLikeOptions sets the others.
 // ---------------------------------------------------------------------------------------------
 
 export type WeightQuantType = 'uint8' | 'int8';
@@ -403,3 +411,14 @@ export function quantizeGraphHubLike(source: GraphBuilder, weights: WeightSource
   };
   return { graph: g, weights: typed, quantized: [...plans.keys()], weightType };
 }
+
+/** How a q8 variant is made: `forge` (quantizeGraph) or `hub-like` (quantizeGraphHubLike). */
+export type Q8Style = 'forge' | 'hub-like';
+
+/** The q8 variant of `source` in `style` (hub-like options apply to `hub-like` only). */
+export function quantizeStyled(style: Q8Style, source: GraphBuilder, weights: WeightSource, hubLike?: HubLikeOptions): QuantizedGraph {
+  return style === 'hub-like' ? quantizeGraphHubLike(source, weights, hubLike) : quantizeGraph(source, weights);
+}
+
+/** What the forge writes into a q8 graph's metadata (ModelProto.metadata_props) to say how it was made. */
+export const Q8_STYLE_METADATA_KEY = 'tessera_forge_q8';

@@ -2,13 +2,16 @@
  * Forges jina-clip-v2 models in the hub's layout (jinaai/jina-clip-v2): config.json,
  * preprocessor_config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json,
  * onnx/model.onnx with its weights in onnx/model.onnx_data and, when asked,
- * onnx/model_quantized.onnx (self-contained). forgeModel (index.ts) calls this for the v2-*
- * presets.
+ * onnx/model_quantized.onnx (self-contained, as the hub's: quantize.py's check_and_save_model
+ * moves weights to external data only past protobuf's 2 GB, which 8-bit weights stay under).
+ * The hub-like q8 of this one graph has uint8 weights throughout, text tower included: the
+ * graph holds the vision tower's Conv, and quantize.py picks one weight type per file.
+ * forgeModel (index.ts) calls this for the v2-* presets.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WeightSource } from './graph.ts';
-import { quantizeGraph } from './quantize.ts';
+import { Q8_STYLE_METADATA_KEY, quantizeStyled, type HubLikeOptions, type Q8Style } from './quantize.ts';
 import { randomWeights } from './random-weights.ts';
 import { v2ColourWeights } from './v2-colour.ts';
 import { buildV2Graph } from './v2-graph.ts';
@@ -27,6 +30,9 @@ export interface V2ForgeOptions {
   outDir: string;
   seed: number;
   quantized: boolean;
+  /** How the q8 variant is made (default `forge`; index.ts, ForgeOptions.q8Style). */
+  q8Style?: Q8Style;
+  hubLike?: HubLikeOptions;
   onFile: (path: string, bytes: number) => void;
 }
 
@@ -60,7 +66,10 @@ export async function forgeV2Model(options: V2ForgeOptions): Promise<void> {
   if (options.quantized) {
     // Self-contained, as the hub's: int8 MatMul weights keep even v2-full's under 2 GB, and
     // transformers.js looks for external data only where config.json names the file.
-    const q8 = quantizeGraph(buildV2Graph(preset), weights);
-    options.onFile(V2_QUANTIZED_MODEL_FILE, await writeModel(join(outDir, V2_QUANTIZED_MODEL_FILE), q8.graph, q8.weights, info(' (q8)')));
+    const style = options.q8Style ?? 'forge';
+    const q8 = quantizeStyled(style, buildV2Graph(preset), weights, options.hubLike);
+    const base = info(` (q8${style === 'hub-like' ? ', hub-like' : ''})`);
+    const q8Info = { ...base, metadata: { ...base.metadata, [Q8_STYLE_METADATA_KEY]: style } };
+    options.onFile(V2_QUANTIZED_MODEL_FILE, await writeModel(join(outDir, V2_QUANTIZED_MODEL_FILE), q8.graph, q8.weights, q8Info));
   }
 }

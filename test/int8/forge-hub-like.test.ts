@@ -5,11 +5,13 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
 import { main as forgeCli } from '../../src/cli/forge.ts';
 import { Embedder } from '../../src/engine/embedder.ts';
 import { forgeModel } from '../../src/forge/index.ts';
 import { ortQuantize, ortScaleZeroPoint, roundHalfEven } from '../../src/forge/quantize.ts';
 import { OnnxFile, summarizeInt8 } from '../../src/model/int8/index.ts';
+import { noiseImage, solidImage } from '../helpers/images.ts';
 import { cosine, tempDir } from '../helpers/models.ts';
 import { forgedTiny, graphBytes, minCosine, run } from './helpers.ts';
 
@@ -111,6 +113,80 @@ test('forge --hub-like writes the variant, and dtype q8 loads it', async () => {
   }
 });
 
-test('hub-like is refused for the presets it is not made for', async () => {
-  await assert.rejects(forgeModel({ preset: 'v2-tiny', outDir: await tempDir(), quantized: true, q8Style: 'hub-like' }), /hub-like/);
+/** Names of the float weights the fp32 graph multiplies by (MatMul B, Conv W), trained ones only. */
+function floatWeightsOf(model: OnnxFile): { matmul: Set<string>; conv: Set<string> } {
+  const trained = (name: string | undefined): name is string => name !== undefined && model.initializer(name) !== undefined && !name.endsWith('rope.rotate_half');
+  return {
+    matmul: new Set(model.nodes.filter((n) => n.opType === 'MatMul').map((n) => n.inputs[1]).filter(trained)),
+    conv: new Set(model.nodes.filter((n) => n.opType === 'Conv').map((n) => n.inputs[1]).filter(trained)),
+  };
+}
+
+/** fp32 and q8 embeddings of a few texts and images through the engine: min cosine of each. */
+async function engineCosines(dir: string): Promise<{ texts: number; images: number }> {
+  const fp32 = await Embedder.load(dir, { intraOpThreads: 1 });
+  const q8 = await Embedder.load(dir, { dtype: 'q8', intraOpThreads: 1 });
+  try {
+    const texts = ['a red apple on a wooden table', 'blue', 'two dogs running on the beach at sunset'];
+    const images = [await noiseImage(320, 240, 1, 'jpeg'), await noiseImage(200, 300, 2), await solidImage(64, 64, [200, 40, 30])];
+    const min = (a: { embedding: Float32Array }[], b: { embedding: Float32Array }[]): number => Math.min(...a.map((e, k) => cosine(e.embedding, b[k]!.embedding)));
+    return {
+      texts: min(await fp32.embedTexts(texts), await q8.embedTexts(texts)),
+      images: min(await fp32.embedImages(images), await q8.embedImages(images)),
+    };
+  } finally {
+    await Promise.all([fp32.close(), q8.close()]);
+  }
+}
+
+test('v2-tiny hub-like: one self-contained graph, uint8 weights throughout (it holds a Conv), close to fp32', async (t) => {
+  const dir = await tempDir('tessera-int8-v2-hub-');
+  const summary = await forgeModel({ preset: 'v2-tiny', outDir: dir, quantized: true, q8Style: 'hub-like' });
+  // Self-contained, as the hub's model_quantized.onnx: no data file of its own.
+  assert.deepEqual(summary.files.filter((f) => f.path.startsWith('onnx/')).map((f) => f.path).sort(), ['onnx/model.onnx', 'onnx/model.onnx_data', 'onnx/model_quantized.onnx']);
+  const bytes = await readFile(join(dir, 'onnx/model_quantized.onnx'));
+  const q8 = OnnxFile.parse(bytes);
+  // Loads from bytes alone: no weight lives in an external data file.
+  await (await ort.InferenceSession.create(bytes)).release();
+  assert.ok(bytes.includes(Buffer.from('tessera_forge_q8')) && bytes.includes(Buffer.from('hub-like')));
+  const fp32 = floatWeightsOf(OnnxFile.parse(await readFile(join(dir, 'onnx/model.onnx')), join(dir, 'onnx')));
+  const s = summarizeInt8(q8);
+  assert.equal(s.int8, 0, 'no int8 weights: the combined graph has a Conv, so every weight is uint8, text tower included');
+  assert.equal(s.weights.ConvInteger?.uint8, fp32.conv.size);
+  assert.equal(s.weights.MatMulInteger?.uint8, fp32.matmul.size, 'every trained MatMul weight quantised');
+  assert.ok(fp32.matmul.size > 10);
+  // Per tensor: one scale per weight.
+  for (const name of fp32.matmul) assert.deepEqual(q8.initializer(`${name}_scale`)?.dims, [], name);
+  // The word and token-type tables through Gather + DequantizeLinear, uint8.
+  const tables = q8.nodes.filter((n) => n.opType === 'Gather' && n.inputs[0]!.endsWith('_quantized')).map((n) => n.inputs[0]!);
+  assert.equal(tables.length, 2);
+  assert.ok(tables.every((name) => q8.initializer(name)?.dataType === 2));
+  assert.equal(q8.nodes.filter((n) => n.opType === 'DequantizeLinear').length, 2);
+  const c = await engineCosines(dir);
+  t.diagnostic(`v2-tiny hub-like: min cosine to fp32, texts ${c.texts.toFixed(5)}, images ${c.images.toFixed(5)}`);
+  assert.ok(c.texts >= 0.99 && c.images >= 0.99, JSON.stringify(c));
+  assert.ok(c.texts < 1 - 1e-7 && c.images < 1 - 1e-7, 'the q8 graph gave the fp32 vectors');
+});
+
+test('clip-tiny hub-like: int8 text tower, uint8 vision tower (ConvInteger), close to fp32', async (t) => {
+  const dir = await tempDir('tessera-int8-clip-hub-');
+  await forgeModel({ preset: 'clip-tiny', outDir: dir, quantized: true, q8Style: 'hub-like' });
+  for (const tower of ['text', 'vision'] as const) {
+    const fp32 = floatWeightsOf(OnnxFile.parse(await graphBytes(dir, tower, false)));
+    const q8 = OnnxFile.parse(await graphBytes(dir, tower, true));
+    const s = summarizeInt8(q8);
+    const type = tower === 'vision' ? 'uint8' : 'int8';
+    assert.equal(s[type === 'uint8' ? 'int8' : 'uint8'], 0, `${tower}: one weight type per file`);
+    assert.equal(s.weights.MatMulInteger?.[type], fp32.matmul.size, `${tower}: every MatMul weight is ${type}`);
+    assert.equal(s.weights.ConvInteger?.[type] ?? 0, fp32.conv.size);
+    for (const name of fp32.matmul) assert.deepEqual(q8.initializer(`${name}_scale`)?.dims, [], `${tower} ${name}: per tensor`);
+  }
+  const vision = summarizeInt8(OnnxFile.parse(await graphBytes(dir, 'vision', true)));
+  assert.equal(vision.weights.ConvInteger?.uint8, 1, 'the patch embedding');
+  const text = OnnxFile.parse(await graphBytes(dir, 'text', true));
+  assert.equal(text.initializer('text_model.embeddings.token_embedding.weight_quantized')?.dataType, 2, 'the token table, uint8 through DequantizeLinear');
+  const c = await engineCosines(dir);
+  t.diagnostic(`clip-tiny hub-like: min cosine to fp32, texts ${c.texts.toFixed(5)}, images ${c.images.toFixed(5)}`);
+  assert.ok(c.texts >= 0.99 && c.images >= 0.99, JSON.stringify(c));
+  assert.ok(c.texts < 1 - 1e-7 && c.images < 1 - 1e-7, 'the q8 graphs gave the fp32 vectors');
 });
