@@ -31,7 +31,7 @@ import ort from 'onnxruntime-node';
 import { benchImages, textCorpus } from '../bench/corpus.ts';
 import { benchModel, cacheRoot } from '../bench/model.ts';
 import { PRESETS } from '../src/forge/presets.ts';
-import { quantizeGraphHubLike } from '../src/forge/quantize.ts';
+import { quantizeStyled, type Q8Style } from '../src/forge/quantize.ts';
 import { randomWeights } from '../src/forge/random-weights.ts';
 import { buildTextGraph, TEXT_INPUTS } from '../src/forge/text-tower.ts';
 import { buildVisionGraph } from '../src/forge/vision-tower.ts';
@@ -81,21 +81,24 @@ const DESCRIPTIONS: Record<Label | 'fp32', string> = {
   'at-load-7bit': 'quantizeMatMuls on the fp32 graph with reduceRange (int8 in [-64, 64], per column): never saturates',
 };
 
-/** The hub-like q8 files of `full` (seed 0), forged once into the cache next to the bench's. */
-async function hubLikeDir(): Promise<string> {
-  const dir = join(cacheRoot(), 'int8', 'full-0-hub-like');
+/**
+ * The q8 files of `full` (seed 0) made in `style`, forged once into the cache next to the
+ * bench's (whose own q8 is hub-like: bench/model.ts, so the forge's style needs its own folder).
+ */
+async function q8Dir(style: Q8Style): Promise<string> {
+  const dir = join(cacheRoot(), 'int8', `full-0-${style}`);
   const preset = PRESETS.full;
   const info = (tower: string) => ({
-    producerName: 'tessera-forge', producerVersion: '1', docString: `jina-clip-v1 ${tower} tower (q8, hub-like), forged by tessera (preset full)`,
-    metadata: { tessera_forge_preset: 'full', tessera_forge_seed: '0', tessera_forge_q8: 'hub-like' }, opsetVersion: 17, irVersion: 8,
+    producerName: 'tessera-forge', producerVersion: '1', docString: `jina-clip-v1 ${tower} tower (q8, ${style}), forged by tessera (preset full)`,
+    metadata: { tessera_forge_preset: 'full', tessera_forge_seed: '0', tessera_forge_q8: style }, opsetVersion: 17, irVersion: 8,
   });
   await mkdir(join(dir, 'onnx'), { recursive: true });
   for (const tower of ['vision', 'text'] as const) {
     const path = join(dir, 'onnx', `${tower}_model_quantized.onnx`);
     if (await stat(path).then(() => true, () => false)) continue;
-    log(`forging the hub-like q8 ${tower} tower into ${path} ...`);
+    log(`forging the ${style} q8 ${tower} tower into ${path} ...`);
     const graph = tower === 'vision' ? buildVisionGraph(preset.vision, preset.projectionDim) : buildTextGraph(preset.text, { attentionMask: true });
-    const q = quantizeGraphHubLike(graph, randomWeights(0));
+    const q = quantizeStyled(style, graph, randomWeights(0));
     await writeModel(path, q.graph, q.weights, info(tower));
   }
   return dir;
@@ -157,11 +160,11 @@ function variantBytes(hubBytes: Uint8Array, variant: Int8Variant): { bytes: Uint
   return { bytes: model.toBytes(), converted: report.converted.length, skipped: report.skipped.length };
 }
 
-async function measureTower(tower: 'vision' | 'text', fp32Dir: string, hubDir: string): Promise<Record<string, unknown>> {
+async function measureTower(tower: 'vision' | 'text', fp32Dir: string, hubDir: string, forgeDir: string): Promise<Record<string, unknown>> {
   const file = `onnx/${tower}_model`;
   const fp32Bytes = await readFile(join(fp32Dir, `${file}.onnx`));
   const hubBytes = await readFile(join(hubDir, `${file}_quantized.onnx`));
-  const forgeBytes = await readFile(join(fp32Dir, `${file}_quantized.onnx`));
+  const forgeBytes = await readFile(join(forgeDir, `${file}_quantized.onnx`));
   const hubModel = OnnxFile.parse(hubBytes);
   const summaries: Record<string, unknown> = { 'hub-like': summarizeInt8(hubModel), 'forge-q8': summarizeInt8(OnnxFile.parse(forgeBytes)) };
 
@@ -251,12 +254,13 @@ async function measureTower(tower: 'vision' | 'text', fp32Dir: string, hubDir: s
 }
 
 const fp32Dir = (await benchModel('full', log)).dir;
-const hubDir = await hubLikeDir();
+const hubDir = await q8Dir('hub-like');
+const forgeDir = await q8Dir('forge');
 const ortVersion = (JSON.parse(await readFile(new URL('../node_modules/onnxruntime-node/package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const features = detectCpuInt8Features();
 const loadBefore = loadavg();
 const measured: Record<string, unknown> = {};
-for (const tower of towers) measured[tower] = await measureTower(tower, fp32Dir, hubDir);
+for (const tower of towers) measured[tower] = await measureTower(tower, fp32Dir, hubDir, forgeDir);
 const report = {
   generated_at: new Date().toISOString(),
   command: `node --import tsx scripts/measure-int8.ts --rounds ${rounds} --threads ${threads} --batch ${batch} --items ${itemCount}`,
