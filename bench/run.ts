@@ -15,7 +15,7 @@ import { benchImages, textCorpus, type SetSize } from './corpus.ts';
 import { engineImages, enginePixels, engineTexts, loadEngine, type EngineRun } from './engine-driver.ts';
 import { imageFlops, textFlops } from './flops.ts';
 import { indexScenario } from './index.ts';
-import { benchModel, cacheRoot, modelFileBytes, readDims } from './model.ts';
+import { benchModel, cacheRoot, forgedQ8Style, modelFileBytes, modelFiles, readDims } from './model.ts';
 import { TransformersPeer, type PeerRun } from './peers/transformers.ts';
 import { photosScenario } from './photos.ts';
 import { searchScenario, type SearchReport } from './search.ts';
@@ -230,37 +230,64 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
   }
 
   if (scenarios.has('q8')) {
-    log('q8: fp32 and q8, interleaved ...');
+    log('q8: fp32, q8, and transformers.js on the same q8 files, interleaved ...');
     const fp32 = await loadEngine(dir, engineSettings);
     const q8 = await loadEngine(dir, { ...engineSettings, dtype: 'q8' });
+    // The peer on the same q8 files (the hub-like ones, for a forged model: what users download).
+    const peer = await TransformersPeer.load(dir, 'q8', threads);
     report.rewrite ??= rewriteSummary(fp32);
     report.rewrite_q8 ??= rewriteSummary(q8);
     try {
       const size = fp32.model.image.size;
-      const pixels = new Float32Array(paths.length * 3 * size * size);
-      for (const [k, path] of paths.entries()) pixels.set((await preprocessImage(path, fp32.model.image)).pixels, k * 3 * size * size);
-      for (const e of [fp32, q8]) await e.embed([{ text: 'warm up' }]), await e.embedPixels(pixels.subarray(0, 3 * size * size), 1);
+      const floats = 3 * size * size;
+      const pixels = new Float32Array(paths.length * floats);
+      for (const [k, path] of paths.entries()) pixels.set((await preprocessImage(path, fp32.model.image)).pixels, k * floats);
+      for (const e of [fp32, q8]) await e.embed([{ text: 'warm up' }]), await e.embedPixels(pixels.subarray(0, floats), 1);
+      await peer.embedPixels(pixels.subarray(0, floats), 1, size, 1);
       const faster = (a: EngineRun | undefined, b: EngineRun): EngineRun => (a && a.wallMs <= b.wallMs ? a : b);
       let fi: EngineRun | undefined, qi: EngineRun | undefined, ft: EngineRun | undefined, qt: EngineRun | undefined;
+      const peerImages: (PeerRun & { batch: number })[] = [];
+      // Rounds interleave the three sides (the machine is shared); the best of each is kept, the
+      // peer's over its batch sizes too, as the images scenario does.
       for (let rep = 0; rep < plan.reps; rep++) {
         fi = faster(fi, await enginePixels(fp32, pixels, paths.length));
         qi = faster(qi, await enginePixels(q8, pixels, paths.length));
+        for (const batch of imageBatches) peerImages.push({ ...(await peer.embedPixels(pixels, paths.length, size, batch)), batch });
         ft = faster(ft, await engineTexts(fp32, corpus.texts));
         qt = faster(qt, await engineTexts(q8, corpus.texts));
       }
       if (!fi || !qi || !ft || !qt) throw new Error('no q8 runs');
+      const pi = best(peerImages);
       const speedImages = fi.wallMs / qi.wallMs, speedTexts = ft.wallMs / qt.wallMs;
       const cosImages = minCosine(fi.vectors, qi.vectors), cosTexts = minCosine(ft.vectors, qt.vectors);
+      const int8 = int8Reports(q8);
+      const q8Graphs = (await modelFiles(dir, 'q8'))?.files.filter((f) => f.endsWith('.onnx')) ?? [];
+      const styles = await Promise.all(q8Graphs.map(async (f) => [f, (await forgedQ8Style(join(dir, f)).catch(() => undefined)) ?? 'not forged by tessera (or unmarked)'] as const));
       report.q8 = {
-        tessera: { images_per_s: round(qi.items / (qi.wallMs / 1000)), texts_per_s: round(qt.items / (qt.wallMs / 1000)) },
+        tessera: {
+          images_per_s: round(qi.items / (qi.wallMs / 1000)), texts_per_s: round(qt.items / (qt.wallMs / 1000)),
+          int8_variant: { vision: int8.vision?.variant ?? 'as-is', text: int8.text?.variant ?? 'as-is' },
+          int8: int8.vision || int8.text ? { vision: int8.vision ?? null, text: int8.text ?? null } : null,
+        },
         peer: { name: 'tessera fp32', images_per_s: round(fi.items / (fi.wallMs / 1000)), texts_per_s: round(ft.items / (ft.wallMs / 1000)) },
+        peer_q8: {
+          name: `${peer.names.images.replace(/^transformers\.js \(AutoProcessor \+ /, 'transformers.js (')}, dtype q8, given tessera's pixels`,
+          images_per_s: round(pi.items / (pi.wallMs / 1000)), batch: pi.batch, wall_s: round(pi.wallMs / 1000), inference_s: round(pi.inferenceMs / 1000),
+          candidates: peerImages.map((r) => ({ batch: r.batch, images_per_s: round(r.items / (r.wallMs / 1000)) })),
+        },
         speedup_images: round(speedImages), speedup_texts: round(speedTexts), speedup: round(Math.min(speedImages, speedTexts)),
+        peer_ratio: round(qi.items / qi.wallMs / (pi.items / pi.wallMs)),
         min_cosine_images: round(cosImages, 5), min_cosine_texts: round(cosTexts, 5), min_cosine: round(Math.min(cosImages, cosTexts), 5),
+        min_cosine_to_peer: round(minCosine(qi.vectors, pi.vectors), 5),
+        q8_files: Object.fromEntries(styles),
         items: { images: paths.length, texts: corpus.texts.length },
-        note: 'images as preprocessed pixel tensors, so both dtypes time the model only',
+        note: 'images as preprocessed pixel tensors (tessera\'s preprocessing, the same tensors to both), so every side times the model only; ' +
+          'peer_ratio: tessera q8 images/s over transformers.js q8 images/s on the same q8 files; tessera runs the int8 form int8_variant names ' +
+          '(as-is: the files as they are), transformers.js the files as they are' +
+          (int8.vision || int8.text ? '' : '; this loader reports no int8 choice (tessera.int8 null): the q8 files ran as they are'),
       };
     } finally {
-      await Promise.all([fp32.close(), q8.close()]);
+      await Promise.all([fp32.close(), q8.close(), peer.close()]);
     }
   }
 
@@ -378,6 +405,20 @@ async function serverScenario(dir: string, threads: number, plan: (typeof PLAN)[
     levels: levels.map((l) => ({ ...l, items_per_s: round(l.items_per_s, 2), p50_ms: round(l.p50_ms, 0), p99_ms: round(l.p99_ms, 0) })),
   };
 }
+
+/**
+ * The int8 form the loader chose for each tower's q8 graph and why (src/model/int8: `int8` on
+ * the tower, where the loader reports one; undefined where it does not).
+ */
+function int8Reports(engine: Awaited<ReturnType<typeof loadEngine>>): { vision?: Int8Reported; text?: Int8Reported } {
+  const of = (tower: unknown): Int8Reported | undefined => {
+    const report = (tower as { int8?: unknown }).int8;
+    return report !== null && typeof report === 'object' ? (report as Int8Reported) : undefined;
+  };
+  return { vision: of(engine.model.vision), text: of(engine.model.text) };
+}
+
+type Int8Reported = Record<string, unknown> & { variant?: string };
 
 /** What the load-time graph rewrite (src/model/rewrite) fused in the engine's graphs: `rewrite.fused`. */
 function rewriteSummary(engine: Awaited<ReturnType<typeof loadEngine>>): Record<string, unknown> {

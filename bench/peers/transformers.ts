@@ -88,6 +88,28 @@ export class TransformersPeer {
     return { items: paths.length, wallMs: performance.now() - started, preprocessMs, inferenceMs, vectors };
   }
 
+  /**
+   * Preprocessed images, `batch` at a time: `pixels` holds `count` CHW float32 tensors of
+   * `size` x `size` back to back (the pixel_values the processor would make), so only the model
+   * is timed (the q8 scenario gives both sides the same tensors).
+   */
+  async embedPixels(pixels: Float32Array, count: number, size: number, batch: number): Promise<PeerRun> {
+    const floats = 3 * size * size;
+    if (pixels.length < count * floats) throw new Error(`embedPixels: ${pixels.length} floats for ${count} images of ${size} px`);
+    const started = performance.now();
+    let inferenceMs = 0;
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < count; i += batch) {
+      const n = Math.min(batch, count - i);
+      const inputs = { pixel_values: new Tensor('float32', pixels.slice(i * floats, (i + n) * floats), [n, 3, size, size]) };
+      const t = performance.now();
+      const embeddings = await this.runner.images(inputs);
+      inferenceMs += performance.now() - t;
+      vectors.push(...rows(embeddings));
+    }
+    return { items: count, wallMs: performance.now() - started, preprocessMs: 0, inferenceMs, vectors };
+  }
+
   /** Texts in the given order, `batch` at a time, padded to the longest of each batch. */
   async embedTexts(texts: readonly string[], batch: number): Promise<PeerRun> {
     const started = performance.now();

@@ -25,15 +25,31 @@ test('FLOPs per item follow the full model\'s dimensions', async () => {
 test('bench runs images, texts, q8 and the ceiling on the tiny model and reports every ratio', async () => {
   const dir = await tempDir('tessera-bench-');
   process.env.TESSERA_CACHE = await tempDir('tessera-bench-cache-');
-  await forgeModel({ preset: 'tiny', outDir: dir, quantized: true });
+  // The q8 files as the bench forges its own: hub-like, what users download.
+  await forgeModel({ preset: 'tiny', outDir: dir, quantized: true, q8Style: 'hub-like' });
   const report = await runBench({ model: dir, size: 'tiny', threads: 1, scenarios: ['ceiling', 'images', 'texts', 'q8'] });
   const get = (path: string): unknown => path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown>)[k], report);
-  for (const path of ['images.ratio', 'texts.ratio', 'images.ceiling_fraction', 'texts.ceiling_fraction', 'q8.speedup', 'q8.min_cosine', 'ceiling.gflops']) {
+  for (const path of ['images.ratio', 'texts.ratio', 'images.ceiling_fraction', 'texts.ceiling_fraction', 'q8.speedup', 'q8.min_cosine', 'q8.peer_ratio', 'q8.peer_q8.images_per_s', 'ceiling.gflops']) {
     const value = get(path);
     assert.equal(typeof value, 'number', path);
     assert.ok(Number.isFinite(value) && (value as number) > 0, `${path} = ${String(value)}`);
   }
+  // q8 against transformers.js on the same q8 files: the same pixels through the same graphs,
+  // so the vectors agree closely; the ratio is tessera's q8 images/s over the peer's.
+  const ratio = (get('q8.tessera.images_per_s') as number) / (get('q8.peer_q8.images_per_s') as number);
+  assert.ok(Math.abs((get('q8.peer_ratio') as number) / ratio - 1) < 0.01, `peer_ratio ${String(get('q8.peer_ratio'))}, images/s ratio ${ratio}`);
+  assert.ok((get('q8.min_cosine_to_peer') as number) > 0.99, String(get('q8.min_cosine_to_peer')));
+  assert.ok((get('q8.min_cosine') as number) >= 0.99);
+  assert.match(get('q8.peer_q8.name') as string, /transformers\.js.*q8/);
+  assert.deepEqual(get('q8.q8_files'), { 'onnx/text_model_quantized.onnx': 'hub-like', 'onnx/vision_model_quantized.onnx': 'hub-like' });
+  // Which int8 form tessera ran: the loader's report where it makes one, else the files as they are.
+  const variant = get('q8.tessera.int8_variant') as { vision: string; text: string };
+  for (const tower of ['vision', 'text'] as const) {
+    const reported = get(`q8.tessera.int8`) as Record<string, { variant: string }> | null;
+    assert.equal(variant[tower], reported?.[tower]?.variant ?? 'as-is', tower);
+  }
   // Same token ids and the same graph: the text vectors agree with transformers.js.
   assert.ok((get('texts.min_cosine_to_peer') as number) > 0.9999);
   assert.match(formatTable(report), /images\/s, fp32 \(vs transformers\.js\)/);
+  assert.match(formatTable(report), /q8 images\/s, same q8 files \(vs transformers\.js q8\)/);
 });
