@@ -24,7 +24,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 
 export interface FileStamp {
-  /** Relative to the folder the stamp's files are read from. */
+  /** Relative to the folder the stamp's files are read from (or absolute). */
   name: string;
   size: number;
   mtimeMs: number;
@@ -32,7 +32,7 @@ export interface FileStamp {
 }
 
 export async function fileStamp(dir: string, name: string): Promise<FileStamp> {
-  const s = await stat(join(dir, name));
+  const s = await stat(resolve(dir, name));
   return { name, size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
 }
 
@@ -40,7 +40,7 @@ export async function fileStamp(dir: string, name: string): Promise<FileStamp> {
 export async function stampsMatch(dir: string, files: readonly FileStamp[]): Promise<boolean> {
   const current = await Promise.all(files.map((f) => fileStamp(dir, f.name).catch(() => undefined)));
   if (!current.every((c, i) => c && c.size === files[i]!.size && c.mtimeMs === files[i]!.mtimeMs && c.ino === files[i]!.ino)) return false;
-  return Promise.all(files.map((f) => access(join(dir, f.name), constants.R_OK))).then(() => true, () => false);
+  return Promise.all(files.map((f) => access(resolve(dir, f.name), constants.R_OK))).then(() => true, () => false);
 }
 
 /** sha256 of a file, hex, streamed (the fp32 graphs are hundreds of MB). */

@@ -3,6 +3,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { invalidArgument, TesseraError } from '../errors.ts';
+import type { CpuInt8Features } from './int8/cpu.ts';
+import type { Int8Setting } from './int8/prepare.ts';
 import { DEFAULT_PASSES, logOnce, markRefused, passesNamed, PASSES, prepareModel, type RewriteReport } from './rewrite/index.ts';
 
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
@@ -26,6 +28,14 @@ export interface SessionSettings {
   graphRewrite?: boolean | readonly string[];
   /** Where the rewrite says what it left alone or could not do (default: standard error). */
   log?: (line: string) => void;
+  /**
+   * Which form of a q8 graph to run (src/model/int8/prepare.ts): `auto` (by the CPU, measured
+   * on CPUs without VNNI), or a form forced. Default: the environment's TESSERA_INT8, else auto.
+   * Only q8 graphs are affected.
+   */
+  int8?: Int8Setting;
+  /** The CPU's int8 features the int8 step plans for (default: this machine's, /proc/cpuinfo). */
+  cpuFeatures?: CpuInt8Features;
 }
 
 /**

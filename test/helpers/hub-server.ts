@@ -330,8 +330,8 @@ export async function startHubServer(options: HubServerOptions): Promise<HubServ
   };
 }
 
-/** Files the load-time graph rewrite caches beside a model (src/model/rewrite): `X.onnx.rewrite-<set>.json`, `X.rewrite-v<n>-...onnx[_data]`. */
-export const isRewriteCache = (name: string) => /\.rewrite-/.test(name);
+/** Files the load-time steps cache beside a model: the graph rewrite (`X.onnx.rewrite-<set>.json`, `X.rewrite-v<n>-...onnx[_data]`) and the int8 steps (`X.onnx.int8-<tag>.json`, `X.int8-v<n>-...onnx`, `X.onnx.q8-load.json`, `X.q8-load-v<n>-...onnx`). */
+export const isRewriteCache = (name: string) => /\.(rewrite|int8|q8-load)[-.]/.test(name);
 
 async function loadRepo(spec: StandInRepo, lfsFrom: number): Promise<ServedRepo> {
   const files = new Map<string, ServedFile>();

@@ -221,6 +221,43 @@ export function toUnsigned(model: OnnxFile, ops?: readonly IntegerOp[]): Convers
 export const SEVEN_BIT_MAX = 64;
 
 /**
+ * The 7-bit weights of toSevenBit for one tensor: from the values the weights stand for,
+ * scale x (w - zero point), a new scale per column (max |value| / 64) and the weights rounded
+ * half to even. A weight has at most 256 values, so each column's are worked out once, in a
+ * table, and the weights looked up: the same arithmetic as per weight, ten times faster (per
+ * weight it took ~3 s for jina-clip-v1's vision tower on a loaded 2-core machine, at load).
+ */
+function requantizeSevenBit(values: Int16Array, colScale: Float64Array, colZero: Float64Array, rows: number, columns: number): { q: Uint8Array; newScale: Float32Array } {
+  // |scale x (w - zero point)| is largest at the column's least or greatest w.
+  const lo = new Int16Array(columns).fill(32767);
+  const hi = new Int16Array(columns).fill(-32768);
+  for (let i = 0, k = 0; i < rows; i++) {
+    for (let j = 0; j < columns; j++, k++) {
+      const w = values[k]!;
+      if (w < lo[j]!) lo[j] = w;
+      if (w > hi[j]!) hi[j] = w;
+    }
+  }
+  const newScale = new Float32Array(columns);
+  // table[j * 384 + w + 128]: w from -128 (int8) to 255 (uint8).
+  const table = new Uint8Array(columns * 384);
+  for (let j = 0; j < columns; j++) {
+    const max = rows === 0 ? 0 : Math.max(Math.abs(colScale[j]! * (lo[j]! - colZero[j]!)), Math.abs(colScale[j]! * (hi[j]! - colZero[j]!)));
+    newScale[j] = max > 0 ? Math.fround(max / SEVEN_BIT_MAX) : 1;
+    for (let w = lo[j]!; w <= hi[j]!; w++) {
+      const x = Math.fround((colScale[j]! * (w - colZero[j]!)) / newScale[j]!);
+      const v = roundHalfEven(x);
+      table[j * 384 + w + 128] = (v > SEVEN_BIT_MAX ? SEVEN_BIT_MAX : v < -SEVEN_BIT_MAX ? -SEVEN_BIT_MAX : v) & 0xff;
+    }
+  }
+  const q = new Uint8Array(values.length);
+  for (let i = 0, k = 0; i < rows; i++) {
+    for (let j = 0, base = 128; j < columns; j++, k++, base += 384) q[k] = table[base + values[k]!]!;
+  }
+  return { q, newScale };
+}
+
+/**
  * Requantises every 8-bit weight of the integer ops to int8 in [-64, 64] (zero point 0), with
  * a new scale per output column for the MatMul ops (the last axis of B) and per tensor for
  * ConvInteger: from the values the file's own weights stand for, scale x (w - zero point).
@@ -265,26 +302,9 @@ export function toSevenBit(model: OnnxFile): ConversionReport {
       continue;
     }
     const rows = values.length / columns;
-    // The values the weights stand for, scale x (w - zero point), then a scale per column.
-    const real = new Float64Array(values.length);
-    const max = new Float64Array(columns);
-    for (let i = 0, k = 0; i < rows; i++) {
-      for (let j = 0; j < columns; j++, k++) {
-        const v = scale[scale.length === 1 ? 0 : j]! * (values[k]! - zp[zp.length === 1 ? 0 : j]!);
-        real[k] = v;
-        const a = Math.abs(v);
-        if (a > max[j]!) max[j] = a;
-      }
-    }
-    const newScale = new Float32Array(columns);
-    for (let j = 0; j < columns; j++) newScale[j] = max[j]! > 0 ? Math.fround(max[j]! / SEVEN_BIT_MAX) : 1;
-    const q = new Uint8Array(values.length);
-    for (let i = 0, k = 0; i < rows; i++) {
-      for (let j = 0; j < columns; j++, k++) {
-        const v = roundHalfEven(Math.fround(real[k]! / newScale[j]!));
-        q[k] = (v > SEVEN_BIT_MAX ? SEVEN_BIT_MAX : v < -SEVEN_BIT_MAX ? -SEVEN_BIT_MAX : v) & 0xff;
-      }
-    }
+    const colScale = Float64Array.from({ length: columns }, (_, j) => scale[scale.length === 1 ? 0 : j]!);
+    const colZero = Float64Array.from({ length: columns }, (_, j) => zp[zp.length === 1 ? 0 : j]!);
+    const { q, newScale } = requantizeSevenBit(values, colScale, colZero, rows, columns);
     model.setInitializer(w.name, TensorType.INT8, w.dims, q);
     const zeroName = model.freshName(`${w.name}_zero_point_7bit`);
     model.setInitializer(zeroName, TensorType.INT8, [], new Uint8Array(1));
