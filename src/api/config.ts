@@ -37,6 +37,7 @@ export const SERVER_OPTIONS = {
   store: { type: 'string', env: 'TESSERA_STORE', default: '', help: 'the store whose collections and classifiers are served: a folder, or a postgres:// URL shared by replicas (default: $XDG_DATA_HOME/tessera, i.e. ~/.local/share/tessera)' },
   watch: { type: 'list', env: 'TESSERA_WATCH', default: '', help: 'PATH=COLLECTION: keep the folder PATH indexed into COLLECTION of the store as files come, change and go (repeat the flag, or separate by commas); a new collection is made for the first served model' },
   'watch-settle-ms': { type: 'integer', env: 'TESSERA_WATCH_SETTLE_MS', default: 1000, help: 'with --watch: how long a changed file must stay the same (size, mtime) with no event before it is indexed' },
+  int8: { type: 'string', env: 'TESSERA_INT8', default: 'auto', help: 'with --dtype q8: the form of the int8 weights to run, auto (chosen for this CPU: the signed form on VNNI/AMX, measured on AVX2 and cached) | as-is | signed | unsigned | signed-7bit' },
   'execution-providers': { type: 'string', env: 'TESSERA_EXECUTION_PROVIDERS', default: 'cpu', help: 'ONNX Runtime execution providers in order of preference, comma-separated, e.g. cuda,cpu' },
   'mcp-allow-writes': { type: 'boolean', env: 'TESSERA_MCP_ALLOW_WRITES', default: false, help: 'offer the MCP tools that write at /mcp: index_path (a folder or file on this machine, into a collection) and add_documents' },
 } as const;

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { text as readStream } from 'node:stream/consumers';
 import type { EmbedItem } from '../engine/embedder.ts';
 import { parseDtype, type Dtype } from '../model/dtype.ts';
+import { int8Setting, type Int8Setting } from '../model/int8/prepare.ts';
 import { DEFAULT_MODEL } from '../model/source.ts';
 
 /** Options every command that loads a model shares, as parseArgs declarations. */
@@ -10,6 +11,7 @@ export const MODEL_OPTIONS = {
   dtype: { type: 'string', default: 'fp32' },
   threads: { type: 'string' },
   'no-graph-rewrite': { type: 'boolean' },
+  int8: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -17,14 +19,22 @@ export const MODEL_HELP = `  --model M      hub repository id (default ${DEFAULT
   --dtype D      fp32 | fp16 | q8 (hub files "", "_fp16", "_quantized"); default fp32
   --threads N    ONNX Runtime intra-op threads per session (default: all cores)
   --no-graph-rewrite  run the model's graph as it is, without the load-time fusions
-                 (attention, residual + LayerNorm, GELU; also TESSERA_GRAPH_REWRITE=0)`;
+                 (attention, residual + LayerNorm, GELU; also TESSERA_GRAPH_REWRITE=0)
+  --int8 F       q8 only: auto | as-is | signed | unsigned | signed-7bit, the form of the int8
+                 weights to run (default TESSERA_INT8, else auto: chosen for this CPU)`;
 
-export function modelSettings(values: { dtype?: string; threads?: string; 'no-graph-rewrite'?: boolean }): { dtype: Dtype; intraOpThreads?: number; graphRewrite?: boolean } {
+export function modelSettings(values: { dtype?: string; threads?: string; 'no-graph-rewrite'?: boolean; int8?: string }): { dtype: Dtype; intraOpThreads?: number; graphRewrite?: boolean; int8?: Int8Setting } {
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
     throw new Error(`--threads expects a positive integer, got ${values.threads}`);
   }
-  return { dtype: parseDtype(values.dtype ?? 'fp32'), intraOpThreads: threads, ...(values['no-graph-rewrite'] ? { graphRewrite: false } : {}) };
+  return {
+    dtype: parseDtype(values.dtype ?? 'fp32'),
+    intraOpThreads: threads,
+    ...(values['no-graph-rewrite'] ? { graphRewrite: false } : {}),
+    // Not given: the loader reads TESSERA_INT8 (int8Setting), as the rewrite reads TESSERA_GRAPH_REWRITE.
+    ...(values.int8 !== undefined ? { int8: int8Setting(values.int8) } : {}),
+  };
 }
 
 /** The name responses carry for a model (one home: the server's models, api/models.ts). */

@@ -3,6 +3,7 @@ import { parseServerConfig, serverHelp } from '../api/config.ts';
 import { createServer } from '../api/server.ts';
 import { loadModels, modelSpecs, type ServedEmbedder } from '../api/models.ts';
 import { parseDtype } from '../model/dtype.ts';
+import { int8Setting } from '../model/int8/prepare.ts';
 import { openStore } from '../store/open.ts';
 import { onInferenceThreadDeath, onInferenceThreadRestart } from '../model/session.ts';
 import type { Embedder } from '../engine/embedder.ts';
@@ -29,6 +30,7 @@ export async function main(args: string[]): Promise<void> {
     dtype: parseDtype(config.dtype),
     progress: true,
     intraOpThreads: config.threads || undefined,
+    int8: int8Setting(config.int8),
     executionProviders: config['execution-providers'].split(',').map((p) => p.trim()).filter(Boolean),
     maxPixels: config['max-image-pixels'],
     allowPaths: false,

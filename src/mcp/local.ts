@@ -22,8 +22,8 @@ export interface LocalHostOptions {
   /** --model as given (a hub id, a folder, demo) and --dtype: embed, classify, new collections. */
   model: string;
   dtype: string;
-  /** Session settings of every model loaded (--threads, --no-graph-rewrite), as modelSettings gives them. */
-  session: Pick<EmbedderOptions, 'intraOpThreads' | 'graphRewrite'>;
+  /** Session settings of every model loaded (--threads, --no-graph-rewrite, --int8), as modelSettings gives them. */
+  session: Pick<EmbedderOptions, 'intraOpThreads' | 'graphRewrite' | 'int8'>;
   allowWrites: boolean;
   defaultCollection?: string;
   /** Let image URLs reach loopback and private addresses (--allow-private-urls). */
