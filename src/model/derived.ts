@@ -120,15 +120,20 @@ export async function writeStamp(path: string, stamp: unknown): Promise<void> {
   await rename(partial, path);
 }
 
-/** Writes `chunks` to a temporary name, flushes them to disk, then renames the file to `path`. */
-export async function writeChunksAtomically(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+/**
+ * Writes `chunks` to a temporary name, then renames the file to `path`; with `sync` (default)
+ * flushed to disk first, so that a crash after the rename cannot leave a file whose contents
+ * never reached the disk. Files that may be deleted soon (candidates being measured) skip it
+ * and are synced with syncFile once kept.
+ */
+export async function writeChunksAtomically(path: string, chunks: Iterable<Uint8Array>, sync = true): Promise<void> {
   const partial = partialPath(path);
   const file = await open(partial, 'w');
   try {
     for (const chunk of chunks) {
       for (let done = 0; done < chunk.length;) done += (await file.write(chunk, done, chunk.length - done)).bytesWritten;
     }
-    await file.sync();
+    if (sync) await file.sync();
   } catch (err) {
     await file.close();
     await rm(partial, { force: true });
@@ -136,6 +141,16 @@ export async function writeChunksAtomically(path: string, chunks: Iterable<Uint8
   }
   await file.close();
   await rename(partial, path);
+}
+
+/** Flushes a written file to disk (see writeChunksAtomically). */
+export async function syncFile(path: string): Promise<void> {
+  const file = await open(path, 'r');
+  try {
+    await file.sync();
+  } finally {
+    await file.close();
+  }
 }
 
 export async function writable(dir: string): Promise<boolean> {

@@ -1,12 +1,16 @@
 /**
- * int8 on the fast kernels without losing accuracy: pure functions on parsed ONNX models, for
- * the session loader to call (nothing here loads a session by itself).
+ * int8 on the fast kernels without losing accuracy: pure functions on parsed ONNX models, and
+ * the load-time steps the loader (src/model/load.ts) runs on q8 graphs with them.
  *
  *   onnx-file.ts   OnnxFile: a lossless wire-level reader/editor of .onnx files
  *   convert.ts     integer weights: summarize, toSigned (exact), toUnsigned (exact), toSevenBit
  *   cpu.ts         the CPU's int8 features (/proc/cpuinfo) and what its kernels do
  *   choose.ts      planInt8 (by CPU), measureVariants + pickVariant (by measurement)
  *   quantize.ts    quantizeMatMuls: q8 from fp32 at load (per channel), selectFloatWeights, cache key
+ *   probe.ts       the measuring inputs: synthetic images and sentences through the model's own
+ *                  preprocessing and tokenizer
+ *   prepare.ts     at load: prepareInt8 (the form for this CPU, measured where needed, cached)
+ *                  and prepareQuantized (q8 from fp32 for folders without q8 graphs), --int8
  *
  * @example
  *   const model = OnnxFile.parse(await readFile(path), dirname(path));
@@ -61,3 +65,18 @@ export {
   type LoadQuantizeOptions,
   type LoadQuantizeReport,
 } from './quantize.ts';
+export {
+  INT8_LOAD_VERSION,
+  INT8_SETTINGS,
+  int8Setting,
+  layerOf,
+  MEASURE_ROUNDS,
+  prepareInt8,
+  prepareQuantized,
+  type Int8Options,
+  type Int8Report,
+  type Int8Setting,
+  type QuantizeReport,
+  type VariantFigures,
+} from './prepare.ts';
+export { PROBE_IMAGE_COUNT, PROBE_TEXTS, probeBatches, probeImageRgb, probePixels, probeTextFeeds, type ProbeBatch } from './probe.ts';

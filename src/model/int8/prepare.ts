@@ -33,6 +33,7 @@ import {
   removeStale,
   sha256File,
   shortHash,
+  syncFile,
   writeChunksAtomically,
   writeStamp,
   type DerivedHome,
@@ -226,13 +227,14 @@ export async function prepareInt8(path: string, options: Int8Options): Promise<I
     return placement.where;
   };
   /** Writes `variant` of the source (skipping it when nothing converts); returns its path, or null. */
-  const makeForm = async (variant: Int8Variant): Promise<string | null> => {
+  const makeForm = async (variant: Int8Variant, candidate = false): Promise<string | null> => {
     if (variant === 'as-is') return null;
     const model = OnnxFile.parse(bytes, at.dir);
     const converted = applyVariant(model, variant);
     if (converted.converted.length === 0) return null;
     const out = join(await place(), formName(variant));
-    await writeChunksAtomically(out, model.chunks());
+    // Candidates are synced to disk only once chosen (below): the others are deleted.
+    await writeChunksAtomically(out, model.chunks(), !candidate);
     return out;
   };
 
@@ -247,7 +249,8 @@ export async function prepareInt8(path: string, options: Int8Options): Promise<I
       const file = await makeForm(plan.variant!);
       report = { ...base, file, decision: 'fixed', variant: file ? plan.variant! : 'as-is', reason: plan.reason };
     } else {
-      report = await measure(at, plan.candidates, makeForm, options, base);
+      report = await measure(at, plan.candidates, (v) => makeForm(v, true), options, base);
+      if (report.file) await syncFile(report.file);
     }
   }
   report = { ...report, seconds: round((performance.now() - started) / 1000, 2) };
