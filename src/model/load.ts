@@ -203,7 +203,7 @@ interface PreparedGraph {
 const stderrLog = (line: string): void => void process.stderr.write(`tessera: ${line}\n`);
 
 function int8Line(file: string, r: Int8Report): string {
-  const figures = r.measured?.map((m) => `${m.variant} ${m.bestMs} ms, min cosine ${m.minCosine.toFixed(5)}${m.passes ? '' : ' (fails)'}`).join('; ');
+  const figures = r.measured?.map((m) => `${m.variant} ${m.bestMs} ms CPU (${m.wallMs} ms wall), min cosine ${m.minCosine.toFixed(5)}${m.passes ? '' : ' (fails)'}`).join('; ');
   const how = r.decision === 'measured' ? `measured against ${r.reference === 'fp32' ? 'fp32' : 'the file as it is'}${r.cached ? ', cached' : ` in ${r.seconds} s`}: ${figures}` : `${r.decision}${r.cached ? ', cached' : ''}: ${r.reason}`;
   return `${file}: int8 form ${r.variant} on ${r.kernel} (${how})`;
 }

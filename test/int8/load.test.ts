@@ -58,7 +58,7 @@ test('auto on an AVX2 CPU: measured against fp32 once, cached; a second load rea
     assert.equal(r.decision, 'measured');
     assert.equal(r.reference, 'fp32', 'the folder has the fp32 graphs: the cosines are to them');
     assert.equal(r.cached, false);
-    for (const m of r.measured!) assert.ok(m.bestMs > 0 && m.minCosine > 0.9, JSON.stringify(m));
+    for (const m of r.measured!) assert.ok(m.bestMs > 0 && m.wallMs > 0 && m.minCosine > 0.9, JSON.stringify(m));
     assert.ok(r.measured!.every((m) => m.passes === m.minCosine >= 0.99));
     t.diagnostic(`${basename(r.source)}: ${r.variant} (${r.reason}); ${r.measured!.map((m) => `${m.variant} ${m.bestMs} ms / ${m.minCosine}`).join(', ')}; ${r.seconds} s`);
   }
@@ -66,7 +66,7 @@ test('auto on an AVX2 CPU: measured against fp32 once, cached; a second load rea
   assert.deepEqual(vision.measured!.map((m) => m.variant), ['fp32', 'as-is', 'signed-7bit']);
   assert.deepEqual(text.measured!.map((m) => m.variant), ['fp32', 'as-is', 'unsigned', 'signed-7bit']);
   assert.equal(lines.filter((l) => l.includes('int8 form')).length, 2, lines.join('\n'));
-  assert.match(lines.find((l) => l.includes('vision_model_quantized'))!, /measured against fp32 in [\d.]+ s: fp32 [\d.]+ ms, min cosine 1\.00000; as-is/);
+  assert.match(lines.find((l) => l.includes('vision_model_quantized'))!, /measured against fp32 in [\d.]+ s: fp32 [\d.]+ ms CPU \([\d.]+ ms wall\), min cosine 1\.00000; as-is/);
 
   const files = await readdir(join(dir, 'onnx'));
   const stamps = files.filter((f) => /_quantized\.onnx\.int8-[0-9a-f]{8}\.json$/.test(f));
@@ -113,7 +113,7 @@ test('VNNI: the signed form is loaded, fixed (nothing measured), with the same p
   assert.equal(r.variant, 'signed');
   assert.equal(r.measured, undefined);
   assert.match(r.reason, /avx512_vnni/);
-  assert.ok(r.file && basename(r.file).startsWith('vision_model_quantized.int8-v1-signed-'));
+  assert.ok(r.file && basename(r.file).startsWith('vision_model_quantized.int8-v2-signed-'));
   // The session runs the signed file (under the graph rewrite).
   assert.equal(signed.model.vision.session.rewrite?.source, r.file);
   const loaded = OnnxFile.parse(await readFile(r.file), dir);
@@ -151,7 +151,7 @@ test('--int8 signed-7bit forces that form on both towers, with the graph rewrite
     const r = tower.int8!;
     assert.equal(r.decision, 'forced');
     assert.equal(r.variant, 'signed-7bit');
-    assert.match(basename(r.file!), /_quantized\.int8-v1-signed-7bit-[0-9a-f]{16}\.onnx$/);
+    assert.match(basename(r.file!), /_quantized\.int8-v\d+-signed-7bit-[0-9a-f]{16}\.onnx$/);
     const summary = summarizeInt8(OnnxFile.parse(await readFile(r.file!), dir));
     assert.equal(summary.uint8, 0);
     const weights = OnnxFile.parse(await readFile(r.file!), dir);
@@ -162,7 +162,7 @@ test('--int8 signed-7bit forces that form on both towers, with the graph rewrite
   // The graph rewrite ran on the 7-bit vision file: its fused ops are reported.
   const rewrite = e.model.vision.session.rewrite!;
   assert.equal(rewrite.source, e.model.vision.int8!.file);
-  assert.ok(rewrite.rewritten && basename(rewrite.rewritten).includes('.int8-v1-signed-7bit-'));
+  assert.ok(rewrite.rewritten && basename(rewrite.rewritten).includes('-signed-7bit-'));
   assert.equal(rewrite.fused.MultiHeadAttention, 2, JSON.stringify(rewrite.fused));
   assert.match(lines.join('\n'), /int8 form signed-7bit on saturating-s8 \(forced: the setting asks for signed-7bit\)/);
   const fp32 = await load(dir, { dtype: 'fp32' });
