@@ -382,6 +382,8 @@ export interface QuantizeReport {
 
 interface QuantizeStamp {
   version: number;
+  /** INT8_LOAD_VERSION: how the choice of float layers was measured. */
+  loadVersion: number;
   files: FileStamp[];
   derived: FileStamp[];
   report: Omit<QuantizeReport, 'source' | 'cached' | 'file'> & { file: string };
@@ -404,7 +406,7 @@ export function layerOf(name: string): string {
 export async function prepareQuantized(path: string, options: Omit<Int8Options, 'setting' | 'cpu' | 'reference'> & { minCosine?: number }): Promise<QuantizeReport> {
   const at = await derivedHome(path, options.cacheRoot ?? derivedCacheRoot('int8-load'));
   const stampName = `${basename(at.real)}.q8-load.json`;
-  const found = await findStamp<QuantizeStamp>(at, stampName, (s) => s.version === QUANTIZE_VERSION && typeof s.report === 'object' && s.report !== null && typeof s.report.file === 'string');
+  const found = await findStamp<QuantizeStamp>(at, stampName, (s) => s.version === QUANTIZE_VERSION && s.loadVersion === INT8_LOAD_VERSION && typeof s.report === 'object' && s.report !== null && typeof s.report.file === 'string');
   if (found) return { ...found.stamp.report, source: path, file: join(found.where, found.stamp.report.file), cached: true };
 
   const started = performance.now();
@@ -429,28 +431,39 @@ export async function prepareQuantized(path: string, options: Omit<Int8Options, 
   for (const w of weights) groups.set(layerOf(w), [...(groups.get(layerOf(w)) ?? []), w]);
 
   const nameFor = (keepFloat: readonly string[]): string => `${stem}.q8-load-v${QUANTIZE_VERSION}-${quantizeCacheKey(digest, { keepFloat })}.onnx`;
-  const write = async (keepFloat: readonly string[]): Promise<{ path: string; quantized: number }> => {
+  const quantize = (keepFloat: readonly string[]): { model: OnnxFile; quantized: number } => {
     const model = OnnxFile.parse(bytes, at.dir);
-    const report = quantizeMatMuls(model, { keepFloat });
-    const out = join(where, nameFor(keepFloat));
-    await writeChunksAtomically(out, model.chunks());
-    return { path: out, quantized: report.quantized.length };
+    return { model, quantized: quantizeMatMuls(model, { keepFloat }).quantized.length };
   };
-  const tried = new Map<string, { path: string; quantized: number }>();
-  const selection = await selectFloatWeights([...groups.values()], async (keepFloat) => {
-    const made = await write(keepFloat);
-    tried.set(made.path, made);
-    const session = await measuringSession(made.path, options.session);
+  // Each choice is measured in its unsigned form: the same products on every CPU (exact, as
+  // VNNI runs the int8 one), so what is left in float answers for quantisation error alone,
+  // not for AVX2's saturating kernel; prepareInt8 then picks the form to run on this CPU.
+  const evaluating = join(where, `${stem}.q8-load-evaluating-${process.pid}.onnx`);
+  let quantizedCount = 0;
+  const selection = await (async () => {
     try {
-      const { outputs } = await runProbe(session, made.path, options.probe);
-      return Math.min(...outputs.map((o, k) => cosineOf(o, reference[k]!)));
+      return await selectFloatWeights([...groups.values()], async (keepFloat) => {
+        const { model, quantized } = quantize(keepFloat);
+        quantizedCount = quantized;
+        applyVariant(model, 'unsigned');
+        await writeChunksAtomically(evaluating, model.chunks(), false);
+        const session = await measuringSession(evaluating, options.session);
+        try {
+          const { outputs } = await runProbe(session, evaluating, options.probe);
+          return Math.min(...outputs.map((o, k) => cosineOf(o, reference[k]!)));
+        } finally {
+          await session.release();
+        }
+      }, minCosine);
     } finally {
-      await session.release();
+      await rm(evaluating, { force: true });
     }
-  }, minCosine);
+  })();
   const chosen = join(where, nameFor(selection.keepFloat));
-  for (const p of tried.keys()) if (p !== chosen) await rm(p, { force: true });
-  const quantized = tried.get(chosen)?.quantized ?? (await write(selection.keepFloat)).quantized;
+  const made = quantize(selection.keepFloat);
+  quantizedCount = made.quantized;
+  await writeChunksAtomically(chosen, made.model.chunks());
+  const quantized = quantizedCount;
 
   const report: Omit<QuantizeReport, 'source' | 'cached'> = {
     version: QUANTIZE_VERSION,
@@ -464,6 +477,7 @@ export async function prepareQuantized(path: string, options: Omit<Int8Options, 
   };
   await writeStamp(join(where, stampName), {
     version: QUANTIZE_VERSION,
+    loadVersion: INT8_LOAD_VERSION,
     files: source.stamps,
     derived: [await fileStamp(where, basename(chosen))],
     report: { ...report, file: basename(chosen) },
