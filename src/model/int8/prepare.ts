@@ -29,6 +29,7 @@ import {
   escapeRegExp,
   fileStamp,
   findStamp,
+  partialPath,
   placeDerived,
   removeStale,
   sha256File,
@@ -438,7 +439,9 @@ export async function prepareQuantized(path: string, options: Omit<Int8Options, 
   // Each choice is measured in its unsigned form: the same products on every CPU (exact, as
   // VNNI runs the int8 one), so what is left in float answers for quantisation error alone,
   // not for AVX2's saturating kernel; prepareInt8 then picks the form to run on this CPU.
-  const evaluating = join(where, `${stem}.q8-load-evaluating-${process.pid}.onnx`);
+  // Named as a `.partial` of this process, so a load killed while measuring leaves nothing the
+  // next load does not remove (derived.ts removes partials whose process is gone).
+  const evaluating = partialPath(join(where, `${stem}.q8-load-evaluating.onnx`));
   let quantizedCount = 0;
   const selection = await (async () => {
     try {
