@@ -53,6 +53,8 @@ export const healthRoutes: FastifyPluginAsync<{ ctx: ApiContext; availability?: 
         dimensions: slot.known?.dimensions ?? null,
         max_tokens: slot.known?.maxTokens ?? null,
         image_size: slot.known?.imageSize ?? null,
+        dtype: slot.known?.dtype ?? null,
+        int8: slot.known?.int8 ?? null,
         ready: slot.ready,
       })),
     };

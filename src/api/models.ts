@@ -5,7 +5,7 @@
  * at most one batch of any of them runs at a time.
  */
 import sharp from 'sharp';
-import { Embedder, type EmbedderOptions } from '../engine/embedder.ts';
+import { Embedder, type EmbedderOptions, type ModelInfo } from '../engine/embedder.ts';
 import { Semaphore } from '../engine/semaphore.ts';
 import { TesseraError } from '../errors.ts';
 import { publicModel } from '../model/source.ts';
@@ -40,6 +40,8 @@ export interface ModelFacts {
   dimensions: number;
   maxTokens: number;
   imageSize: number;
+  dtype: string;
+  int8: ModelInfo['int8'];
 }
 
 /** The name answers carry for a model: the hub repository's name, or the folder's. */
@@ -111,8 +113,8 @@ export class ModelSlot {
     const embedder = this.embedder!;
     const image = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#808080' } }).png().toBuffer();
     await embedder.embed([{ text: 'warm-up' }, { image }]);
-    const { dimensions, maxTokens, imageSize } = embedder.info;
-    this.facts = { dimensions, maxTokens, imageSize };
+    const { dimensions, maxTokens, imageSize, dtype, int8 } = embedder.info;
+    this.facts = { dimensions, maxTokens, imageSize, dtype, int8 };
   }
 
   /** The model answers (after a warm-up). */

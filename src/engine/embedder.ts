@@ -49,6 +49,10 @@ export interface ModelInfo {
   matryoshkaDimensions: readonly number[];
   /** Tasks that have an instruction. */
   tasks: readonly string[];
+  /** Weight precision of the files run (--dtype). */
+  dtype: string;
+  /** q8: the int8 form each tower runs on this CPU (src/model/int8/prepare.ts); null otherwise. */
+  int8: { text: string | null; vision: string | null } | null;
 }
 
 export interface Embedding {
@@ -135,6 +139,8 @@ export class Embedder {
       imageSize: this.model.image.size,
       matryoshkaDimensions: this.model.matryoshkaDimensions,
       tasks: Object.keys(this.model.taskInstructions),
+      dtype: this.model.dtype,
+      int8: this.model.dtype === 'q8' ? { text: this.model.text.int8?.variant ?? null, vision: this.model.vision.int8?.variant ?? null } : null,
     };
   }
 

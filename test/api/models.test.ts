@@ -18,7 +18,7 @@ import { cosine, forged, maxAbsDiff, tempDir } from '../helpers/models.ts';
 import { sample, startServer, type TestServer } from '../helpers/server.ts';
 
 type ErrorBody = { detail: string; code: string };
-type ModelEntry = { id: string; object: string; created: number; owned_by: string; dimensions: number; max_tokens: number; image_size: number; ready: boolean };
+type ModelEntry = { id: string; object: string; created: number; owned_by: string; dimensions: number; max_tokens: number; image_size: number; dtype: string; int8: unknown; ready: boolean };
 type Embedded = { model: string; data: { embedding: number[] }[] };
 type Hit = { id: string; score: number };
 
@@ -78,7 +78,8 @@ describe('two models in one server', () => {
     for (const entry of models.data) {
       const engine = api.embedders[entry.id]!;
       const [probe] = await engine.embedTexts(['probe']);
-      assert.deepEqual(Object.keys(entry).sort(), ['created', 'dimensions', 'id', 'image_size', 'max_tokens', 'object', 'owned_by', 'ready']);
+      assert.deepEqual(Object.keys(entry).sort(), ['created', 'dimensions', 'dtype', 'id', 'image_size', 'int8', 'max_tokens', 'object', 'owned_by', 'ready']);
+      assert.deepEqual([entry.dtype, entry.int8], ['fp32', null]);
       assert.equal(entry.object, 'model');
       assert.equal(entry.owned_by, 'tessera');
       assert.ok(Number.isInteger(entry.created) && entry.created > 1_600_000_000, `created is a Unix time: ${entry.created}`);

@@ -113,6 +113,8 @@ test('VNNI: the signed form is loaded, fixed (nothing measured), with the same p
   assert.equal(r.variant, 'signed');
   assert.equal(r.measured, undefined);
   assert.match(r.reason, /avx512_vnni/);
+  // What GET /v1/models shows of it.
+  assert.deepEqual([signed.info.dtype, signed.info.int8], ['q8', { vision: 'signed', text: signed.model.text.int8!.variant }]);
   assert.ok(r.file && basename(r.file).startsWith('vision_model_quantized.int8-v2-signed-'));
   // The session runs the signed file (under the graph rewrite).
   assert.equal(signed.model.vision.session.rewrite?.source, r.file);

@@ -17,7 +17,7 @@ export const modelsSchema: Schema = {
           type: 'array',
           items: {
             type: 'object',
-            required: ['id', 'object', 'created', 'owned_by', 'dimensions', 'max_tokens', 'image_size', 'ready'],
+            required: ['id', 'object', 'created', 'owned_by', 'dimensions', 'max_tokens', 'image_size', 'dtype', 'int8', 'ready'],
             properties: {
               id: { type: 'string', description: 'The served name: what `model` names.' },
               object: { type: 'string', enum: ['model'] },
@@ -26,6 +26,14 @@ export const modelsSchema: Schema = {
               dimensions: { type: ['integer', 'null'] },
               max_tokens: { type: ['integer', 'null'] },
               image_size: { type: ['integer', 'null'] },
+              dtype: { type: ['string', 'null'], enum: ['fp32', 'fp16', 'q8', null], description: 'The weight precision of the files run (--dtype).' },
+              int8: {
+                type: ['object', 'null'],
+                description: 'q8: the int8 form each tower runs on this CPU (--int8: as-is, signed, unsigned or signed-7bit; null where the graph has no integer weights); null for other dtypes.',
+                required: ['text', 'vision'],
+                properties: { text: { type: ['string', 'null'] }, vision: { type: ['string', 'null'] } },
+                additionalProperties: false,
+              },
               ready: { type: 'boolean' },
             },
           },
