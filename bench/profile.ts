@@ -98,42 +98,46 @@ function summarize(events: readonly ProfileEvent[]): OpProfile {
 
 const tensor = (t: TensorData): ort.Tensor => new ort.Tensor(t.type, t.data as never, [...t.dims]);
 
-/**
- * The engine's graphs profiled as loaded (`rewritten`, when the rewrite fused anything) and as
- * shipped (`original`), on the same feeds: a batch of the bench's preprocessed images and of its
- * texts (tokenised, padded as the engine pads them). What each rewrite fused is beside them.
- */
-export async function rewriteProfile(engine: Embedder, pixels: Float32Array, images: number, texts: readonly string[], options: ProfileOptions): Promise<Record<string, unknown>> {
+/** Feeds for each tower of `engine`: a batch of preprocessed images, and of texts tokenised and padded as the engine pads them. */
+function towerFeeds(engine: Embedder, pixels: Float32Array, images: number, texts: readonly string[]): { vision: Feeds; text: Feeds; input: Record<string, number> } {
   const { vision, text, image, tokenizer } = engine.model;
   const size = image.size;
-  const visionFeeds: Feeds = {
-    ...Object.fromEntries(Object.entries(vision.placeholders(images)).map(([k, v]) => [k, tensor(v)])),
-    pixel_values: new ort.Tensor('float32', pixels.subarray(0, images * 3 * size * size), [images, 3, size, size]),
-  };
+  const placeholders = (of: typeof vision.placeholders, n: number): Feeds => Object.fromEntries(Object.entries(of(n)).map(([k, v]) => [k, tensor(v)]));
   const rows = texts.map((t) => tokenizer.encode(t, true).ids);
   const width = Math.max(...rows.map((r) => r.length));
   const ids = new BigInt64Array(rows.length * width).fill(BigInt(tokenizer.padId));
   const mask = new BigInt64Array(rows.length * width);
   rows.forEach((row, b) => row.forEach((id, s) => ((ids[b * width + s] = BigInt(id)), (mask[b * width + s] = 1n))));
   const dims = [rows.length, width];
-  const textFeeds: Feeds = {
-    ...Object.fromEntries(Object.entries(text.placeholders(rows.length)).map(([k, v]) => [k, tensor(v)])),
-    input_ids: new ort.Tensor('int64', ids, dims),
-    ...(text.takesAttentionMask ? { attention_mask: new ort.Tensor('int64', mask, dims) } : {}),
-    ...(text.takesTokenTypeIds ? { token_type_ids: new ort.Tensor('int64', new BigInt64Array(ids.length), dims) } : {}),
-  };
-  const out: Record<string, unknown> = {
+  return {
+    vision: { ...placeholders(vision.placeholders, images), pixel_values: new ort.Tensor('float32', pixels.subarray(0, images * 3 * size * size), [images, 3, size, size]) },
+    text: {
+      ...placeholders(text.placeholders, rows.length),
+      input_ids: new ort.Tensor('int64', ids, dims),
+      ...(text.takesAttentionMask ? { attention_mask: new ort.Tensor('int64', mask, dims) } : {}),
+      ...(text.takesTokenTypeIds ? { token_type_ids: new ort.Tensor('int64', new BigInt64Array(ids.length), dims) } : {}),
+    },
     input: { images, image_size: size, texts: rows.length, tokens_each_padded: width },
-    threads: options.threads,
   };
-  for (const [tower, { session, file }, feeds] of [['vision', vision, visionFeeds], ['text', text, textFeeds]] as const) {
+}
+
+/**
+ * The engine's graphs profiled as loaded (`rewritten`, when the rewrite fused anything) and as
+ * shipped (`original`), on the same feeds: a batch of the bench's preprocessed images and of its
+ * texts. What each rewrite fused is beside them.
+ */
+export async function rewriteProfile(engine: Embedder, pixels: Float32Array, images: number, texts: readonly string[], options: ProfileOptions): Promise<Record<string, unknown>> {
+  const feeds = towerFeeds(engine, pixels, images, texts);
+  const out: Record<string, unknown> = { input: feeds.input, threads: options.threads };
+  for (const tower of ['vision', 'text'] as const) {
+    const { session, file } = engine.model[tower];
     const rewrite = session.rewrite;
     if (!rewrite?.rewritten) {
-      out[tower] = { fused: null, note: rewrite?.note ?? 'the graph rewrite is off', original: await profileGraph(file, feeds, options) };
+      out[tower] = { fused: null, note: rewrite?.note ?? 'the graph rewrite is off', original: await profileGraph(file, feeds[tower], options) };
       continue;
     }
-    const original = await profileGraph(rewrite.source, feeds, options);
-    const rewritten = await profileGraph(rewrite.rewritten, feeds, options);
+    const original = await profileGraph(rewrite.source, feeds[tower], options);
+    const rewritten = await profileGraph(rewrite.rewritten, feeds[tower], options);
     out[tower] = {
       fused: rewrite.fused,
       original,
@@ -141,6 +145,29 @@ export async function rewriteProfile(engine: Embedder, pixels: Float32Array, ima
       kernel_speedup: rewritten.kernels_ms > 0 ? round(original.kernels_ms / rewritten.kernels_ms, 3) : null,
       // The most a rewrite that leaves the MatMuls as they are could give: every other kernel free.
       bound_without_faster_matmul: original.matmul_share > 0 ? round(1 / original.matmul_share, 3) : null,
+    };
+  }
+  return out;
+}
+
+/**
+ * A q8 engine's graphs profiled as the peer runs them (the q8 files as shipped) and as tessera
+ * runs them (the int8 form chosen for this CPU, under the graph rewrite), on the same feeds.
+ */
+export async function q8Profile(engine: Embedder, pixels: Float32Array, images: number, texts: readonly string[], options: ProfileOptions): Promise<Record<string, unknown>> {
+  const feeds = towerFeeds(engine, pixels, images, texts);
+  const out: Record<string, unknown> = { input: feeds.input, threads: options.threads };
+  for (const tower of ['vision', 'text'] as const) {
+    const { session, file, int8 } = engine.model[tower];
+    const loaded = session.rewrite?.rewritten ?? int8?.file ?? file;
+    const shipped = await profileGraph(file, feeds[tower], options);
+    const ran = loaded === file ? shipped : await profileGraph(loaded, feeds[tower], options);
+    out[tower] = {
+      int8_variant: int8?.variant ?? 'as-is',
+      fused: session.rewrite?.rewritten ? session.rewrite.fused : null,
+      shipped,
+      tessera: ran,
+      kernel_speedup: ran.kernels_ms > 0 ? round(shipped.kernels_ms / ran.kernels_ms, 3) : null,
     };
   }
   return out;
