@@ -89,16 +89,32 @@ export async function runBench(options: BenchOptions): Promise<Record<string, un
   const threads = options.threads ?? availableParallelism();
   const scenarios = new Set(options.scenarios ?? DEFAULT_SCENARIOS);
   // The watch scenario brings its own small model: alone, it needs no bench model.
-  if (scenarios.size === 1 && scenarios.has('watch')) return { machine: machine(), size: options.size, watch: await watchScenario(options.size, log) };
+  const started = performance.now();
+  if (scenarios.size === 1 && scenarios.has('watch')) {
+    const watch = await watchScenario(options.size, log);
+    return { machine: machine(), size: options.size, watch, timings: { watch_s: round((performance.now() - started) / 1000, 1) } };
+  }
   const model = await benchModel(options.model, log);
   try {
-    return await benchOn(model.dir, options, plan, threads, scenarios, log);
+    return await benchOn(model.dir, options, plan, threads, scenarios, log, { model_s: round((performance.now() - started) / 1000, 1) });
   } finally {
     await model.cleanup?.();
   }
 }
 
-async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[SetSize], threads: number, scenarios: Set<Scenario>, log: (line: string) => void): Promise<Record<string, unknown>> {
+/**
+ * `timings`: each scenario's own seconds (`<scenario>_s`), so that what a run costs is in its
+ * JSON. `model_s` is the model's (forged on first use), `setup_s` the image set's; images and
+ * texts run interleaved, so they are timed together (`images_texts_s`).
+ */
+async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[SetSize], threads: number, scenarios: Set<Scenario>, log: (line: string) => void, timings: Record<string, number>): Promise<Record<string, unknown>> {
+  let mark = performance.now();
+  /** Records the seconds since the last lap as `<key>_s` (when `ran`), and starts the next. */
+  const lap = (key: string, ran = true): void => {
+    const now = performance.now();
+    if (ran) timings[`${key}_s`] = round((now - mark) / 1000, 1);
+    mark = now;
+  };
   const hasQ8 = await modelFileBytes(dir, 'q8').then(() => true, () => false);
   if (!hasQ8 && scenarios.has('q8')) {
     log(`q8: skipped, ${dir} has no onnx/*_quantized.onnx (tessera forge --q8 writes them)`);
@@ -116,6 +132,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
     threads,
     graph_optimization_level: options.graphOptimizationLevel ?? 'basic (engine default)',
     flops: { per_image: perImage, per_16_token_text: textFlops(dims, 16), per_512_token_text: textFlops(dims, 512) },
+    timings,
   };
 
   let ceiling: CeilingResult | undefined;
@@ -124,6 +141,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
     ceiling = await measureCeiling(threads, plan.ceilingSeconds, plan.ceilingShape || undefined);
     report.ceiling = { gflops: round(ceiling.gflops, 1), best_shape: ceiling.best_shape, shapes: ceiling.shapes.map((s) => ({ ...s, gflops: round(s.gflops, 1) })) };
   }
+  lap('ceiling', ceiling !== undefined);
   const fraction = (flops: number, ms: number): number => (ceiling ? round(flops / (ms / 1000) / 1e9 / ceiling.gflops) : NaN);
 
   const setSize = (await benchImages(join(cacheRoot(), 'bench', 'images'), options.size)).length;
@@ -133,6 +151,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
   // A batch larger than the set runs as the whole set.
   const imageBatches = [...new Set(plan.imageBatches.map((b) => Math.min(b, paths.length)))];
   const corpus = textCorpus(options.size);
+  lap('setup');
 
   let peerNames = { images: '', texts: '' };
   if (scenarios.has('images') || scenarios.has('texts')) {
@@ -228,6 +247,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
       };
     }
   }
+  lap((['images', 'texts'] as const).filter((s) => scenarios.has(s)).join('_'), scenarios.has('images') || scenarios.has('texts'));
 
   if (scenarios.has('q8')) {
     log('q8: fp32, q8, and transformers.js on the same q8 files, interleaved ...');
@@ -290,6 +310,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
       await Promise.all([fp32.close(), q8.close(), peer.close()]);
     }
   }
+  lap('q8', scenarios.has('q8'));
 
   if (scenarios.has('startup')) {
     log('start-up and memory, each dtype in a fresh process ...');
@@ -313,18 +334,26 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
       },
     };
   }
+  lap('startup', scenarios.has('startup'));
 
   if (scenarios.has('server')) report.server = await serverScenario(dir, threads, plan, corpus.texts, paths[0]!, affordable(16, perImage, budget.server, 4), log);
+  lap('server', scenarios.has('server'));
   if (scenarios.has('index')) report.index = await indexScenario(dir, threads, options.size, log, (photos) => affordable(photos, perImage, budget.index, 4));
+  lap('index', scenarios.has('index'));
   if (scenarios.has('photos')) report.photos = await photosScenario(dir, engineSettings, options.size, log);
+  lap('photos', scenarios.has('photos'));
   if (scenarios.has('media')) report.media = await mediaScenario(dir, threads, options.size, log);
+  lap('media', scenarios.has('media'));
   if (scenarios.has('search')) report.search = await searchScenario(options.size, log);
+  lap('search', scenarios.has('search'));
   if (scenarios.has('store')) {
     // The embedded store's 100k of a quick run is the search scenario's: not loaded twice.
     const embedded = report.search ? embeddedFromSearch(options.size, report.search as SearchReport) : undefined;
     report.store = await storeScenario(options.size, log, embedded);
   }
+  lap('store', scenarios.has('store'));
   if (scenarios.has('watch')) report.watch = await watchScenario(options.size, log);
+  lap('watch', scenarios.has('watch'));
   return report;
 }
 

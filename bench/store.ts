@@ -20,7 +20,7 @@ import { DEFAULT_HNSW, openPostgresStore, type PostgresStore } from '../src/stor
 import { startPostgres } from '../test/helpers/postgres.ts';
 import { servedModelRef, type ApiFigures } from './api.ts';
 import type { SetSize } from './corpus.ts';
-import { clusteredVectors, lanceBackend, measureStore, SEARCH_PLANS, servedModel, type BenchBackend, type SearchReport, type StoreFigures } from './search.ts';
+import { clusteredVectors, lanceBackend, measureStore, SEARCH_PLANS, servedModel, type BenchBackend, type LargestLoad, type SearchReport, type StoreFigures } from './search.ts';
 
 const SIZES: Record<SetSize, readonly number[]> = {
   tiny: [2000],
@@ -47,7 +47,11 @@ export interface PostgresReport extends BackendReport {
 export interface StoreReport {
   embedded: BackendReport;
   postgres: PostgresReport;
-  data: { dims: number; centres: number; queries: number; docs: readonly number[]; inserted_with_upkeep: number };
+  /**
+   * `inserted_with_upkeep`: the documents the insert rate was measured on; `largest_load`: how
+   * the largest size was loaded (bench/search.ts LargestLoad), the same for both stores.
+   */
+  data: { dims: number; centres: number; queries: number; docs: readonly number[]; inserted_with_upkeep: number; largest_load: LargestLoad };
 }
 
 /**
@@ -115,6 +119,7 @@ export function embeddedFromSearch(size: SetSize, search: SearchReport): Backend
     insert_docs: search.insert_docs,
     bulk_docs_per_s: search.bulk_docs_per_s,
     index_build_s: search.index_build_s,
+    largest_load: search.largest_load,
     bytes_per_vector: Math.round(search.bytes_per_100k / 100_000),
     measured_by: 'the search scenario (same data, store settings and loads)',
   };
@@ -174,7 +179,7 @@ export async function storeScenario(size: SetSize, log: (line: string) => void =
           hnsw: DEFAULT_HNSW,
           server: given ? 'TESSERA_BENCH_POSTGRES' : 'throwaway PostgreSQL 15 + pgvector 0.8.6, default settings',
         },
-        data: { dims: plan.dims, centres: plan.centres, queries: queries.length, docs: targets, inserted_with_upkeep: Math.min(plan.upkeep, largest) },
+        data: { dims: plan.dims, centres: plan.centres, queries: queries.length, docs: targets, inserted_with_upkeep: Math.min(plan.upkeep, largest), largest_load: figures.largest_load },
       };
     } finally {
       await store.close();

@@ -76,6 +76,13 @@ export function formatTable(report: Obj): string {
       }
     }
   }
+  // How the stores' largest size was loaded, and how many documents the insert rate is over.
+  for (const [path, inserted, name] of [['search', 'search.insert_docs', 'search (embedded)'], ['store.data', 'store.data.inserted_with_upkeep', 'store (both)']] as const) {
+    const load = get(report, `${path}.largest_load`);
+    if (load === undefined) continue;
+    const docs = get(report, path === 'search' ? 'search.api.docs' : 'store.postgres.api.docs');
+    lines.push(`${name}: ${fmt(docs)} documents ${load === 'bulk then index' ? 'loaded in bulk, then indexed' : 'inserted with index upkeep, then reindexed'}; inserts with upkeep measured on ${fmt(get(report, inserted))} documents`);
+  }
   for (const [path, name] of [['search.api', 'embedded'], ['store.postgres.api', 'PostgreSQL']] as const) {
     const api = get(report, path) as Obj | undefined;
     const p = api?.profile as Record<string, Obj> | undefined;
@@ -103,5 +110,7 @@ export function formatTable(report: Obj): string {
     lines.push(`graph rewrite, ${tower}: fused ${fused}; ONNX Runtime kernels ${fmt(original.kernels_ms)} ms` +
       (rewritten ? ` before, ${fmt(rewritten.kernels_ms)} ms after; MatMul ${fmt(original.matmul_share)} of the kernels before, so at most ${fmt(p.bound_without_faster_matmul)}x without faster MatMuls` : ` (${String(p.note)})`));
   }
+  const timings = get(report, 'timings') as Record<string, number> | undefined;
+  if (timings) lines.push('', `seconds: ${Object.entries(timings).map(([key, s]) => `${key.replace(/_s$/, '')} ${fmt(s)}`).join(', ')}`);
   return lines.join('\n');
 }

@@ -12,8 +12,9 @@ Measures tessera against transformers.js on the same model files and against the
 MatMul ceiling: images, texts, the server under load, q8 against fp32, start-up and memory.
 Prints a table; --json writes every figure.
 
-  --quick          smaller sets and shorter runs (a few minutes on 2 cores for jina-clip-v1; a model
-                   with costlier images runs fewer of them)
+  --quick          smaller sets and shorter runs (about 11 minutes on 2 cores for jina-clip-v1; a
+                   model with costlier images runs fewer of them); the JSON has each scenario's
+                   seconds (timings)
   --json FILE      write the full report as JSON
   --model M        a forge preset, forged on first use into ~/.cache/tessera/forge/<preset>-0: full
                    (default; jina-clip-v1's dimensions), v2-full (jina-clip-v2's), ${PRESET_NAMES.filter((p) => p !== 'full' && p !== 'v2-full').join(', ')};

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { clusteredVectors, searchScenario } from '../../bench/search.ts';
+import { rm } from 'node:fs/promises';
+import { clusteredVectors, lanceBackend, measureStore, searchScenario, SEARCH_PLANS } from '../../bench/search.ts';
 import { openExactSearch } from '../../bench/exact.ts';
 import type { ApiFigures } from '../../bench/api.ts';
-import { tempDir } from '../helpers/models.ts';
+import { runBench } from '../../bench/run.ts';
+import { formatTable } from '../../bench/table.ts';
+import { openLanceStore } from '../../src/store/lance.ts';
+import { forged, tempDir } from '../helpers/models.ts';
 
 /** The API figures: end to end and every part of the profile, recall over the checked queries. */
 function checkApi(api: ApiFigures, docs: number): void {
@@ -30,6 +34,8 @@ test('the search scenario reports every figure, through the ANN path at its larg
     assert.ok(Number.isFinite(v) && v > 0, String(v));
   }
   assert.equal(report.insert_docs, report.sizes[0]!.docs, 'inserts with index upkeep up to the small size');
+  assert.equal(report.insert_docs, SEARCH_PLANS.tiny.upkeep);
+  assert.equal(report.largest_load, 'bulk then index');
   assert.ok(report.p99_ms['100k'] >= report.p50_ms['100k']);
   assert.ok(report.index_build_s >= 0);
   checkApi(report.api, report.sizes[1]!.docs);
@@ -85,7 +91,60 @@ test('the store scenario measures the embedded store and PostgreSQL side by side
     assert.ok(last.recall_at_10 >= 0.8 && last.recall_at_10 <= 1, String(last.recall_at_10));
     for (const v of [backend.insert_docs_per_s, backend.bulk_docs_per_s!, backend.bytes_per_vector, last.p50_ms]) assert.ok(Number.isFinite(v) && v > 0, String(v));
     assert.ok(backend.bytes_per_vector > report.data.dims * 4, 'at least the float32 vector itself');
+    assert.equal(backend.largest_load, 'bulk then index');
+    assert.equal(backend.insert_docs, SEARCH_PLANS.tiny.upkeep, 'inserts with upkeep on fewer documents than the largest size');
+    assert.equal(backend.sizes[0]!.docs, SEARCH_PLANS.tiny.upkeep);
   }
+  assert.deepEqual([report.data.inserted_with_upkeep, report.data.largest_load, report.data.docs], [SEARCH_PLANS.tiny.upkeep, 'bulk then index', [SEARCH_PLANS.tiny.large]]);
   checkApi(report.postgres.api, report.postgres.sizes[1]!.docs);
   assert.equal(report.postgres.api_p99_ms, report.postgres.api.p99_ms);
+});
+
+test('a bench run of search and store: the largest size loaded in bulk then indexed once per store, the insert count and each scenario\'s seconds in the JSON', { timeout: 300_000 }, async () => {
+  process.env.TESSERA_CACHE ??= await tempDir('tessera-bench-run-cache-');
+  const report = JSON.parse(JSON.stringify(await runBench({ model: await forged('tiny'), size: 'tiny', threads: 1, scenarios: ['search', 'store'] })));
+  const { timings, search, store } = report;
+  for (const key of ['model_s', 'setup_s', 'search_s', 'store_s']) assert.ok(Number.isFinite(timings[key]) && timings[key] >= 0, `${key}: ${JSON.stringify(timings)}`);
+  assert.ok(timings.search_s > 0 && timings.store_s > 0, JSON.stringify(timings));
+  for (const key of ['ceiling_s', 'images_texts_s', 'q8_s', 'startup_s', 'server_s', 'index_s', 'photos_s', 'media_s', 'watch_s']) assert.equal(timings[key], undefined, `${key}: not run`);
+  assert.equal(search.largest_load, 'bulk then index');
+  assert.equal(search.insert_docs, SEARCH_PLANS.tiny.upkeep);
+  assert.equal(store.data.largest_load, 'bulk then index');
+  assert.equal(store.data.inserted_with_upkeep, SEARCH_PLANS.tiny.upkeep);
+  // The embedded store's figures are the search scenario's: its largest size was loaded and indexed once.
+  assert.match(store.embedded.measured_by, /search scenario/);
+  assert.deepEqual([store.embedded.largest_load, store.embedded.insert_docs, store.embedded.index_build_s], [search.largest_load, search.insert_docs, search.index_build_s]);
+  assert.equal(store.postgres.largest_load, 'bulk then index');
+  assert.deepEqual(store.postgres.sizes.map((s: { index: string }) => s.index), ['kept up', 'built']);
+  const table = formatTable(report);
+  assert.match(table, new RegExp(`store \\(both\\): ${SEARCH_PLANS.tiny.large} documents loaded in bulk, then indexed; inserts with upkeep measured on ${SEARCH_PLANS.tiny.upkeep} documents`));
+  assert.match(table, /^seconds: .*search [\d.]+, store [\d.]+$/m);
+});
+
+test('the full run\'s path: every document inserted with index upkeep, then the index rebuilt at the largest size', { timeout: 120_000 }, async () => {
+  const dims = 16;
+  const { draw } = clusteredVectors(dims, 10, 5);
+  const vectors = Array.from({ length: 1500 }, draw);
+  const queries = Array.from({ length: 5 }, draw);
+  const dir = await tempDir('tessera-bench-upkeep-');
+  const options = { annThreshold: 1000 };
+  const store = await openLanceStore(dir, options);
+  try {
+    const figures = await measureStore(lanceBackend(store, dir, options), vectors, queries, {
+      targets: [500, 1500],
+      batch: 250,
+      upkeep: Infinity,
+      writer: { model: 'bench-test', dtype: 'fp32' },
+      log: () => {},
+      label: 'test',
+    });
+    assert.equal(figures.largest_load, 'upkeep then rebuild');
+    assert.equal(figures.insert_docs, 1500, 'inserts with upkeep at full size');
+    assert.equal(figures.bulk_docs_per_s, undefined, 'no bulk load');
+    assert.deepEqual(figures.sizes.map((s) => [s.docs, s.index]), [[500, 'kept up'], [1500, 'built']]);
+    assert.equal(figures.sizes[1]!.path, 'ann');
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });
