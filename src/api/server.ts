@@ -202,7 +202,12 @@ export function createServer(options: ServerOptions): TesseraServer {
 
   async function shutdown(): Promise<void> {
     await drain.begin();
-    await app.close();
+    // Every admitted request has its answer: the connections left are owed nothing. app.close()
+    // alone closes idle keep-alive sockets only, and waited for one a client had left mid-request
+    // (half its headers sent) for a minute or more.
+    const closed = app.close();
+    app.server.closeAllConnections();
+    await closed;
   }
 
   return { app, metrics, attach, shutdown };

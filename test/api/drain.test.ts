@@ -3,6 +3,7 @@
 // close) or a refused connection, never Fastify's own body or a reset, and it exits 0.
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { test } from 'node:test';
 import { startServe } from '../helpers/cli.ts';
 import { sample } from '../helpers/server.ts';
@@ -109,4 +110,22 @@ test('SIGTERM under load: accepted requests finish with 200, later ones get 503 
   pooled.destroy();
   // After the exit nothing listens any more.
   assert.deepEqual(await request(`${url}/ready`), { error: 'ECONNREFUSED' });
+});
+
+test('SIGTERM with a connection that never finished its request: the exit does not wait for it', { timeout: 90_000 }, async () => {
+  const serve = startServe(['--model', 'demo', '--port', '0', '--host', '127.0.0.1'], { direct: true, env: { XDG_DATA_HOME: await tempDir('tessera-drain-half-') } });
+  const url = new URL(await serve.address);
+  // Half a request's headers, then silence: a client that went away without closing, which no
+  // request of the server's owes an answer to. Closing the server waited for such a socket
+  // (minutes here; 69 s after the bench's 64-client mix).
+  const socket = net.connect(Number(url.port), url.hostname);
+  await new Promise<void>((resolve) => socket.write('POST /v1/embeddings HTTP/1.1\r\nHost: tessera\r\nContent-Type: app', () => resolve()));
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('error', () => {});
+  const started = performance.now();
+  serve.child.kill('SIGTERM');
+  assert.equal(await serve.exited, 0, serve.stderr());
+  await closed;
+  const seconds = (performance.now() - started) / 1000;
+  assert.ok(seconds < 30, `exited ${seconds.toFixed(1)} s after SIGTERM: it waited for the half-sent request`);
 });
