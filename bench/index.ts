@@ -18,7 +18,7 @@ import { round } from './stats.ts';
 
 const PLAN = {
   tiny: { images: 6, reps: 1 },
-  quick: { images: 48, reps: 2 },
+  quick: { images: 32, reps: 2 },
   full: { images: 192, reps: 2 },
 } as const;
 

@@ -18,6 +18,7 @@ import { indexScenario } from './index.ts';
 import { benchModel, cacheRoot, forgedQ8Style, modelFileBytes, modelFiles, readDims } from './model.ts';
 import { TransformersPeer, type PeerRun } from './peers/transformers.ts';
 import { photosScenario } from './photos.ts';
+import { q8Profile, rewriteProfile } from './profile.ts';
 import { searchScenario, type SearchReport } from './search.ts';
 import { embeddedFromSearch, storeScenario } from './store.ts';
 import { round } from './stats.ts';
@@ -53,10 +54,13 @@ export interface BenchOptions {
  * to its longest text, so its large text batches are not worth the minutes they take.
  */
 const PLAN = {
-  tiny: { reps: 1, imageBatches: [2], textBatches: [4], peerTextBatches: [4], ceilingSeconds: 0.1, ceilingShape: 256, textSeconds: 0.5, imageSeconds: 0.5, levels: [1, 4], longDoc: 256, settleMs: 200 },
-  quick: { reps: 2, imageBatches: [1, 8], textBatches: [1, 32], peerTextBatches: [1], ceilingSeconds: 1.5, ceilingShape: 0, textSeconds: 10, imageSeconds: 20, levels: [1, 64], longDoc: 1024, settleMs: 1000 },
-  full: { reps: 3, imageBatches: [1, 4, 8, 16], textBatches: [1, 4, 8, 16, 32], peerTextBatches: [1, 4, 8], ceilingSeconds: 3, ceilingShape: 0, textSeconds: 30, imageSeconds: 40, levels: [1, 16, 64], longDoc: 8192, settleMs: 1000 },
+  tiny: { reps: 1, imageBatches: [2], textBatches: [4], peerTextBatches: [4], ceilingSeconds: 0.1, ceilingShape: 256, textSeconds: 0.5, imageSeconds: 0.5, levels: [1, 4], longDoc: 256, settleMs: 200, profileRuns: 1 },
+  quick: { reps: 2, imageBatches: [1, 8], textBatches: [1, 32], peerTextBatches: [1], ceilingSeconds: 1.5, ceilingShape: 0, textSeconds: 10, imageSeconds: 20, levels: [1, 64], longDoc: 1024, settleMs: 300, profileRuns: 1 },
+  full: { reps: 3, imageBatches: [1, 4, 8, 16], textBatches: [1, 4, 8, 16, 32], peerTextBatches: [1, 4, 8], ceilingSeconds: 3, ceilingShape: 0, textSeconds: 30, imageSeconds: 40, levels: [1, 16, 64], longDoc: 8192, settleMs: 1000, profileRuns: 3 },
 } as const;
+
+/** Images and texts in the profiled batch of `rewrite.profile`. */
+const PROFILE_BATCH = 4;
 
 /**
  * FLOPs the image sets of one pass may cost, per scenario: a model whose images cost more
@@ -194,9 +198,20 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
       // What preprocessing costs on its own (tessera overlaps it with inference).
       const engine = await loadEngine(dir, engineSettings);
       const t = performance.now();
-      for (const path of paths) await preprocessImage(path, engine.model.image);
+      const preprocessed: Float32Array[] = [];
+      for (const path of paths) preprocessed.push((await preprocessImage(path, engine.model.image)).pixels);
       const preprocessMs = performance.now() - t;
-      await engine.close();
+      try {
+        // ONNX Runtime's profile of the graphs as shipped and as rewritten, per op (issue 21).
+        log('images: profiling the original and rewritten graphs ...');
+        const batch = preprocessed.slice(0, PROFILE_BATCH);
+        const pixels = new Float32Array(batch.reduce((n, p) => n + p.length, 0));
+        batch.reduce((at, p) => (pixels.set(p, at), at + p.length), 0);
+        const profile = await rewriteProfile(engine, pixels, batch.length, corpus.texts.slice(0, PROFILE_BATCH), { threads, runs: plan.profileRuns, graphOptimizationLevel: options.graphOptimizationLevel });
+        report.rewrite = { ...(report.rewrite as object), profile };
+      } finally {
+        await engine.close();
+      }
       const a = best(ours.images), b = best(theirs.images);
       const flops = perImage * paths.length;
       report.images = {
@@ -281,6 +296,9 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
       const speedImages = fi.wallMs / qi.wallMs, speedTexts = ft.wallMs / qt.wallMs;
       const cosImages = minCosine(fi.vectors, qi.vectors), cosTexts = minCosine(ft.vectors, qt.vectors);
       const int8 = int8Reports(q8);
+      log('q8: profiling the q8 files as shipped and as tessera runs them ...');
+      const profileItems = Math.min(PROFILE_BATCH, paths.length);
+      const profile = await q8Profile(q8, pixels, profileItems, corpus.texts.slice(0, PROFILE_BATCH), { threads, runs: plan.profileRuns, graphOptimizationLevel: options.graphOptimizationLevel });
       const q8Graphs = (await modelFiles(dir, 'q8'))?.files.filter((f) => f.endsWith('.onnx')) ?? [];
       const styles = await Promise.all(q8Graphs.map(async (f) => [f, (await forgedQ8Style(join(dir, f)).catch(() => undefined)) ?? 'not forged by tessera (or unmarked)'] as const));
       report.q8 = {
@@ -300,6 +318,7 @@ async function benchOn(dir: string, options: BenchOptions, plan: (typeof PLAN)[S
         min_cosine_images: round(cosImages, 5), min_cosine_texts: round(cosTexts, 5), min_cosine: round(Math.min(cosImages, cosTexts), 5),
         min_cosine_to_peer: round(minCosine(qi.vectors, pi.vectors), 5),
         q8_files: Object.fromEntries(styles),
+        profile,
         items: { images: paths.length, texts: corpus.texts.length },
         note: 'images as preprocessed pixel tensors (tessera\'s preprocessing, the same tensors to both), so every side times the model only; ' +
           'peer_ratio: tessera q8 images/s over transformers.js q8 images/s on the same q8 files; tessera runs the int8 form int8_variant names ' +
@@ -409,8 +428,10 @@ async function serverScenario(dir: string, threads: number, plan: (typeof PLAN)[
         log(`server: ${workload}, ${clients} clients ...`);
         const seconds = workload === 'text' ? plan.textSeconds : plan.imageSeconds;
         levels.push(await runLoad(server.url, workload, clients, seconds, bodies[workload]));
-        // Aborted requests' queued work is dropped, but a batch already running finishes.
-        await sleep(plan.settleMs + Math.max(offline.text_full_batch_ms!, offline.image_full_batch_ms!));
+        // Aborted requests' queued work is dropped, but a batch already running finishes: one
+        // more request, answered after it (one batch at a time), says when the server is idle.
+        await (await fetch(`${server.url}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies.text(0) })).arrayBuffer();
+        await sleep(plan.settleMs);
       }
     }
   } finally {

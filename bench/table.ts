@@ -112,5 +112,13 @@ export function formatTable(report: Obj): string {
   }
   const timings = get(report, 'timings') as Record<string, number> | undefined;
   if (timings) lines.push('', `seconds: ${Object.entries(timings).map(([key, s]) => `${key.replace(/_s$/, '')} ${fmt(s)}`).join(', ')}`);
+  for (const tower of ['vision', 'text'] as const) {
+    const p = get(report, `q8.profile.${tower}`) as Obj | undefined;
+    if (!p) continue;
+    const integer = (x: Obj): string => fmt(((x.by_op as Record<string, Obj>).MatMulInteger?.ms as number | undefined) ?? 0);
+    const [shipped, ran] = [p.shipped as Obj, p.tessera as Obj];
+    lines.push(`q8 ${tower}: ONNX Runtime kernels ${fmt(shipped.kernels_ms)} ms as shipped (MatMulInteger ${integer(shipped)} ms), ` +
+      `${fmt(ran.kernels_ms)} ms as tessera runs it (${String(p.int8_variant)}, MatMulInteger ${integer(ran)} ms)`);
+  }
   return lines.join('\n');
 }
