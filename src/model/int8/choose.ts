@@ -102,7 +102,8 @@ export interface MeasureOptions {
   warmup?: number;
 }
 
-function cosine(a: Float32Array, b: Float32Array): number {
+/** Cosine of two outputs; two all-zero outputs agree (1). */
+export function outputCosine(a: Float32Array, b: Float32Array): number {
   let dot = 0;
   let aa = 0;
   let bb = 0;
@@ -148,7 +149,7 @@ export async function measureVariants<V extends string = Int8Variant>(candidates
   return all.map((variant) => {
     const out = outputs.get(variant)!;
     if (out.length !== reference.length) throw new Error(`${variant} gave ${out.length} outputs, fp32 ${reference.length}`);
-    const cosines = out.map((o, k) => cosine(reference[k]!, o));
+    const cosines = out.map((o, k) => outputCosine(reference[k]!, o));
     const minC = Math.min(...cosines);
     const runsMs = times.get(variant)!;
     return { variant, bestMs: Math.min(...runsMs), medianMs: median(runsMs), runsMs, cosines, minCosine: minC, passes: minC >= minCosine };

@@ -43,7 +43,7 @@ import {
 import { invalidArgument } from '../../errors.ts';
 import { OnnxModel } from '../rewrite/model.ts';
 import { createSession, planOutput, type Session, type SessionSettings } from '../session.ts';
-import { measureVariants, MIN_COSINE, pickVariant, planInt8, type MeasuredVariant } from './choose.ts';
+import { measureVariants, MIN_COSINE, outputCosine, pickVariant, planInt8, type MeasuredVariant } from './choose.ts';
 import { applyVariant, INT8_VARIANTS, summarizeInt8, type Int8Variant } from './convert.ts';
 import { detectCpuInt8Features, int8KernelClass, type CpuInt8Features, type Int8KernelClass } from './cpu.ts';
 import { OnnxFile } from './onnx-file.ts';
@@ -453,7 +453,7 @@ export async function prepareQuantized(path: string, options: Omit<Int8Options, 
         const session = await measuringSession(evaluating, options.session);
         try {
           const { outputs } = await runProbe(session, evaluating, options.probe);
-          return Math.min(...outputs.map((o, k) => cosineOf(o, reference[k]!)));
+          return Math.min(...outputs.map((o, k) => outputCosine(o, reference[k]!)));
         } finally {
           await session.release();
         }
@@ -487,16 +487,4 @@ export async function prepareQuantized(path: string, options: Omit<Int8Options, 
   } satisfies QuantizeStamp);
   await removeStale(where, new RegExp(`^${escapeRegExp(stem)}\\.q8-load-v\\d+-[0-9a-f]+\\.onnx$`), [basename(chosen)]);
   return { ...report, source: path, cached: false };
-}
-
-function cosineOf(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return aa === 0 || bb === 0 ? (aa === bb ? 1 : 0) : dot / Math.sqrt(aa * bb);
 }
