@@ -12,7 +12,7 @@ Measures tessera against transformers.js on the same model files and against the
 MatMul ceiling: images, texts, the server under load, q8 against fp32, start-up and memory.
 Prints a table; --json writes every figure.
 
-  --quick          smaller sets and shorter runs (about 11 minutes on 2 cores for jina-clip-v1; a
+  --quick          smaller sets and shorter runs (about 8 minutes on 2 cores for jina-clip-v1; a
                    model with costlier images runs fewer of them); the JSON has each scenario's
                    seconds (timings)
   --json FILE      write the full report as JSON
