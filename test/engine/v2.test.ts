@@ -44,6 +44,8 @@ describe('jina-clip-v2 (forged v2-tiny)', () => {
       imageSize: 512,
       matryoshkaDimensions: config.matryoshka_dimensions,
       tasks: ['retrieval.query'],
+      dtype: 'fp32',
+      int8: null,
     });
     assert.equal(v1.model.layout, 'towers');
     assert.deepEqual(v1.info.tasks, []);

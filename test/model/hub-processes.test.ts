@@ -97,8 +97,9 @@ describe('downloads by several processes into one cache', () => {
       assert.ok(gets(path, 'cdn').length <= 1, `${path}: one download from the CDN`);
       assert.deepEqual(await readFile(join(dirA, path)), await readFile(join(modelDir, path)), `${path} bytes`);
     }
+    // Started together, each may take some files first and wait for the other's: at least one waits.
     const waited = [first, second].filter((run) => /is downloading it; waiting for it/.test(run.stderr()));
-    assert.equal(waited.length, 1, `one process waited for the other:\n${first.stderr()}\n---\n${second.stderr()}`);
+    assert.ok(waited.length >= 1, `a process waited for the other:\n${first.stderr()}\n---\n${second.stderr()}`);
     assert.deepEqual((await readdir(join(repoCacheFolder(cache, REPO), 'blobs'))).filter((f) => !/^[0-9a-f]+$/.test(f)), [], 'no .incomplete left');
     await embedsAsTheForgedModel(dirA);
   });
